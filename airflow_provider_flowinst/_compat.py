@@ -1,0 +1,14 @@
+"""Imports that moved between Airflow 3.x releases, in one place."""
+
+from __future__ import annotations
+
+try:  # Airflow 3.1+: task-authoring exceptions live in the task SDK
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+
+__all__ = ["AirflowException", "AirflowSensorTimeout", "AirflowSkipException"]

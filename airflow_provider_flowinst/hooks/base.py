@@ -1,0 +1,228 @@
+"""What every platform hook shares: reading the connection and running operations sync or async."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar
+
+from airflow.sdk import BaseHook, Connection
+
+from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
+from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient
+from airflow_provider_flowinst.timeparse import validate_timezone
+from airflow_provider_flowinst.transport import AsyncTransport, SyncTransport, TransportSettings
+
+T = TypeVar("T")
+ClientT = TypeVar("ClientT", bound=PlatformClient)
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+class ConnectionReader:
+    """Reads a connection's fields the way API.md describes, naming the connection in every error."""
+
+    def __init__(self, connection: Connection, platform: str) -> None:
+        self.connection = connection
+        self.platform = platform
+        self._extras = connection.extra_dejson if connection.extra else {}
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """An extra under its plain name or the UI's ``extra__<conn_type>__<name>``."""
+        for key in (name, f"extra__{self.connection.conn_type}__{name}"):
+            value = self._extras.get(key)
+            if value not in (None, ""):
+                return value
+        return default
+
+    def required_extra(self, name: str) -> str:
+        value = self.extra(name)
+        if value is None:
+            raise self.error(f"the connection's extra {name!r} is required")
+        return str(value)
+
+    def required(self, field: str, meaning: str) -> str:
+        value = getattr(self.connection, field)
+        if not value:
+            raise self.error(f"the connection's {field} ({meaning}) is required")
+        return str(value)
+
+    def base_url(self, default_port: int | None = None, host: str | None = None) -> str:
+        """``host`` may be a whole base URL; otherwise ``schema`` (default https) and ``port`` complete it."""
+        raw = (host or self.required("host", "the API base URL")).strip().rstrip("/")
+        if "://" in raw:
+            return raw
+        scheme = (self.connection.schema or "https").strip().lower()
+        if scheme not in ("http", "https"):
+            raise self.error(f"the connection's schema must be http or https, got {scheme!r}")
+        port = self.connection.port or default_port
+        return f"{scheme}://{raw}:{port}" if port else f"{scheme}://{raw}"
+
+    def verify(self) -> bool | str:
+        """TLS verification: on unless the connection says false; a path names a CA bundle."""
+        value = self.extra("verify", True)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        return text
+
+    def timezone(self) -> str:
+        try:
+            return validate_timezone(str(self.extra("timezone", "UTC")))
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+
+    def number(self, name: str, default: float) -> float:
+        value = self.extra(name, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.error(f"the connection's extra {name!r} must be a number, got {value!r}") from None
+        if number < 0:
+            raise self.error(f"the connection's extra {name!r} must not be negative")
+        return number
+
+    def error(self, message: str) -> FlowPlatformError:
+        return FlowPlatformError(self.platform, f"reading connection {self.connection.conn_id!r}", message)
+
+
+class FlowPlatformHook(BaseHook, Generic[ClientT]):
+    """Base of the four platform hooks: a connection, a pure platform client and two transports."""
+
+    platform: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.conn_id = conn_id or kwargs.pop(self.conn_name_attr, None) or self.default_conn_name
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {sorted(kwargs)}")
+        setattr(self, self.conn_name_attr, self.conn_id)
+        self._connection: Connection | None = None
+        self._client: ClientT | None = None
+        self._settings: TransportSettings | None = None
+        self._sync: SyncTransport | None = None
+        self._async: AsyncTransport | None = None
+
+    # -- what each platform supplies -----------------------------------------------------------------
+
+    @abstractmethod
+    def build(self, reader: ConnectionReader) -> tuple[ClientT, Authenticator]:
+        """The platform client and its authenticator for this connection."""
+
+    def is_throttled(self, response: HttpResponse) -> bool:
+        """Platform-specific throttling answers that do not use HTTP 429."""
+        return False
+
+    @abstractmethod
+    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
+        """The operation that reads one instance as a FlowInstance."""
+
+    # -- connection and clients ----------------------------------------------------------------------
+
+    def use_connection(self, connection: Connection) -> None:
+        """Set up from an already fetched connection (the async path fetches it without blocking)."""
+        if connection.conn_type and connection.conn_type != self.conn_type:
+            raise FlowPlatformError(
+                self.platform,
+                f"reading connection {connection.conn_id!r}",
+                f"its conn_type is {connection.conn_type!r}, but {type(self).__name__} needs {self.conn_type!r}",
+            )
+        reader = ConnectionReader(connection, self.platform)
+        client, auth = self.build(reader)
+        for secret in auth.secrets():
+            _mask(secret)
+        self._connection = connection
+        self._client = client
+        self._settings = TransportSettings(
+            platform=self.platform,
+            auth=auth,
+            verify=reader.verify(),
+            max_retries=int(reader.number("max_retries", 5)),
+            retry_max_wait=reader.number("retry_max_wait", 60.0),
+            connect_timeout=reader.number("connect_timeout", 10.0),
+            read_timeout=reader.number("read_timeout", 60.0),
+            is_throttled=self.is_throttled,
+        )
+        self._sync = None
+        self._async = None
+
+    @property
+    def client(self) -> ClientT:
+        if self._client is None:
+            self.use_connection(self.get_connection(self.conn_id))
+        assert self._client is not None
+        return self._client
+
+    async def aclient(self) -> ClientT:
+        if self._client is None:
+            self.use_connection(await self.aget_connection(self.conn_id))
+        assert self._client is not None
+        return self._client
+
+    def run(self, operation: Operation[T]) -> T:
+        """Drive an operation over requests (blocking)."""
+        if self._sync is None:
+            assert self._settings is not None, "call through .client first"
+            self._sync = SyncTransport(self._settings)
+        return self._sync.run(operation)
+
+    async def arun(self, operation: Operation[T]) -> T:
+        """Drive an operation over aiohttp (never blocks the event loop)."""
+        if self._async is None:
+            assert self._settings is not None, "await .aclient() first"
+            self._async = AsyncTransport(self._settings)
+        return await self._async.run(operation)
+
+    # -- the calls every hook has --------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
+        """The remote instance, normalised (state, times, graph)."""
+        self.client  # noqa: B018 - loads the connection
+        return self.run(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+
+    async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
+        await self.aclient()
+        return await self.arun(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""
+        try:
+            self.check_connection()
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connected to {PLATFORM_TITLES[self.platform]}"
+
+    def check_connection(self) -> None:
+        """A cheap authenticated call; raises FlowPlatformError when it fails."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+
+
+def require_id(value: Any, platform: str, what: str = "instance id") -> str:
+    """Ids are strings; an empty or blank id is refused before any call is made."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise FlowPlatformError(platform, "checking input", f"the {what} is empty")
+    return text.strip()
+
+
+def _mask(secret: str) -> None:
+    if not secret:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDKs
+        return
+    mask_secret(secret)

@@ -1,0 +1,53 @@
+"""Report a remote instance's status in one look."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_flowinst._compat import AirflowException
+from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
+from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.sensors.flow_instance import failure_message
+
+
+class FlowInstanceStatusOperator(BaseOperator):
+    """Reads a remote instance once and returns its dict (state, times, graph) for XCom.
+
+    :param conn_id: the platform connection (templated); its conn_type picks the platform.
+    :param instance_id: the remote instance's id (templated).
+    :param include_graph: also read the graph of remote tasks.
+    :param fail_on_states: FlowState values that fail this task, e.g. ``("failed", "cancelled")``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "instance_id")
+    operator_extra_links = (FlowInstanceLink(),)
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        instance_id: str,
+        include_graph: bool = True,
+        fail_on_states: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.instance_id = instance_id
+        self.include_graph = include_graph
+        self.fail_on_states = FlowState.parse_many(fail_on_states, argument="fail_on_states")
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = get_hook(self.conn_id)
+        instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
+        push_instance_url(context, instance.url)
+        self.log.info(
+            "%s instance %s: %s (%s)", instance.platform, instance.instance_id, instance.state.value, instance.raw_state
+        )
+        if instance.state in self.fail_on_states:
+            raise AirflowException(failure_message(instance))
+        return instance.to_dict()

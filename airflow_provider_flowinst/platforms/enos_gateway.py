@@ -1,0 +1,141 @@
+"""EnOS API gateway authentication, shared by EnOS Batch Processing and EnOS BPM.
+
+1. A token: POST ``/apim-token-service/v2.0/token/get`` with
+   ``encryption = sha256_hex(appKey + timestamp + appSecret)``.
+2. Every call: ``apim-accesstoken``, ``apim-timestamp`` and
+   ``apim-signature = sha256_hex(accessToken + paramsData + timestamp + appSecret)``, where ``paramsData``
+   is the query parameters sorted by key as ``k1v1k2v2`` followed by the raw body text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Operation, Token, decode_json, json_body
+
+TOKEN_PATH = "/apim-token-service/v2.0/token/get"
+TOKEN_EXPIRED_CODE = "1203"
+DEFAULT_TOKEN_LIFETIME_SECONDS = 7200
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def token_encryption(app_key: str, timestamp_ms: int, app_secret: str) -> str:
+    """The ``encryption`` field of a token request."""
+    return sha256_hex(f"{app_key}{timestamp_ms}{app_secret}")
+
+
+def params_data(params: Iterable[tuple[str, str]], body: bytes | None) -> str:
+    """Query parameters sorted by key and joined as ``k1v1k2v2``, then the exact body text."""
+    joined = "".join(f"{key}{value}" for key, value in sorted(params, key=lambda item: item[0]))
+    return joined + (body.decode("utf-8") if body else "")
+
+
+def request_signature(
+    access_token: str, params: Iterable[tuple[str, str]], body: bytes | None, timestamp_ms: int, app_secret: str
+) -> str:
+    """The ``apim-signature`` header of a call."""
+    return sha256_hex(f"{access_token}{params_data(params, body)}{timestamp_ms}{app_secret}")
+
+
+def envelope_code(payload: Any) -> str | None:
+    """The result code of any EnOS envelope: ``code`` (v2.1, gateway) or ``status`` (v2.0, token service)."""
+    if not isinstance(payload, dict):
+        return None
+    for key in ("code", "status", "stauts"):  # "stauts": the token service's documented misspelling
+        value = payload.get(key)
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def envelope_message(payload: Any, response: HttpResponse) -> str:
+    if isinstance(payload, dict):
+        for key in ("msg", "message", "error_description", "error"):
+            if payload.get(key):
+                return str(payload[key]).strip()
+    return f"HTTP {response.status}"
+
+
+@dataclass(frozen=True)
+class EnOSGatewayAuth:
+    """Gateway token and per-call signature for one application (appKey, appSecret)."""
+
+    platform: str
+    base_url: str
+    app_key: str
+    app_secret: str = field(repr=False)
+
+    @property
+    def cache_key(self) -> str:
+        return f"enos-gateway|{self.base_url}|{self.app_key}"
+
+    def login(self) -> Operation[Token]:
+        timestamp = int(time.time() * 1000)
+        request = HttpRequest(
+            "POST",
+            self.base_url + TOKEN_PATH,
+            call="Get Access Token",
+            headers={"Content-Type": "application/json"},
+            body=json_body(
+                {
+                    "appKey": self.app_key,
+                    "encryption": token_encryption(self.app_key, timestamp, self.app_secret),
+                    "timestamp": timestamp,
+                }
+            ),
+            authenticated=False,
+        )
+        response = yield request
+        return parse_token_response(response, platform=self.platform)
+
+    def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        if token is None:
+            raise ValueError("the EnOS gateway signs calls with a token")
+        return request.with_headers(
+            {
+                "apim-accesstoken": token.value,
+                "apim-timestamp": str(now_ms),
+                "apim-signature": request_signature(token.value, request.params, request.body, now_ms, self.app_secret),
+            }
+        )
+
+    def is_token_expired(self, response: HttpResponse) -> bool:
+        if response.status == 401:
+            return True
+        if response.status >= 500 or not response.body.startswith(b"{"):
+            return False
+        try:
+            payload = decode_json(response, platform=self.platform, call="")
+        except FlowPlatformError:
+            return False
+        return envelope_code(payload) == TOKEN_EXPIRED_CODE
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.app_secret,)
+
+
+def parse_token_response(response: HttpResponse, *, platform: str, now: float | None = None) -> Token:
+    call = "Get Access Token"
+    payload = decode_json(response, platform=platform, call=call)
+    code = envelope_code(payload)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if response.status >= 400 or code not in (None, "0") or not isinstance(data, dict):
+        raise FlowPlatformError(
+            platform, call, envelope_message(payload, response), code=code, http_status=response.status
+        )
+    access_token = data.get("accessToken")
+    if not isinstance(access_token, str) or not access_token:
+        raise FlowPlatformError(platform, call, "the answer has no accessToken", http_status=response.status)
+    try:
+        lifetime = float(data.get("expire") or DEFAULT_TOKEN_LIFETIME_SECONDS)
+    except (TypeError, ValueError):
+        lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
+    return Token(value=access_token, expires_at=(time.time() if now is None else now) + lifetime)

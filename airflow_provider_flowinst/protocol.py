@@ -1,0 +1,156 @@
+"""Plain data for the sans-I/O platform modules: requests, responses, tokens and operations.
+
+A platform call is an *operation*: a generator that yields the ``HttpRequest``s it needs, is sent back
+each ``HttpResponse``, and returns the decoded result. The sync and the async transports drive the very
+same generator, so every line of protocol logic is shared and testable without a socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, urlencode
+
+from airflow_provider_flowinst.errors import FlowPlatformError
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request before it is signed: ``url`` has no query; ``params`` keep their order."""
+
+    method: str
+    url: str
+    call: str
+    params: tuple[tuple[str, str], ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    authenticated: bool = True
+
+    @property
+    def query_string(self) -> str:
+        # Every reserved character is escaped, so ids holding & = / ? # or spaces stay one value.
+        return urlencode(self.params, safe="", quote_via=quote)
+
+    @property
+    def full_url(self) -> str:
+        return f"{self.url}?{self.query_string}" if self.params else self.url
+
+    def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
+        return replace(self, headers={**self.headers, **extra})
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What came back; header names are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Token:
+    """A credential a platform handed out, valid until ``expires_at`` (epoch seconds)."""
+
+    value: str
+    expires_at: float
+    refresh_value: str | None = None
+
+    def __repr__(self) -> str:  # never print the secret value
+        return f"Token(expires_at={self.expires_at})"
+
+
+Operation = Generator[HttpRequest, HttpResponse, T]
+
+
+class Authenticator(Protocol):
+    """How one platform proves who is calling; pure, so it is tested without a network."""
+
+    @property
+    def platform(self) -> str:
+        """The platform key, for error messages."""
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies the credential for the process-wide token cache, without revealing it."""
+
+    def login(self) -> Operation[Token] | None:
+        """The operation that obtains a token, or None where each request is signed on its own."""
+
+    def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        """The request as it goes on the wire."""
+
+    def is_token_expired(self, response: HttpResponse) -> bool:
+        """True when the platform refused the call because the token ran out."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values to mask in logs and never show in messages."""
+
+
+class PlatformClient(Protocol):
+    """What every pure platform client offers the generic hooks, sensors and operators."""
+
+    platform: str
+
+    def instance_url(self, instance_id: str) -> str | None:
+        """The instance's page in the platform's console, if the connection says where that is."""
+
+
+def json_body(payload: Any) -> bytes:
+    """The one JSON encoding of request bodies: compact, so the bytes signed are the bytes sent."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_json(response: HttpResponse, *, platform: str, call: str) -> Any:
+    """The answer's JSON, or a FlowPlatformError that quotes the start of what came instead."""
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        snippet = " ".join(response.text.split())[:200]
+        raise FlowPlatformError(
+            platform,
+            call,
+            f"the answer is not JSON: {snippet!r}",
+            http_status=response.status,
+        ) from None
+
+
+def decode_embedded_json(text: Any, *, platform: str, call: str, what: str) -> Any:
+    """Decode a JSON document that a platform sends inside a string field ("graph", "parameters")."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        return text  # already decoded by a newer API version
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FlowPlatformError(platform, call, f"the {what} text is not JSON ({exc.msg} at {exc.pos})") from None
+
+
+def require(record: Mapping[str, Any], key: str, *, platform: str, call: str) -> Any:
+    """A field the platform must send; its absence is a FlowPlatformError, never a KeyError."""
+    if not isinstance(record, Mapping):
+        raise FlowPlatformError(platform, call, f"expected an object, got {type(record).__name__}")
+    value = record.get(key)
+    if value is None:
+        raise FlowPlatformError(platform, call, f"the answer has no {key!r} field")
+    return value
+
+
+def as_id(value: Any) -> str | None:
+    """Every id in this provider is a string (platforms send ints and strings alike)."""
+    if value is None or value == "":
+        return None
+    return str(value)

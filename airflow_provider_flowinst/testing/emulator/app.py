@@ -1,0 +1,56 @@
+"""The emulator's web application: every platform's routes plus a small control API under /_emulator."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
+from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+
+class Emulator:
+    """All platforms, sharing one clock, one fault list and one set of counters."""
+
+    def __init__(self, *, time_scale: float = 1.0, token_lifetime: int = 7200) -> None:
+        self.state = EmulatorState(time_scale=time_scale, token_lifetime=token_lifetime)
+        self.gateway = Gateway(self.state)
+        self.enos_batch = EnOSBatchEmulator(self.state, self.gateway)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes(self.gateway.routes())
+        app.add_routes(self.enos_batch.routes())
+        app.add_routes(
+            [
+                web.get("/_emulator/health", self.health),
+                web.get("/_emulator/stats", self.stats),
+                web.post("/_emulator/faults", self.add_fault),
+                web.post("/_emulator/reset", self.reset),
+                web.post("/_emulator/expire_tokens", self.expire_tokens),
+            ]
+        )
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.stats())
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        specs = await request.json()
+        try:
+            for spec in specs if isinstance(specs, list) else [specs]:
+                self.state.add_fault(spec)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"faults_pending": len(self.state.faults)})
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.state.reset_counters()
+        return web.json_response({"ok": True})
+
+    async def expire_tokens(self, request: web.Request) -> web.Response:
+        self.gateway.expire_all()
+        return web.json_response({"ok": True})

@@ -1,0 +1,387 @@
+"""EnOS Batch Processing on both base paths: flows, instances that move through states, search, trigger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
+from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+PLATFORM = "enos_batch"
+BASES = {"batch-processing-service/v2.1": "code", "dataflow-batch-service/v2.0": "status"}
+ORG_ID, USER_ID = "o15000000000001", "u15000000000001"
+CODES = {"success": (1, "SUCCESS"), "failed": (-1, "FAIL"), "cancelled": (8, "CANCEL")}
+
+
+@dataclass
+class Flow:
+    flow_id: str
+    name: str
+    cycle: str = "D"
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # (task_id, task_name), in run order
+    upstream_flows: list[tuple[str, str]] = field(default_factory=list)  # (flow_id, flow_name)
+    outcome: str = "success"
+    queued_seconds: float = 2.0
+    running_seconds: float = 4.0
+    periodic: bool = True  # instances of any trigger time exist as soon as they are asked for
+
+
+@dataclass
+class Instance:
+    flow: Flow
+    instance_id: str
+    trigger_time: dt.datetime
+    created: float  # emulated seconds
+    outcome: str
+    queued_seconds: float
+    running_seconds: float
+    appear_at: float = 0.0
+    cancelled_at: float | None = None
+    manual: bool = False
+
+
+DEFAULT_FLOWS = [
+    Flow(
+        "2809",
+        "map",
+        tasks=[("104890", "tass"), ("104891", "aggregate"), ("104892", "publish")],
+        upstream_flows=[("2808", "ingest")],
+    ),
+    Flow("3318", "reduce_entity", tasks=[("105001", "reduce"), ("105002", "export")]),
+    Flow("3257", "shell", tasks=[("105100", "run_shell")], outcome="failed"),
+    Flow("2515", "testWorkflow122", tasks=[("105200", "noop")], periodic=False),
+]
+
+
+def _fmt(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+class EnOSBatchEmulator:
+    def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
+        self.state = state
+        self.gateway = gateway
+        self.flows = {flow.flow_id: flow for flow in DEFAULT_FLOWS}
+        self.instances: dict[str, Instance] = {}
+        self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+    def routes(self) -> list[web.RouteDef]:
+        routes = []
+        for base in BASES:
+            routes += [
+                web.get(f"/{base}/flowInstances", self.handle),
+                web.post(f"/{base}/flowInstances", self.handle),
+                web.get(f"/{base}/flows", self.handle),
+                web.post(f"/{base}/flows", self.handle),
+                web.get(f"/{base}/taskInstances", self.handle),
+            ]
+        routes += [
+            web.post("/_emulator/enos_batch/instances", self.control_create),
+            web.get("/_emulator/enos_batch/instances", self.control_list),
+        ]
+        return routes
+
+    # -- control (tests and the demo) ----------------------------------------------------------------
+
+    async def control_create(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        flow = self.flows[str(spec["flow_id"])]
+        trigger = (
+            dt.datetime.strptime(spec["instance_id"].rsplit("-", 1)[1], "%Y%m%d%H%M%S")
+            if "instance_id" in spec
+            else None
+        )
+        instance = self._create(
+            flow,
+            trigger or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+            manual=True,
+            outcome=spec.get("outcome"),
+            appear_after=float(spec.get("appear_after", 0)),
+            queued_seconds=spec.get("queued_seconds"),
+            running_seconds=spec.get("running_seconds"),
+        )
+        return web.json_response({"instance_id": instance.instance_id})
+
+    async def control_list(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {iid: self.record(inst) for iid, inst in self.instances.items() if self._visible(inst)}
+        )
+
+    def _create(
+        self,
+        flow: Flow,
+        trigger: dt.datetime,
+        *,
+        manual: bool,
+        outcome: str | None = None,
+        appear_after: float = 0.0,
+        queued_seconds: float | None = None,
+        running_seconds: float | None = None,
+    ) -> Instance:
+        now = self.state.now()
+        instance_id = f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
+        instance = Instance(
+            flow=flow,
+            instance_id=instance_id,
+            trigger_time=trigger,
+            created=now + appear_after,
+            outcome=outcome or flow.outcome,
+            queued_seconds=flow.queued_seconds if queued_seconds is None else float(queued_seconds),
+            running_seconds=flow.running_seconds if running_seconds is None else float(running_seconds),
+            appear_at=now + appear_after,
+            manual=manual,
+        )
+        self.instances[instance_id] = instance
+        return instance
+
+    def _visible(self, instance: Instance) -> bool:
+        return self.state.now() >= instance.appear_at
+
+    def _lookup(self, instance_id: str) -> Instance | None:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            flow_id, _, stamp = instance_id.rpartition("-")
+            flow = self.flows.get(flow_id)
+            if flow is None or not flow.periodic or len(stamp) != 14 or not stamp.isdigit():
+                return None
+            try:
+                trigger = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S")
+            except ValueError:
+                return None
+            instance = self._create(flow, trigger, manual=False)
+        return instance if self._visible(instance) else None
+
+    # -- what an instance looks like at this moment --------------------------------------------------
+
+    def _progress(self, instance: Instance) -> tuple[int, str, float]:
+        """(status code, word, seconds into the run)."""
+        age = self.state.now() - instance.created
+        if instance.cancelled_at is not None:
+            return 8, "CANCEL", instance.cancelled_at - instance.created
+        if age < instance.queued_seconds:
+            return 0, "INIT", age
+        if age < instance.queued_seconds + instance.running_seconds:
+            return 2, "RUNNING", age
+        code, word = CODES[instance.outcome]
+        return code, word, age
+
+    def _moment(self, instance: Instance, emulated_offset: float) -> dt.datetime:
+        # Wall-clock time of an emulated moment in the instance's life.
+        base = self.wall_start + dt.timedelta(seconds=instance.created * self.state.time_scale)
+        return base + dt.timedelta(seconds=emulated_offset * self.state.time_scale)
+
+    def record(self, instance: Instance) -> dict[str, Any]:
+        code, word, age = self._progress(instance)
+        flow = instance.flow
+        started = code != 0
+        ended = code in (1, -1, 8)
+        end_offset = (
+            instance.cancelled_at - instance.created
+            if instance.cancelled_at is not None
+            else instance.queued_seconds + instance.running_seconds
+        )
+        tasks = []
+        done_tasks = 0
+        if code == 2:
+            share = (age - instance.queued_seconds) / max(instance.running_seconds, 1e-6)
+            done_tasks = int(share * len(flow.tasks))
+        for index, (task_id, task_name) in enumerate(flow.tasks):
+            if code == 1 or (code == 2 and index < done_tasks):
+                status = "SUCCESS"
+            elif code == 2 and index == done_tasks:
+                status = "RUNNING"
+            elif code == -1:
+                status = "FAIL" if index == len(flow.tasks) - 1 else "SUCCESS"
+            elif code == 8:
+                status = "CANCEL"
+            elif code == 0:
+                status = "INIT" if index == 0 else "NONE"
+            else:
+                status = "NONE"
+            tasks.append(
+                {
+                    "task_name": task_name,
+                    "task_inst_id": f"{task_id}-{instance.trigger_time:%Y%m%d%H%M%S}",
+                    "x": 0.01 * index,
+                    "y": 0.005,
+                    "task_id": int(task_id),
+                    "node_id": f"t_{task_id}",
+                    "status": status,
+                }
+            )
+        flows = [
+            {
+                "flow_id": up_id,
+                "flow_name": up_name,
+                "node_id": f"f_{up_id}",
+                "is_virtual": False,
+                "x": 0.0,
+                "y": 0.0,
+                "flow_inst_id": f"{up_id}-{instance.trigger_time:%Y%m%d%H%M%S}",
+                "status": "SUCCESS",
+            }
+            for up_id, up_name in flow.upstream_flows
+        ]
+        relations = [
+            {"source": f"f_{up_id}", "target": f"t_{flow.tasks[0][0]}", "cycleGap": 0, "rerun": 0}
+            for up_id, _ in flow.upstream_flows
+            if flow.tasks
+        ]
+        relations += [
+            {"source": f"t_{a[0]}", "target": f"t_{b[0]}", "cycleGap": 0, "rerun": 0}
+            for a, b in zip(flow.tasks, flow.tasks[1:], strict=False)
+        ]
+        graph = {
+            "creator": "emulator",
+            "freq": "0 0 0 * * ? *",
+            "alert_mode": 3,
+            "owners": ";emulator;",
+            "cycle": flow.cycle,
+            "do_as": "data_emulator",
+            "flows": flows,
+            "alert_to": "",
+            "name": flow.name,
+            "inst_id": instance.instance_id,
+            "id": int(flow.flow_id),
+            "relations": relations,
+            "parameters": "[]",
+            "app_id": "",
+            "tasks": tasks,
+        }
+        return {
+            "instanceId": instance.instance_id,
+            "flowId": int(flow.flow_id),
+            "flowName": flow.name,
+            "freq": "0 0 0 * * ? *",
+            "cycle": flow.cycle,
+            "parameters": "[]",
+            "doAs": "data_emulator",
+            "graph": json.dumps(graph),
+            "status": code,
+            "statusDesc": word,
+            "triggerTime": _fmt(instance.trigger_time),
+            "startTime": _fmt(self._moment(instance, instance.queued_seconds)) if started else "",
+            "endTime": _fmt(self._moment(instance, end_offset)) if ended else "",
+            "timestamp": _fmt(self._moment(instance, 0)) + ".0",
+            "virtual": False,
+            "owner": "emulator",
+            "alertMode": 3,
+            "calDt": (instance.trigger_time - dt.timedelta(days=1)).strftime("%Y-%m-%d"),
+            "hasEditPri": True,
+            "hasReadPri": True,
+        }
+
+    # -- the API -------------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        base = request.path.strip("/").rsplit("/", 1)[0]
+        code_key = BASES[base]
+        fault = take(self.state, PLATFORM, request)
+        if fault is not None:
+            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self._expire_and_refuse)
+            if faulted is not None:
+                return faulted
+        refusal = await self.gateway.check(request)
+        if refusal is not None:
+            return refusal
+        if request.query.get("orgId") != ORG_ID or request.query.get("userId") != USER_ID:
+            return self._envelope(code_key, 62101, "userId or orgId is invalid.")
+        resource = request.path.rsplit("/", 1)[1]
+        action = request.query.get("action", "")
+        handler = getattr(self, f"_{resource}_{action}".lower(), None)
+        if handler is None:
+            return self._envelope(code_key, 62102, f"Invalid parameter: unknown action {action!r} on {resource}")
+        try:
+            body = json.loads(await request.read() or b"null")
+        except ValueError:
+            return self._envelope(code_key, 62102, "Invalid parameter: the body is not JSON")
+        code, message, data = handler(request, body)
+        return self._envelope(code_key, code, message, data)
+
+    def _expire_and_refuse(self) -> web.Response:
+        self.gateway.expire_all()
+        return self.gateway.expired_response()
+
+    @staticmethod
+    def _envelope(code_key: str, code: int, message: str, data: Any = None) -> web.Response:
+        return web.json_response({code_key: code, "msg": message, "data": data})
+
+    def _flowinstances_get(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        instance = self._lookup(request.query.get("flowInstId", ""))
+        if instance is None:
+            return 62102, "Invalid parameter: the flow instance does not exist.", None
+        return 0, "Success", self.record(instance)
+
+    def _flowinstances_search(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        body = body or {}
+        statuses = {int(s) for s in str(body.get("status") or "").split(",") if s.strip().lstrip("-").isdigit()}
+        expression = str(body.get("expression") or "")
+        records = [
+            self.record(inst)
+            for inst in self.instances.values()
+            if self._visible(inst)
+            and (not expression or expression in inst.flow.flow_id or expression in inst.flow.name)
+        ]
+        if statuses:
+            records = [r for r in records if r["status"] in statuses]
+        records.sort(key=lambda r: r["instanceId"], reverse=True)
+        pagination = body.get("pagination") or {}
+        page_no, page_size = int(pagination.get("pageNo", 1)), int(pagination.get("pageSize", 10))
+        page = records[(page_no - 1) * page_size : page_no * page_size]
+        return 0, "Success", {"flowInsts": page, "count": len(records)}
+
+    def _flowinstances_cancel(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        instance = self._lookup(str((body or {}).get("flowInstId", "")))
+        if instance is None:
+            return 62102, "Invalid parameter: the flow instance does not exist.", None
+        if self._progress(instance)[0] not in (1, -1, 8):
+            instance.cancelled_at = self.state.now()
+        return 0, "Success", None
+
+    def _flows_getmyflow(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        expression = request.query.get("expression", "")
+        return (
+            0,
+            "OK",
+            [
+                {"flowId": flow.flow_id, "editable": True, "flowName": flow.name, "cycle": flow.cycle}
+                for flow in self.flows.values()
+                if not expression or expression in flow.flow_id or expression in flow.name
+            ],
+        )
+
+    def _flows_trigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        flow = self.flows.get(str((body or {}).get("flowId", "")))
+        if flow is None:
+            return 62102, "Invalid parameter: the flow does not exist.", None
+        if not flow.tasks:
+            return 62104, "The flow has no task.", None
+        millis = (body or {}).get("triggerTime")
+        trigger = (
+            dt.datetime.fromtimestamp(int(millis) / 1000, dt.timezone.utc)
+            if millis
+            else dt.datetime.now(dt.timezone.utc)
+        ).replace(tzinfo=None)
+        for existing in self.instances.values():
+            if (
+                existing.flow is flow
+                and existing.manual
+                and abs((existing.trigger_time - trigger).total_seconds()) < 60
+            ):
+                return 62102, "Invalid parameter: the flow was triggered less than one minute ago.", None
+        instance = self._create(flow, trigger, manual=True)
+        return 0, "Success", {"flowInstanceId": instance.instance_id}
+
+    def _taskinstances_getlog(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        task_inst_id = request.query.get("taskInstId", "")
+        text = f"[emulator] log of task instance {task_inst_id}\nexit code 0\n"
+        max_length = request.query.get("maxLength")
+        if max_length and max_length.isdigit():
+            text = text[: int(max_length)]
+        return 0, "Success", {"log": text}

@@ -1,0 +1,86 @@
+"""The EnOS API gateway: the token service, and the signature check in front of every EnOS call."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from airflow_provider_flowinst.platforms.enos_gateway import request_signature, token_encryption
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+#: Credentials the emulator accepts; the demo and the tests use these.
+DEFAULT_APPS = {"emulator-app-key": "emulator-app-secret"}
+TIMESTAMP_TOLERANCE_MS = 5 * 60 * 1000  # (inferred) how far a caller's clock may drift
+
+
+def gateway_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "msg": message, "requestId": secrets.token_hex(8)}, status=status)
+
+
+@dataclass
+class Gateway:
+    state: EmulatorState
+    apps: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_APPS))
+    tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (appKey, expires monotonic)
+    seen_encryptions: set[str] = field(default_factory=set)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/apim-token-service/v2.0/token/get", self.get_token)]
+
+    async def get_token(self, request: web.Request) -> web.Response:
+        self.state.token_requests["enos_gateway"] += 1
+        try:
+            body = json.loads(await request.read())
+            app_key, encryption, timestamp = body["appKey"], body["encryption"], int(body["timestamp"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"status": 1004, "msg": "Invalid parameter.", "data": None})
+        secret = self.apps.get(app_key)
+        if secret is None:
+            return web.json_response({"status": 1002, "msg": "The appKey does not exist.", "data": None})
+        if encryption != token_encryption(app_key, timestamp, secret):
+            return web.json_response({"status": 1003, "msg": "The encryption is not valid.", "data": None})
+        if encryption in self.seen_encryptions:
+            return web.json_response({"status": 1001, "msg": "Repeated requests with duplicated encryption."})
+        self.seen_encryptions.add(encryption)
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = (app_key, time.monotonic() + self.state.token_lifetime)
+        return web.json_response(
+            {
+                "status": 0,
+                "msg": "SUCCESS",
+                "business": "apim-token-service",
+                "data": {"accessToken": token, "expire": self.state.token_lifetime},
+            }
+        )
+
+    def expire_all(self) -> None:
+        self.tokens.clear()
+
+    @staticmethod
+    def expired_response() -> web.Response:
+        return gateway_error(401, "1203", "The access token has expired.")
+
+    async def check(self, request: web.Request) -> web.Response | None:
+        """None when the call is signed by a live token; otherwise the gateway's refusal."""
+        token = request.headers.get("apim-accesstoken")
+        timestamp = request.headers.get("apim-timestamp", "")
+        signature = request.headers.get("apim-signature")
+        if not token or not signature or not timestamp.isdigit():
+            return gateway_error(
+                401, "1202", "The parameter is empty: apim-accesstoken, apim-timestamp, apim-signature"
+            )
+        entry = self.tokens.get(token)
+        if entry is None or entry[1] <= time.monotonic():
+            self.tokens.pop(token, None)
+            return self.expired_response()
+        if abs(int(timestamp) - int(time.time() * 1000)) > TIMESTAMP_TOLERANCE_MS:
+            return gateway_error(401, "1004", "Invalid parameter: apim-timestamp is out of range")
+        body = await request.read()
+        expected = request_signature(token, request.query.items(), body or None, int(timestamp), self.apps[entry[0]])
+        if not secrets.compare_digest(expected, signature):
+            return gateway_error(401, "1003", "Signature verification failed.")
+        return None

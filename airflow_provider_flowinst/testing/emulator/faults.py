@@ -1,0 +1,54 @@
+"""Turning an injected fault into what a misbehaving server really sends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState, Fault
+
+HTML_ERROR_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
+    "<hr><center>nginx</center></body></html>"
+)
+
+
+async def fault_response(
+    fault: Fault,
+    request: web.Request,
+    *,
+    error: Callable[[int, str, str], web.Response],
+    expired_token: Callable[[], web.Response],
+) -> web.StreamResponse | None:
+    """The response for ``fault``, or None when the call should then go on normally (a slow answer)."""
+    kind = fault.kind
+    if kind in ("503", "502", "500"):
+        return error(int(kind), "InternalError" if kind == "500" else "ServiceUnavailable", f"emulated HTTP {kind}")
+    if kind == "429":
+        response = error(429, "Throttling.User", "Request was denied due to user flow control.")
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = str(int(fault.retry_after))
+        return response
+    if kind == "403":
+        return error(403, "Forbidden", "emulated: no privilege for this call")
+    if kind == "html":
+        return web.Response(status=502, text=HTML_ERROR_PAGE, content_type="text/html")
+    if kind == "malformed":
+        return web.Response(status=200, text='{"code": 0, "data": {"truncat', content_type="application/json")
+    if kind == "expired_token":
+        return expired_token()
+    if kind == "reset":
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("emulated connection reset")
+    if kind == "timeout":
+        await asyncio.sleep(fault.delay)
+        return None
+    raise AssertionError(f"unhandled fault {kind}")
+
+
+def take(state: EmulatorState, platform: str, request: web.Request) -> Fault | None:
+    state.requests[f"{platform} {request.method} {request.path}"] += 1
+    return state.take_fault(platform, request.path_qs)

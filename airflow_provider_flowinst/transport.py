@@ -1,0 +1,364 @@
+"""The only module that touches the network.
+
+It drives the platforms' sans-I/O operations (see ``protocol.py``) with a sync executor on ``requests``
+and an async one on ``aiohttp``. Both share one retry policy, one process-wide token cache and one
+notion of timeouts and TLS settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+import requests
+import tenacity
+import yarl
+
+from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.protocol import Authenticator, HttpRequest, HttpResponse, Operation, Token
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Tokens are renewed this long before the platform says they expire.
+TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """How one connection talks to its platform."""
+
+    platform: str
+    auth: Authenticator
+    verify: bool | str = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retries: int = 5
+    retry_max_wait: float = 60.0
+    #: Returns a retry delay in seconds when a response with a 2xx/4xx status is a throttling answer.
+    is_throttled: Callable[[HttpResponse], bool] | None = None
+
+
+class TransientFault(Exception):
+    """A fault that may pass: the request is sent again after a backoff."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(response: HttpResponse, now: float | None = None) -> float | None:
+    """``Retry-After`` (seconds or an HTTP date) or DataWorks' ``x-acs-retry-after`` (milliseconds)."""
+    acs = response.header("x-acs-retry-after")
+    if acs is not None and acs.strip().isdigit():
+        return int(acs) / 1000.0
+    value = response.header("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
+    """Exponential backoff with jitter, but never sooner than the platform asked."""
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self.backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait, jitter=0.5)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        delay = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, TransientFault) and error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, self.max_wait))
+        return float(delay)
+
+
+def _retry_kwargs(settings: TransportSettings) -> dict[str, Any]:
+    return {
+        "retry": tenacity.retry_if_exception_type(TransientFault),
+        "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
+        "wait": _WaitRetryAfterOrBackoff(settings.retry_max_wait),
+        "reraise": True,
+        "before_sleep": _log_retry,
+    }
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None else None
+    delay = retry_state.next_action.sleep if retry_state.next_action else 0
+    log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", error, retry_state.attempt_number, delay)
+
+
+class TokenCache:
+    """Process-wide tokens, one per credential: one token request per token lifetime, not per call."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, Token] = {}
+        self._lock = threading.Lock()
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, key: str) -> Token | None:
+        token = self._tokens.get(key)
+        if token is None or token.expires_at - TOKEN_RENEWAL_MARGIN_SECONDS <= time.time():
+            return None
+        return token
+
+    def put(self, key: str, token: Token) -> None:
+        self._tokens[key] = token
+
+    def invalidate(self, key: str, token: Token | None) -> None:
+        """Drop ``token`` unless another caller already replaced it."""
+        if token is not None and self._tokens.get(key) is token:
+            del self._tokens[key]
+
+    def clear(self) -> None:
+        self._tokens.clear()
+
+    @property
+    def sync_lock(self) -> threading.Lock:
+        return self._lock
+
+    def async_lock(self, key: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        locks = self._async_locks.setdefault(loop, {})
+        return locks.setdefault(key, asyncio.Lock())
+
+
+TOKENS = TokenCache()
+
+
+def _classify(settings: TransportSettings, response: HttpResponse) -> None:
+    """Raise TransientFault for answers worth sending again."""
+    throttled = settings.is_throttled is not None and settings.is_throttled(response)
+    if response.status in TRANSIENT_STATUSES or throttled:
+        snippet = " ".join(response.text.split())[:200]
+        raise TransientFault(
+            f"HTTP {response.status}: {snippet}",
+            http_status=response.status,
+            retry_after=retry_after_seconds(response),
+        )
+
+
+def _gave_up(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> FlowPlatformError:
+    return FlowPlatformError(
+        settings.platform,
+        request.call,
+        f"still failing after {settings.max_retries + 1} attempts: {fault.message}",
+        http_status=fault.http_status,
+        retryable=True,
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SyncTransport:
+    """Runs operations with ``requests``; one session (and its connection pool) per transport."""
+
+    def __init__(self, settings: TransportSettings, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or requests.Session()
+
+    def run(self, operation: Operation[T]) -> T:
+        request = next(operation)
+        while True:
+            response = self._send(request)
+            try:
+                request = operation.send(response)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _send(self, request: HttpRequest) -> HttpResponse:
+        if not request.authenticated:
+            return self._send_with_retries(request, None)
+        token = self._token()
+        response = self._send_with_retries(request, token)
+        if self.settings.auth.is_token_expired(response):
+            TOKENS.invalidate(self.settings.auth.cache_key, token)
+            response = self._send_with_retries(request, self._token())
+        return response
+
+    def _token(self) -> Token | None:
+        auth = self.settings.auth
+        token = TOKENS.get(auth.cache_key)
+        if token is not None:
+            return token
+        with TOKENS.sync_lock:
+            token = TOKENS.get(auth.cache_key)
+            if token is None:
+                login = auth.login()
+                if login is None:
+                    return None
+                token = self.run(login)
+                TOKENS.put(auth.cache_key, token)
+        return token
+
+    def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        try:
+            for attempt in tenacity.Retrying(**_retry_kwargs(self.settings)):
+                with attempt:
+                    return self._send_once(request, token)
+        except TransientFault as fault:
+            raise _gave_up(self.settings, request, fault) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        wire = self.settings.auth.sign(request, token, _now_ms()) if request.authenticated else request
+        try:
+            raw = self.session.request(
+                wire.method,
+                wire.full_url,
+                headers=dict(wire.headers),
+                data=wire.body,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                verify=self.settings.verify,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise FlowPlatformError(self.settings.platform, request.call, f"TLS error: {exc}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
+        response = HttpResponse(
+            status=raw.status_code,
+            headers={name.lower(): value for name, value in raw.headers.items()},
+            body=raw.content,
+        )
+        _classify(self.settings, response)
+        return response
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+
+
+def _shared_session() -> aiohttp.ClientSession:
+    """One aiohttp session per event loop: every wait in a triggerer shares one connection pool."""
+    loop = asyncio.get_running_loop()
+    session = _SESSIONS.get(loop)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+        _SESSIONS[loop] = session
+    return session
+
+
+async def close_shared_session() -> None:
+    """Close this loop's session (tests and the triggerer's shutdown)."""
+    session = _SESSIONS.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
+
+
+def _ssl_option(verify: bool | str) -> ssl.SSLContext | bool:
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return True
+
+
+class AsyncTransport:
+    """Runs the same operations on aiohttp without blocking the event loop."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self._ssl = _ssl_option(settings.verify)
+        self._timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
+
+    async def run(self, operation: Operation[T]) -> T:
+        request = next(operation)
+        while True:
+            response = await self._send(request)
+            try:
+                request = operation.send(response)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        if not request.authenticated:
+            return await self._send_with_retries(request, None)
+        token = await self._token()
+        response = await self._send_with_retries(request, token)
+        if self.settings.auth.is_token_expired(response):
+            TOKENS.invalidate(self.settings.auth.cache_key, token)
+            response = await self._send_with_retries(request, await self._token())
+        return response
+
+    async def _token(self) -> Token | None:
+        auth = self.settings.auth
+        token = TOKENS.get(auth.cache_key)
+        if token is not None:
+            return token
+        async with TOKENS.async_lock(auth.cache_key):
+            token = TOKENS.get(auth.cache_key)
+            if token is None:
+                login = auth.login()
+                if login is None:
+                    return None
+                token = await self.run(login)
+                TOKENS.put(auth.cache_key, token)
+        return token
+
+    async def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        try:
+            async for attempt in tenacity.AsyncRetrying(**_retry_kwargs(self.settings)):
+                with attempt:
+                    return await self._send_once(request, token)
+        except TransientFault as fault:
+            raise _gave_up(self.settings, request, fault) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        wire = self.settings.auth.sign(request, token, _now_ms()) if request.authenticated else request
+        try:
+            async with _shared_session().request(
+                wire.method,
+                yarl.URL(wire.full_url, encoded=True),
+                headers=dict(wire.headers),
+                data=wire.body,
+                ssl=self._ssl,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as raw:
+                body = await raw.read()
+                response = HttpResponse(
+                    status=raw.status,
+                    headers={name.lower(): value for name, value in raw.headers.items()},
+                    body=body,
+                )
+        except aiohttp.ClientSSLError as exc:
+            raise FlowPlatformError(self.settings.platform, request.call, f"TLS error: {exc}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
+        _classify(self.settings, response)
+        return response
