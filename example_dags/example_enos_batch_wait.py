@@ -23,7 +23,7 @@ with DAG(
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     tags=["example", "flowinst", "enos_batch"],
-):
+) as dag:
     find_flows = EnOSFindFlowsOperator(task_id="find_flows", expression="map")
 
     wait = EnOSFlowInstanceSensor(

@@ -56,6 +56,7 @@ DEFAULT_FLOWS = [
     Flow("3318", "reduce_entity", tasks=[("105001", "reduce"), ("105002", "export")]),
     Flow("3257", "shell", tasks=[("105100", "run_shell")], outcome="failed"),
     Flow("2515", "testWorkflow122", tasks=[("105200", "noop")], periodic=False),
+    Flow("4000", "long_running", tasks=[("106000", "crunch")], running_seconds=10 * 3600),
 ]
 
 

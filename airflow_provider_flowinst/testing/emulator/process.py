@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from airflow_provider_flowinst.testing.emulator.control import EmulatorControl
 from airflow_provider_flowinst.testing.emulator.server import free_port
 
 
-class EmulatorProcess:
+class EmulatorProcess(EmulatorControl):
     """``with EmulatorProcess() as emulator: emulator.url``; the process is stopped on exit, whatever happens."""
 
     def __init__(self, port: int = 0, *, log_path: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
@@ -44,15 +43,6 @@ class EmulatorProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("the emulator did not answer within 30 s")
-
-    def control(self, method: str, path: str, payload: Any = None) -> Any:
-        """Call the emulator's control API (faults, stats, instances)."""
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from airflow_provider_flowinst.testing.emulator.app import Emulator
+from airflow_provider_flowinst.testing.emulator.control import EmulatorControl
 
 
-class EmulatorServer:
+class EmulatorServer(EmulatorControl):
     """``with EmulatorServer() as server: server.url`` serves every platform on a free loopback port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:

@@ -1,0 +1,47 @@
+"""Running a DAG with ``dag.test()`` and reading what its tasks left behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+from sqlalchemy import select
+
+_dates = itertools.count()
+
+
+def unique_logical_date() -> dt.datetime:
+    """A logical date no other test run uses, so each run waits on its own remote instance."""
+    return dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=next(_dates))
+
+
+@dataclass
+class DagRunResult:
+    state: str
+    task_states: dict[str, str | None]
+    xcoms: dict[tuple[str, str], Any]
+    logical_date: dt.datetime
+
+    def xcom(self, task_id: str, key: str = "return_value") -> Any:
+        return self.xcoms.get((task_id, key))
+
+
+def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) -> DagRunResult:
+    """``dag.test()`` and the resulting states and XComs (values decoded as Airflow stores them)."""
+    logical_date = logical_date or unique_logical_date()
+    dag_run = dag.test(logical_date=logical_date, **kwargs)
+    with create_session() as session:
+        task_states = {
+            ti.task_id: (None if ti.state is None else str(ti.state.value if hasattr(ti.state, "value") else ti.state))
+            for ti in dag_run.get_task_instances(session=session)
+        }
+        rows = session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
+        ).all()
+        xcoms = {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
+        state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
+    return DagRunResult(state=state, task_states=task_states, xcoms=xcoms, logical_date=logical_date)
