@@ -10,7 +10,9 @@ from typing import Any
 class EmulatorControl:
     """Mixin for anything with a ``url``: ``control("POST", "/_emulator/faults", {...})``."""
 
-    url: str
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
 
     def control(self, method: str, path: str, payload: Any = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()
