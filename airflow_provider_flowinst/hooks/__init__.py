@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 #: conn_type -> hook class path; adding a platform is one line here.
 HOOK_CLASSES: dict[str, str] = {
     "enos_batch": "airflow_provider_flowinst.hooks.enos_batch.EnOSBatchHook",
+    "enos_bpm": "airflow_provider_flowinst.hooks.enos_bpm.EnOSBPMHook",
+    "lsf_pm": "airflow_provider_flowinst.hooks.lsf.LSFProcessManagerHook",
+    "dataworks": "airflow_provider_flowinst.hooks.dataworks.DataWorksHook",
 }
 
 

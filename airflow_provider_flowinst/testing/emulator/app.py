@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiohttp import web
 
 from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+
+class PlatformEmulator(Protocol):
+    def routes(self) -> list[web.RouteDef]: ...
 
 
 class Emulator:
@@ -16,11 +22,14 @@ class Emulator:
         self.state = EmulatorState(time_scale=time_scale, token_lifetime=token_lifetime)
         self.gateway = Gateway(self.state)
         self.enos_batch = EnOSBatchEmulator(self.state, self.gateway)
+        #: Every platform module; each offers ``routes()``.
+        self.platforms: list[PlatformEmulator] = [self.enos_batch]
 
     def app(self) -> web.Application:
         app = web.Application()
         app.add_routes(self.gateway.routes())
-        app.add_routes(self.enos_batch.routes())
+        for platform in self.platforms:
+            app.add_routes(platform.routes())
         app.add_routes(
             [
                 web.get("/_emulator/health", self.health),

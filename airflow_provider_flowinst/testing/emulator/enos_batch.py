@@ -9,13 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_flowinst.testing.emulator.credentials import ENOS_ORG_ID, ENOS_USER_ID
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 PLATFORM = "enos_batch"
 BASES = {"batch-processing-service/v2.1": "code", "dataflow-batch-service/v2.0": "status"}
-ORG_ID, USER_ID = "o15000000000001", "u15000000000001"
+ORG_ID, USER_ID = ENOS_ORG_ID, ENOS_USER_ID
 CODES = {"success": (1, "SUCCESS"), "failed": (-1, "FAIL"), "cancelled": (8, "CANCEL")}
 
 

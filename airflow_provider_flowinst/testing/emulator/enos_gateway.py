@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from airflow_provider_flowinst.platforms.enos_gateway import request_signature, token_encryption
+from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_KEY, ENOS_APP_SECRET
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
-#: Credentials the emulator accepts; the demo and the tests use these.
-DEFAULT_APPS = {"emulator-app-key": "emulator-app-secret"}
+DEFAULT_APPS = {ENOS_APP_KEY: ENOS_APP_SECRET}
 TIMESTAMP_TOLERANCE_MS = 5 * 60 * 1000  # (inferred) how far a caller's clock may drift
 
 
