@@ -45,3 +45,16 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
         xcoms = {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
         state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
     return DagRunResult(state=state, task_states=task_states, xcoms=xcoms, logical_date=logical_date)
+
+
+def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default") -> str:
+    """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick)."""
+    import json
+
+    from airflow_provider_flowinst.testing.connections import emulator_connection_specs
+
+    spec = emulator_connection_specs(url)[base]
+    extra = {**spec.get("extra", {}), "max_retries": 2, "retry_max_wait": 0.05, "read_timeout": 1}
+    conn_id = f"{base}_quick_retry"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**spec, "extra": extra}))
+    return conn_id

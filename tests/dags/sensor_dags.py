@@ -56,3 +56,9 @@ with DAG(dag_id="status_operator", schedule=None, start_date=START, catchup=Fals
         instance_id="3257" + INSTANCE_OF_RUN,
         fail_on_states=["queued", "running", "failed"],
     )
+
+
+with DAG(dag_id="find_flows", schedule=None, start_date=START, catchup=False, tags=["test"]) as find_flows_dag:
+    from airflow_provider_flowinst.operators.enos_batch import EnOSFindFlowsOperator
+
+    EnOSFindFlowsOperator(task_id="find", expression="{{ params.expression }}", params={"expression": "shell"})
