@@ -67,12 +67,25 @@ class Token:
     value: str
     expires_at: float
     refresh_value: str | None = None
+    #: A second credential obtained with the same login and cached with it (EnOS BPM's portal user token).
+    bearer: str | None = None
 
     def __repr__(self) -> str:  # never print the secret value
         return f"Token(expires_at={self.expires_at})"
 
 
-Operation = Generator[HttpRequest, HttpResponse, T]
+@dataclass(frozen=True)
+class Sleep:
+    """An operation asks to pause ``seconds`` before it goes on (e.g. between two polls).
+
+    The transport waits (``time.sleep`` or ``asyncio.sleep``) and resumes the operation with None, so an
+    operation writes ``yield Sleep(2.0)`` as a statement; the wait stays out of the pure module.
+    """
+
+    seconds: float
+
+
+Operation = Generator[HttpRequest | Sleep, HttpResponse, T]
 
 
 class Authenticator(Protocol):

@@ -24,7 +24,7 @@ import tenacity
 import yarl
 
 from airflow_provider_flowinst.errors import FlowPlatformError
-from airflow_provider_flowinst.protocol import Authenticator, HttpRequest, HttpResponse, Operation, Token
+from airflow_provider_flowinst.protocol import Authenticator, HttpRequest, HttpResponse, Operation, Sleep, Token
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,15 @@ class SyncTransport:
         self.session = session or requests.Session()
 
     def run(self, operation: Operation[T]) -> T:
-        request = next(operation)
+        step = next(operation)
         while True:
-            response = self._send(request)
+            response = None
+            if isinstance(step, Sleep):
+                time.sleep(max(0.0, step.seconds))
+            else:
+                response = self._send(step)
             try:
-                request = operation.send(response)
+                step = next(operation) if response is None else operation.send(response)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
@@ -267,6 +271,8 @@ def _shared_session() -> aiohttp.ClientSession:
             connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
+            # Shared by every connection on the loop: never let one server's cookies ride along to another.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         _SESSIONS[loop] = session
     return session
@@ -296,11 +302,15 @@ class AsyncTransport:
         self._timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
 
     async def run(self, operation: Operation[T]) -> T:
-        request = next(operation)
+        step = next(operation)
         while True:
-            response = await self._send(request)
+            response = None
+            if isinstance(step, Sleep):
+                await asyncio.sleep(max(0.0, step.seconds))
+            else:
+                response = await self._send(step)
             try:
-                request = operation.send(response)
+                step = next(operation) if response is None else operation.send(response)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 

@@ -42,7 +42,9 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
         rows = session.scalars(
             select(XComModel).where(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
         ).all()
-        xcoms = {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
+        # The task SDK stores values as JSON, which SQLAlchemy has already decoded; decoding again would
+        # turn a string such as "700004" into a number.
+        xcoms = {(row.task_id, row.key): row.value for row in rows}
         state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
     return DagRunResult(state=state, task_states=task_states, xcoms=xcoms, logical_date=logical_date)
 
