@@ -1,0 +1,653 @@
+"""IBM Spectrum LSF Process Manager through LSF Application Center web services. No I/O.
+
+- Logon: POST ``/platform/ws/logon`` with ``<User><name/><pass/></User>`` (``Content-Type: application/xml``)
+  answers a token (JSON ``{"token": ...}`` or XML ``<User><token/></User>``). Every later call sends it back as
+  the cookie ``platform_token=<token>`` with each ``"`` written ``#quote#``. The server drops a token after 60
+  minutes unused (the call then answers 401) and may refuse a second logon while one is live (409).
+- Flow instances: GET ``/platform/ws/flow/instances`` (JSON or XML), operations POST
+  ``/platform/ws/flow/instances/{kill|suspend|resume|rerun}`` and POST ``/platform/ws/flow/definitions/submit``.
+- Quirks read here: one match may come as a lone object instead of a list; key names (JSON keys and XML
+  element names) may carry a stray leading space; times read "2018-08-14 14:11:15 GMT+08:00", "" = not yet;
+  a query that matches nothing answers 404. No call offers a flow's inner graph, so ``graph`` is always None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import escape
+
+import defusedxml
+import defusedxml.ElementTree
+
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Operation, Token, as_id, require
+from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_local_time
+
+PLATFORM = "lsf_pm"
+WS_PATH = "/platform/ws"
+LOGON_PATH = f"{WS_PATH}/logon"
+INSTANCES_PATH = f"{WS_PATH}/flow/instances"
+SUBMIT_PATH = f"{WS_PATH}/flow/definitions/submit"
+TOKEN_COOKIE = "platform_token"
+QUOTE_MARK = "#quote#"
+DEFAULT_PORTS = {"http": 8080, "https": 8443}
+#: Page size used to gather every page of a query when the caller gives none.
+DEFAULT_PAGE_SIZE = 100
+#: The server forgets a token after this long unused (it is not a fixed lifetime).
+TOKEN_IDLE_SECONDS = 3600
+JSON = "application/json"
+XML = "application/xml"
+FORM = "application/x-www-form-urlencoded"
+
+QUERY_CALL = "Get Flow Instances"
+LOGON_CALL = "Log On"
+SUBMIT_CALL = "Submit Flow"
+OPERATION_CALLS: Mapping[str, str] = {
+    "kill": "Kill Flow Instances",
+    "suspend": "Suspend Flow Instances",
+    "resume": "Resume Flow Instances",
+    "rerun": "Rerun Flow Instances",
+}
+
+#: LSF Process Manager's ``state`` words (compared case-insensitively); anything else is UNKNOWN.
+STATE_BY_WORD: Mapping[str, FlowState] = {
+    "running": FlowState.RUNNING,
+    "suspended": FlowState.SUSPENDED,
+    "done": FlowState.SUCCESS,
+    "exit": FlowState.FAILED,
+    "killed": FlowState.CANCELLED,
+}
+#: Fields whose XML text is a number in the JSON form of the same answer.
+_INT_FIELDS = frozenset({"id", "status", "total"})
+#: ``< lastUpdateTime>`` / ``</ lastUpdateTime>``: the documented XML has a space after ``<`` (or ``</``).
+_SPACED_TAG = re.compile(rb"<(/?)\s+(?=[A-Za-z_])")
+
+
+def map_state(word: Any) -> FlowState:
+    """The FlowState of an LSF ``state`` word (Running, Suspended, Done, Exit, Killed)."""
+    if word is None:
+        return FlowState.UNKNOWN
+    return STATE_BY_WORD.get(str(word).strip().lower(), FlowState.UNKNOWN)
+
+
+# -- the token and the cookie ------------------------------------------------------------------------
+
+
+def cookie_value(token: str) -> str:
+    """The token as the ``platform_token`` cookie carries it: every ``"`` becomes ``#quote#``."""
+    return token.replace('"', QUOTE_MARK)
+
+
+def logon_body(user: str, password: str) -> bytes:
+    """``<User><name>..</name><pass>..</pass></User>``, with XML special characters escaped."""
+    return f"<User><name>{escape(user)}</name><pass>{escape(password)}</pass></User>".encode()
+
+
+def parse_logon_response(response: HttpResponse, *, user: str, base_url: str) -> Token:
+    """The token of a logon answer (JSON ``{"token"}`` or ``{"User": {"token"}}``, XML ``<User><token>``)."""
+    if response.status == 409:
+        raise FlowPlatformError(
+            PLATFORM,
+            LOGON_CALL,
+            f"user {user!r} is already logged on to {base_url}: the server refuses a second logon while "
+            "another session's token is live, and this process holds no token for it. Wait until that "
+            f"session logs out or its token is dropped ({TOKEN_IDLE_SECONDS // 60} minutes unused); "
+            f"the platform says: {_platform_says(response, LOGON_CALL)}",
+            http_status=409,
+        )
+    payload = read_answer(response, call=LOGON_CALL)
+    token: Any = None
+    if isinstance(payload, dict):
+        token = payload.get("token")
+        nested = payload.get("User")
+        if token is None and isinstance(nested, dict):
+            token = nested.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise FlowPlatformError(PLATFORM, LOGON_CALL, "the answer holds no token", http_status=response.status)
+    # The server forgets a token only after it has gone unused for an hour, so it has no fixed lifetime:
+    # it stays cached until a call answers 401, and then the transport logs on again.
+    return Token(value=token.strip(), expires_at=math.inf)
+
+
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class LSFLogonAuth:
+    """Logon with user name and password; the token goes back as a cookie.
+
+    The cache key is (base URL, user) (and a keyed digest of the password), so every hook of the process
+    shares one token: a second logon while a token is live may be refused (409).
+    """
+
+    base_url: str
+    user: str
+    password: str = field(repr=False)
+    platform: str = PLATFORM
+    #: Told every token obtained (as the server wrote it and as the cookie carries it), so the hook can
+    #: mask it in logs.
+    on_secret: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cache_key(self) -> str:
+        # One token per (base URL, user). The password's digest, keyed with a secret of this process,
+        # reveals nothing outside it but keeps a connection with a wrong password from borrowing the token
+        # another connection of the same user obtained.
+        proof = hmac.new(_PROCESS_KEY, self.password.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"{PLATFORM}|{self.base_url}|{self.user}|{proof}"
+
+    def login(self) -> Operation[Token]:
+        response = yield HttpRequest(
+            "POST",
+            self.base_url + LOGON_PATH,
+            call=LOGON_CALL,
+            headers={"Content-Type": XML, "Accept": JSON},
+            body=logon_body(self.user, self.password),
+            authenticated=False,
+        )
+        token = parse_logon_response(response, user=self.user, base_url=self.base_url)
+        if self.on_secret is not None:
+            self.on_secret(token.value)
+            self.on_secret(cookie_value(token.value))
+        return token
+
+    def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        if token is None:
+            raise ValueError("LSF Application Center calls carry the logon token")
+        return request.with_headers({"Cookie": f"{TOKEN_COOKIE}={cookie_value(token.value)}"})
+
+    def is_token_expired(self, response: HttpResponse) -> bool:
+        # The server answers 401 once it has dropped a token (60 minutes unused); log on again.
+        return response.status == 401
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password,)
+
+
+# -- reading answers ---------------------------------------------------------------------------------
+
+
+def strip_keys(value: Any) -> Any:
+    """The value with every mapping key stripped of stray spaces (``" lastUpdateTime"``), recursively."""
+    if isinstance(value, dict):
+        return {str(key).strip(): strip_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [strip_keys(item) for item in value]
+    return value
+
+
+def parse_xml(body: bytes, *, call: str, http_status: int | None = None) -> dict[str, Any]:
+    """An XML answer as JSON-like data: ``{root: {attributes..., child: text | {...} | [...]}}``.
+
+    Parsed with defusedxml: entity declarations (entity bombs) and external entities (XXE) are refused.
+    The documented answers write some element names with a space after ``<`` (``< lastUpdateTime>``), which
+    is not well-formed XML; such tags are normalised before parsing. Raw ``<`` cannot occur in well-formed
+    text, so only tags are touched (a CDATA section holding ``< x`` would be, but these answers have none).
+    """
+    normalised = _SPACED_TAG.sub(rb"<\1", body)
+    try:
+        root = defusedxml.ElementTree.fromstring(
+            normalised, forbid_dtd=False, forbid_entities=True, forbid_external=True
+        )
+    except defusedxml.DefusedXmlException as exc:
+        raise FlowPlatformError(
+            PLATFORM,
+            call,
+            f"the XML answer was refused: it declares entities or external references ({type(exc).__name__})",
+            http_status=http_status,
+        ) from None
+    except ParseError as exc:
+        raise FlowPlatformError(
+            PLATFORM, call, f"the answer is not well-formed XML ({exc})", http_status=http_status
+        ) from None
+    return {_local_name(root.tag): _element_value(root)}
+
+
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1].strip()
+
+
+def _element_value(element: Element) -> Any:
+    children = list(element)
+    text = (element.text or "").strip()
+    if not children and not element.attrib:
+        return text
+    result: dict[str, Any] = {name.strip(): _xml_scalar(name.strip(), value) for name, value in element.attrib.items()}
+    repeated: set[str] = set()
+    for child in children:
+        name = _local_name(child.tag)
+        value = _element_value(child)
+        if isinstance(value, str):
+            value = _xml_scalar(name, value)
+        if name not in result:
+            result[name] = value
+        elif name in repeated:
+            result[name].append(value)
+        else:
+            result[name] = [result[name], value]
+            repeated.add(name)
+    if not children and text:
+        result["value"] = text
+    return result
+
+
+def _xml_scalar(name: str, text: str) -> Any:
+    """XML carries every value as text; ids, status and totals are numbers in the JSON answers."""
+    if name in _INT_FIELDS and re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return text
+
+
+def decode_answer(response: HttpResponse, *, call: str) -> Any:
+    """The body as data, JSON or XML by its first character; empty is None. Keys are stripped."""
+    body = response.body.strip()
+    if not body:
+        return None
+    if body[:1] == b"<":
+        return parse_xml(body, call=call, http_status=response.status)
+    try:
+        return strip_keys(json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        raise FlowPlatformError(
+            PLATFORM, call, f"the answer is neither JSON nor XML: {_snippet(response)!r}", http_status=response.status
+        ) from None
+
+
+def error_message(payload: Any) -> str | None:
+    """The platform's message in ``{"error": {"message": ...}}`` (or the XML ``<error><message>``)."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    if isinstance(error, str) and error.strip():
+        return " ".join(error.split())
+    return message_text(payload)
+
+
+def message_text(payload: Any) -> str | None:
+    """The text of an operation's ``{"message": {"message": ...}}`` answer (or a plain ``{"message": ...}``)."""
+    value = payload
+    for _ in range(3):
+        if isinstance(value, dict) and "message" in value:
+            value = value["message"]
+        else:
+            break
+    if isinstance(value, str) and value.strip():
+        return " ".join(value.split())
+    return None
+
+
+def read_answer(response: HttpResponse, *, call: str, not_found: bool = False) -> Any:
+    """The decoded answer of a 2xx; otherwise a FlowPlatformError with the platform's message.
+
+    ``not_found``: a 404 means the instance does not exist (FlowInstanceNotFound).
+    """
+    if response.status < 400:
+        return decode_answer(response, call=call)
+    error = FlowInstanceNotFound if not_found and response.status == 404 else FlowPlatformError
+    raise error(PLATFORM, call, _platform_says(response, call), http_status=response.status)
+
+
+def _platform_says(response: HttpResponse, call: str = "") -> str:
+    """The platform's own message in an error answer, or the start of its body."""
+    try:
+        message = error_message(decode_answer(response, call=""))
+    except FlowPlatformError:
+        message = None
+    if message:
+        return message
+    if response.status == 401 and call != LOGON_CALL:
+        return "the token was refused (expired or not valid)"
+    snippet = _snippet(response)
+    return snippet or f"HTTP {response.status}"
+
+
+def _snippet(response: HttpResponse) -> str:
+    return " ".join(response.text.split())[:200]
+
+
+def records_of(payload: Any, *, call: str = QUERY_CALL) -> tuple[list[dict[str, Any]], int | None]:
+    """The instance records of a query answer and its ``total``; a lone object counts as a list of one."""
+    if payload is None:
+        return [], 0
+    if not isinstance(payload, dict):
+        raise FlowPlatformError(PLATFORM, call, f"expected an object, got {type(payload).__name__}")
+    if "pseudoFlowInstances" in payload:
+        container = payload["pseudoFlowInstances"]
+    elif "pseudoFlowInstance" in payload:
+        container = payload  # (inferred) the wrapper left out
+    else:
+        raise FlowPlatformError(PLATFORM, call, "the answer has no 'pseudoFlowInstances'")
+    if container is None or container == "":
+        return [], 0  # an empty <pseudoFlowInstances/>
+    if not isinstance(container, dict):
+        raise FlowPlatformError(PLATFORM, call, "'pseudoFlowInstances' is not an object")
+    items = container.get("pseudoFlowInstance")
+    if items is None or items == "":
+        items = []
+    elif isinstance(items, dict):
+        items = [items]  # one match may come as the object itself, not a list of one
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise FlowPlatformError(PLATFORM, call, "'pseudoFlowInstance' is not a list of objects")
+    total = container.get("total")
+    try:
+        count = None if total is None or total == "" else int(total)
+    except (TypeError, ValueError):
+        count = None
+    return items, count
+
+
+def parse_time(value: Any, timezone: str) -> dt.datetime | None:
+    """ "2018-08-14 14:11:15 GMT+08:00" (the offset decides); a time without "GMT" is read in ``timezone``."""
+    if value is None or str(value).strip() == "":
+        return None
+    if "GMT" in str(value).upper():
+        return parse_gmt_offset_time(str(value).upper())
+    return parse_local_time(value, timezone)
+
+
+def flow_name_parts(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(owner, flow name) from ``user`` and ``name``, else from ``fullName`` "101:jsmith:flow1"."""
+    user, name = as_id(record.get("user")), as_id(record.get("name"))
+    full = as_id(record.get("fullName"))
+    if full and (user is None or name is None):
+        parts = full.split(":", 2)
+        if len(parts) == 3:
+            user, name = user or parts[1], name or parts[2]
+    return user, name
+
+
+def flow_id_of(record: Mapping[str, Any]) -> str | None:
+    """``owner:flowname``, what ``submit_flow`` takes."""
+    user, name = flow_name_parts(record)
+    return f"{user}:{name}" if user and name else None
+
+
+def newest_instance_id(
+    records: Iterable[Mapping[str, Any]], flow: str, *, newer_than: str | int | None = None
+) -> str | None:
+    """The highest instance id of ``flow`` (``owner:flowname``) among ``records``, or None.
+
+    The submit answer does not document the new instance's id: list the flow's instances before and after
+    submitting and pass the highest id seen before as ``newer_than``, so a run started by someone else in
+    between is the only ambiguity left (inferred: ids grow with time).
+    """
+    floor = _as_int(newer_than)
+    best: int | None = None
+    for record in records:
+        if flow_id_of(record) != flow:
+            continue
+        number = _as_int(record.get("id"))
+        if number is None or (floor is not None and number <= floor):
+            continue
+        if best is None or number > best:
+            best = number
+    return None if best is None else str(best)
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def format_ids(ids: str | int | Iterable[str | int]) -> str:
+    """``101,102``; a single id or a comma-separated string is accepted as well."""
+    items = [ids] if isinstance(ids, (str, int)) else list(ids)
+    parts = [part.strip() for item in items for part in str(item).split(",")]
+    if not parts or any(not part for part in parts):
+        raise ValueError(f"flow instance ids must be non-empty, got {ids!r}")
+    return ",".join(parts)
+
+
+def format_variables(variables: Mapping[str, Any] | str | None) -> str | None:
+    """``a=1;b=3`` from a mapping (or a string already in that form)."""
+    if variables is None:
+        return None
+    if isinstance(variables, str):
+        return variables
+    pairs = []
+    for key, value in variables.items():
+        text_key, text_value = str(key), "" if value is None else str(value)
+        if not text_key or any(mark in text_key for mark in "=;") or ";" in text_value:
+            raise ValueError(f"variable {text_key!r}={text_value!r}: names hold no '=' or ';', values no ';'")
+        pairs.append(f"{text_key}={text_value}")
+    return ";".join(pairs)
+
+
+def form_body(fields: Iterable[tuple[str, str]]) -> bytes:
+    """An ``application/x-www-form-urlencoded`` body; ``,`` and ``:`` are left readable."""
+    return urlencode(list(fields), safe=",:", quote_via=quote).encode("ascii")
+
+
+# -- the client --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LSFSettings:
+    """``base_url`` is Application Center's (``https://pac.example.com:8443``); ``accept`` JSON or XML."""
+
+    base_url: str
+    timezone: str = "UTC"
+    accept: str = JSON
+
+
+class LSFClient:
+    """Builds each LSF Process Manager call and reads its answer."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: LSFSettings) -> None:
+        self.settings = settings
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def query_request(self, params: Iterable[tuple[str, Any]], call: str = QUERY_CALL) -> HttpRequest:
+        return HttpRequest(
+            "GET",
+            self.settings.base_url + INSTANCES_PATH,
+            call=call,
+            params=tuple((key, str(value)) for key, value in params if value is not None and value != ""),
+            headers={"Accept": self.settings.accept},
+        )
+
+    def form_request(self, path: str, call: str, fields: Iterable[tuple[str, str]]) -> HttpRequest:
+        return HttpRequest(
+            "POST",
+            self.settings.base_url + path,
+            call=call,
+            headers={"Accept": self.settings.accept, "Content-Type": FORM},
+            body=form_body(fields),
+        )
+
+    # -- calls (each an operation the transport drives) ------------------------------------------------
+
+    def query_page(
+        self,
+        *,
+        id: str | int | None = None,  # the API's own parameter name
+        flowname: str | None = None,
+        username: str | None = None,
+        state: str | None = None,
+        start: int | None = None,
+        pagesize: int | None = None,
+    ) -> Operation[tuple[list[dict[str, Any]], int | None]]:
+        """One page of ``GET flow/instances``: (records, total). A 404 (nothing matches) is an empty page."""
+        request = self.query_request(
+            [
+                ("id", id),
+                ("flowname", flowname),
+                ("username", username),
+                ("state", state),
+                ("start", start),
+                ("pagesize", pagesize),
+            ]
+        )
+        response = yield request
+        if response.status == 404:
+            return [], 0
+        return records_of(read_answer(response, call=request.call), call=request.call)
+
+    def list_flow_instances(
+        self,
+        *,
+        id: str | int | None = None,  # the API's own parameter name
+        flowname: str | None = None,
+        username: str | None = None,
+        state: str | None = None,
+        start: int | None = None,
+        pagesize: int | None = None,
+    ) -> Operation[list[dict[str, Any]]]:
+        """Every page from ``start`` on, ``pagesize`` records at a time, gathered into one list.
+
+        ``start`` is a 0-based index (inferred: the documentation does not say). The walk ends on a short
+        page, a 404 or a page that brings no record not seen before (so a server that ignores ``start``
+        cannot loop it forever). ``total`` is not trusted to end it: whether it counts every match or the
+        page is not documented.
+        """
+        page_size = int(pagesize) if pagesize else DEFAULT_PAGE_SIZE
+        if page_size < 1:
+            raise ValueError(f"pagesize must be at least 1, got {pagesize!r}")
+        index = int(start) if start else 0
+        found: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            page, _total = yield from self.query_page(
+                id=id,
+                flowname=flowname,
+                username=username,
+                state=state,
+                start=index if index or start is not None else None,
+                pagesize=page_size,
+            )
+            fresh = [record for record in page if _record_key(record) not in seen]
+            found.extend(fresh)
+            seen.update(_record_key(record) for record in fresh)
+            index += len(page)
+            if not fresh or len(page) < page_size:
+                return found
+
+    def get_flow_instance(self, instance_id: str) -> Operation[dict[str, Any]]:
+        """The record of one instance; FlowInstanceNotFound when the id query answers 404.
+
+        The id is asked for with ``username=all`` so instances of other users are found too (the id alone
+        picks one instance). If the server refuses ``all`` to this user (403), the id is asked for again
+        without it, which covers the user's own instances (inferred: the owner filter defaults to the
+        logged-on user).
+        """
+        request = self.query_request([("id", instance_id), ("username", "all")])
+        response = yield request
+        if response.status == 403:
+            request = self.query_request([("id", instance_id)])
+            response = yield request
+        payload = read_answer(response, call=request.call, not_found=True)
+        records, _ = records_of(payload, call=request.call)
+        for record in records:
+            if as_id(record.get("id")) == instance_id:
+                return record
+        raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow instance {instance_id!r}", http_status=404)
+
+    def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
+        """The instance as a FlowInstance; ``include_graph`` is moot: no call offers the graph."""
+        record = yield from self.get_flow_instance(instance_id)
+        return self.to_flow_instance(record)
+
+    def flow_instance_operation(
+        self, action: str, ids: str | int | Iterable[str | int], variables: Mapping[str, Any] | str | None = None
+    ) -> Operation[str]:
+        """POST ``flow/instances/<action>`` with ``ids=101,102`` (rerun: ``variables=a=1;b=3``); its message."""
+        call = OPERATION_CALLS[action]
+        try:
+            fields = [("ids", format_ids(ids))]
+            formatted = format_variables(variables)
+        except ValueError as exc:
+            raise FlowPlatformError(PLATFORM, call, str(exc)) from None
+        if formatted is not None:
+            fields.append(("variables", formatted))
+        request = self.form_request(f"{INSTANCES_PATH}/{action}", call, fields)
+        response = yield request
+        payload = read_answer(response, call=call, not_found=True)
+        return message_text(payload) or ""
+
+    def kill_flow_instances(self, ids: str | int | Iterable[str | int]) -> Operation[str]:
+        return self.flow_instance_operation("kill", ids)
+
+    def suspend_flow_instances(self, ids: str | int | Iterable[str | int]) -> Operation[str]:
+        return self.flow_instance_operation("suspend", ids)
+
+    def resume_flow_instances(self, ids: str | int | Iterable[str | int]) -> Operation[str]:
+        return self.flow_instance_operation("resume", ids)
+
+    def rerun_flow_instances(
+        self, ids: str | int | Iterable[str | int], variables: Mapping[str, Any] | str | None = None
+    ) -> Operation[str]:
+        return self.flow_instance_operation("rerun", ids, variables)
+
+    def submit_flow(self, flowname: str, variables: Mapping[str, Any] | str | None = None) -> Operation[Any]:
+        """POST ``flow/definitions/submit`` with ``flownames=owner:name``; the decoded answer as it came.
+
+        The answer's shape (and whether it names the new instance) is not documented: use
+        ``newest_instance_id`` on a listing of the flow to find the run.
+        """
+        try:
+            formatted = format_variables(variables)
+        except ValueError as exc:
+            raise FlowPlatformError(PLATFORM, SUBMIT_CALL, str(exc)) from None
+        fields = [("flownames", flowname)]
+        if formatted is not None:
+            fields.append(("variables", formatted))
+        request = self.form_request(SUBMIT_PATH, SUBMIT_CALL, fields)
+        response = yield request
+        return read_answer(response, call=SUBMIT_CALL, not_found=True)
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def to_flow_instance(self, record: Mapping[str, Any]) -> FlowInstance:
+        call = QUERY_CALL
+        record = strip_keys(dict(record)) if isinstance(record, Mapping) else record
+        instance_id = as_id(require(record, "id", platform=PLATFORM, call=call))
+        assert instance_id is not None
+        state = require(record, "state", platform=PLATFORM, call=call)
+        try:
+            started_at = parse_time(record.get("startTime"), self.settings.timezone)
+            ended_at = parse_time(record.get("endTime"), self.settings.timezone)
+        except ValueError as exc:
+            raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
+        return FlowInstance(
+            platform=PLATFORM,
+            instance_id=instance_id,
+            flow_id=flow_id_of(record),
+            name=flow_name_parts(record)[1],
+            state=map_state(state),
+            raw_state=as_id(state),
+            started_at=started_at,
+            ended_at=ended_at,
+            url=None,
+            graph=None,
+            details=dict(record),
+        )
+
+    def instance_url(self, instance_id: str) -> str | None:
+        """No documented console page per flow instance."""
+        return None
+
+
+def _record_key(record: Mapping[str, Any]) -> str:
+    key = as_id(record.get("id"))
+    return key if key is not None else json.dumps(record, sort_keys=True, default=str)

@@ -1,0 +1,54 @@
+"""DAGs the LSF sensor tests run with dag.test(): submit a flow, find its new instance, wait on it.
+
+In the emulator jsmith:flow1 ends Done, jsmith:flow_exit ends Exit and jsmith:flow_killed ends Killed,
+each a few emulated seconds after it is submitted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
+from airflow_provider_flowinst.platforms.lsf import newest_instance_id
+from airflow_provider_flowinst.sensors.lsf import LSFFlowInstanceSensor
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+FLOWS = {"done": "jsmith:flow1", "exit": "jsmith:flow_exit", "killed": "jsmith:flow_killed"}
+SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lsf_poke_done": ("done", {"mode": "poke"}),
+    "lsf_deferrable_done": ("done", {"deferrable": True}),
+    "lsf_poke_exit": ("exit", {"mode": "poke"}),
+    "lsf_deferrable_killed": ("killed", {"deferrable": True}),
+}
+
+
+def lsf_sensor_dag(dag_id: str, flow: str, **sensor_kwargs: Any) -> DAG:
+    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+
+        @task
+        def submit() -> str:
+            # The submit answer does not name the new instance: the newest one of the flow after it is.
+            hook = LSFProcessManagerHook()
+            flowname = flow.split(":", 1)[1]
+            before = newest_instance_id(hook.list_flow_instances(flowname=flowname), flow)
+            hook.submit_flow(flow, {"requested_by": "airflow"})
+            found = newest_instance_id(hook.list_flow_instances(flowname=flowname), flow, newer_than=before)
+            if found is None:
+                raise RuntimeError(f"no new instance of {flow}")
+            return found
+
+        submitted = submit()
+        wait = LSFFlowInstanceSensor(
+            task_id="wait",
+            flow_instance_id="{{ ti.xcom_pull(task_ids='submit') }}",
+            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        )
+        submitted >> wait
+    return dag
+
+
+for dag_id, (outcome, kwargs) in SCENARIOS.items():
+    globals()[dag_id] = lsf_sensor_dag(dag_id, FLOWS[outcome], **kwargs)

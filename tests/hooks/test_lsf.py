@@ -1,0 +1,445 @@
+"""LSFProcessManagerHook against the emulator: every call, the shared logon token, expiry, 409, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import requests
+from airflow.sdk import Connection
+from airflow.sdk.log import redact
+
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
+from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value, newest_instance_id
+from airflow_provider_flowinst.testing.connections import emulator_connection_specs
+from airflow_provider_flowinst.testing.emulator import credentials as creds
+from airflow_provider_flowinst.transport import TOKENS, close_shared_session
+
+QUERY = "lsf_pm GET /platform/ws/flow/instances"
+
+
+@pytest.fixture(autouse=True)
+def _default_sessions(emulator) -> Iterator[None]:
+    """Each test starts with no live LSF token and leaves the emulator in its default (reissuing) mode."""
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": False})
+    emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
+    yield
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": False})
+
+
+def lsf_hook(emulator, **changes: Any) -> LSFProcessManagerHook:
+    """An LSF hook on the emulator's connection, with changes; retries kept quick."""
+    spec = emulator_connection_specs(emulator.url)["lsf_pm_default"]
+    fields = {
+        "conn_id": "lsf_pm_default",
+        "conn_type": "lsf_pm",
+        "host": spec["host"],
+        "login": spec["login"],
+        "password": spec["password"],
+        "extra": json.dumps({"retry_max_wait": 0.2, "max_retries": 2}),
+        **changes,
+    }
+    hook = LSFProcessManagerHook("lsf_pm_default")
+    hook.use_connection(Connection(**fields))
+    return hook
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def logons(emulator) -> int:
+    return int(emulator.stats()["token_requests"].get("lsf_pm", 0))
+
+
+def queries(emulator) -> int:
+    return int(emulator.stats()["requests"].get(QUERY, 0))
+
+
+def ends_in(hook: LSFProcessManagerHook, instance_id: str, state: FlowState) -> bool:
+    return bool(wait_for(lambda: hook.get_instance(instance_id).state is state))
+
+
+def raw_logon(emulator, accept: str = "application/json") -> requests.Response:
+    body = f"<User><name>{creds.LSF_USER}</name><pass>{creds.LSF_PASSWORD}</pass></User>"
+    return requests.post(
+        emulator.url + "/platform/ws/logon",
+        data=body,
+        headers={"Content-Type": "application/xml", "Accept": accept},
+        timeout=10,
+    )
+
+
+# -- queries ---------------------------------------------------------------------------------------------
+
+
+def test_list_flow_instances_returns_the_users_records_with_clean_keys(emulator):
+    records = lsf_hook(emulator).list_flow_instances(flowname="flow1", username="jsmith")
+
+    by_id = {record["id"]: record for record in records}
+    assert {101, 102} <= set(by_id)
+    assert by_id[101]["state"] == "Done" and by_id[101]["fullName"] == "101:jsmith:flow1"
+    # The emulator sends " lastUpdateTime" on even ids, as the vendor's sample does.
+    assert by_id[102]["lastUpdateTime"].endswith("GMT+08:00")
+    assert not [key for record in records for key in record if key != key.strip()]
+
+
+def test_one_match_is_a_list_of_one(emulator):
+    records = lsf_hook(emulator).list_flow_instances(id=101)
+
+    assert [record["id"] for record in records] == [101]
+
+
+def test_no_match_is_an_empty_list(emulator):
+    assert lsf_hook(emulator).list_flow_instances(flowname="no_such_flow") == []
+
+
+def test_username_all_lists_other_users_instances(emulator):
+    hook = lsf_hook(emulator)
+    instance_id = emulator.create_lsf_pm_instance("alice:nightly")
+
+    assert int(instance_id) in {r["id"] for r in hook.list_flow_instances(username="all", flowname="nightly")}
+    assert hook.list_flow_instances(flowname="nightly") == []  # the logged-on user's own by default
+    # get_instance finds it by id whoever owns it.
+    assert hook.get_instance(instance_id).flow_id == "alice:nightly"
+
+
+def test_state_filter(emulator):
+    hook = lsf_hook(emulator)
+    running = emulator.create_lsf_pm_instance("jsmith:long_flow")
+
+    assert {r["state"] for r in hook.list_flow_instances(state="Done")} == {"Done"}
+    assert int(running) in {r["id"] for r in hook.list_flow_instances(state="Running")}
+
+
+def test_pages_are_gathered_into_one_list(emulator):
+    hook = lsf_hook(emulator)
+    for _ in range(3):
+        emulator.create_lsf_pm_instance("jsmith:flow1")
+    everything = [r["id"] for r in hook.list_flow_instances(username="all")]
+    before = queries(emulator)
+
+    paged = [r["id"] for r in hook.list_flow_instances(username="all", pagesize=2)]
+
+    assert paged == everything and len(everything) >= 5
+    # One query per page, plus a last one that meets the 404 when the count is even.
+    assert queries(emulator) - before == len(everything) // 2 + 1
+    assert [r["id"] for r in hook.list_flow_instances(username="all", start=2, pagesize=2)] == everything[2:]
+
+
+def test_xml_answers_read_as_the_json_ones(emulator):
+    hook = lsf_hook(emulator)
+    xml_client = LSFClient(replace(hook.client.settings, accept=XML))
+
+    from_xml = hook.run(xml_client.list_flow_instances(username="all"))
+    from_json = hook.list_flow_instances(username="all")
+
+    assert [r["id"] for r in from_xml] == [r["id"] for r in from_json]
+    assert from_xml[0] == from_json[0]  # instance 101, done: nothing moves between the two reads
+    assert hook.run(xml_client.list_flow_instances(id=101)) == [from_json[0]]  # a lone XML record
+    assert hook.run(xml_client.list_flow_instances(flowname="no_such_flow")) == []
+    assert hook.run(xml_client.get_instance("101")).state is FlowState.SUCCESS
+
+
+def test_the_emulator_serves_the_documented_quirks_and_checks_the_quoting(emulator):
+    token = raw_logon(emulator).json()["token"]
+    assert '"' in token  # so clients must quote it
+    cookie = {"Cookie": f"platform_token={cookie_value(token)}"}
+    url = emulator.url + "/platform/ws/flow/instances"
+
+    lone = requests.get(url, params={"id": 102}, headers={**cookie, "Accept": "application/json"}, timeout=10)
+    xml = requests.get(url, params={"id": 101}, headers={**cookie, "Accept": "application/xml"}, timeout=10)
+    missing = requests.get(url, params={"id": 9999}, headers={**cookie, "Accept": "application/json"}, timeout=10)
+    raw_quotes = requests.get(url, headers={"Cookie": f"platform_token={token}"}, timeout=10)
+
+    assert isinstance(lone.json()["pseudoFlowInstances"]["pseudoFlowInstance"], dict)
+    assert " lastUpdateTime" in lone.json()["pseudoFlowInstances"]["pseudoFlowInstance"]
+    assert "< lastUpdateTime>" in xml.text and xml.headers["Content-Type"].startswith("application/xml")
+    assert missing.status_code == 404 and "message" in missing.json()["error"]
+    assert raw_quotes.status_code == 401 and "#quote#" in raw_quotes.json()["error"]["message"]
+
+
+# -- get_instance, states on the emulated clock ----------------------------------------------------------
+
+
+def test_get_instance_of_a_done_instance(emulator):
+    instance = lsf_hook(emulator).get_instance("101")
+
+    assert (instance.platform, instance.instance_id, instance.flow_id, instance.name) == (
+        "lsf_pm",
+        "101",
+        "jsmith:flow1",
+        "flow1",
+    )
+    assert (instance.state, instance.raw_state, instance.graph, instance.url) == (FlowState.SUCCESS, "Done", None, None)
+    assert instance.started_at is not None and instance.ended_at is not None
+    assert instance.to_dict()["started_at"].endswith("+00:00")
+    assert instance.details["workDirectory"] == "/home/jsmith"
+
+
+@pytest.mark.parametrize(
+    ("flow", "state", "raw_state"),
+    [
+        ("jsmith:flow1", FlowState.SUCCESS, "Done"),
+        ("jsmith:flow_exit", FlowState.FAILED, "Exit"),
+        ("jsmith:flow_killed", FlowState.CANCELLED, "Killed"),
+    ],
+)
+def test_instances_run_and_end_as_their_flow_says(emulator, flow, state, raw_state):
+    hook = lsf_hook(emulator)
+    instance_id = emulator.create_lsf_pm_instance(flow)
+
+    first = hook.get_instance(instance_id)
+    assert (first.state, first.ended_at) == (FlowState.RUNNING, None)
+    assert ends_in(hook, instance_id, state)
+    last = hook.get_instance(instance_id)
+    assert last.raw_state == raw_state
+    assert last.ended_at is not None and last.ended_at >= last.started_at
+
+
+def test_an_unknown_instance_is_not_found(emulator):
+    with pytest.raises(FlowInstanceNotFound) as caught:
+        lsf_hook(emulator).get_instance("99999")
+
+    assert caught.value.http_status == 404
+    assert "No flow instances that match" in str(caught.value)
+
+
+def test_aget_instance_runs_on_the_event_loop(emulator):
+    async def look() -> Any:
+        try:
+            return await lsf_hook(emulator).aget_instance("101")
+        finally:
+            await close_shared_session()
+
+    instance = asyncio.run(look())
+
+    assert (instance.instance_id, instance.state) == ("101", FlowState.SUCCESS)
+
+
+# -- operations and submit -------------------------------------------------------------------------------
+
+
+def test_submit_starts_a_run_found_as_the_newest_instance(emulator):
+    hook = lsf_hook(emulator)
+    before = newest_instance_id(hook.list_flow_instances(flowname="flow1"), "jsmith:flow1")
+
+    answer = hook.submit_flow("jsmith:flow1", {"a": 1, "b": 3})
+
+    assert answer == {"message": {"message": "1 flow(s) submitted."}}
+    instance_id = newest_instance_id(hook.list_flow_instances(flowname="flow1"), "jsmith:flow1", newer_than=before)
+    assert instance_id is not None and int(instance_id) > int(before)
+    assert ends_in(hook, instance_id, FlowState.SUCCESS)
+
+
+def test_submit_of_an_unknown_flow_is_not_found(emulator):
+    with pytest.raises(FlowInstanceNotFound, match="Flow definition not found: jsmith:nope"):
+        lsf_hook(emulator).submit_flow("jsmith:nope")
+
+
+def test_suspend_resume_and_kill(emulator):
+    hook = lsf_hook(emulator)
+    first, second = (
+        emulator.create_lsf_pm_instance("jsmith:long_flow"),
+        emulator.create_lsf_pm_instance("jsmith:long_flow"),
+    )
+
+    assert hook.suspend_flow_instances([first, second]) == f"Flow instance(s) {first},{second} suspended."
+    assert {hook.get_instance(i).state for i in (first, second)} == {FlowState.SUSPENDED}
+    assert "resumed" in hook.resume_flow_instances(f"{first},{second}")
+    assert hook.get_instance(first).state is FlowState.RUNNING
+    assert "killed" in hook.kill_flow_instances(int(first))
+    killed = hook.get_instance(first)
+    assert (killed.state, killed.raw_state) == (FlowState.CANCELLED, "Killed")
+    assert killed.ended_at is not None
+    assert hook.get_instance(second).state is FlowState.RUNNING
+
+
+def test_rerun_of_a_failed_instance_runs_it_again(emulator):
+    hook = lsf_hook(emulator)
+    instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit")
+    assert ends_in(hook, instance_id, FlowState.FAILED)
+
+    assert "rerun" in hook.rerun_flow_instances([instance_id], {"retry": "yes"})
+
+    assert hook.get_instance(instance_id).state is FlowState.RUNNING
+    assert ends_in(hook, instance_id, FlowState.SUCCESS)  # the emulated fix made it pass
+
+
+def test_an_operation_the_state_forbids_is_the_platforms_error(emulator):
+    with pytest.raises(FlowPlatformError, match="Flow 101 is Done: cannot suspend it") as caught:
+        lsf_hook(emulator).suspend_flow_instances(["101"])
+
+    assert caught.value.http_status == 400
+
+
+def test_an_operation_on_an_unknown_instance_is_not_found(emulator):
+    with pytest.raises(FlowInstanceNotFound, match="Flow instance not found: 99999"):
+        lsf_hook(emulator).kill_flow_instances([99999])
+
+
+# -- the logon token -------------------------------------------------------------------------------------
+
+
+def test_one_logon_serves_every_hook_of_the_process(emulator):
+    first, second = lsf_hook(emulator), lsf_hook(emulator)
+
+    first.get_instance("101")
+    second.list_flow_instances(id=101)
+    get_hook("lsf_pm_default").get_instance("101")
+
+    assert logons(emulator) == 1
+
+
+def test_a_token_used_within_the_hour_stays_live(emulator):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    for _ in range(2):
+        emulator.control("POST", "/_emulator/lsf_pm/tokens", {"idle_seconds": 1800})
+        hook.get_instance("101")
+
+    assert logons(emulator) == 1
+
+
+def test_a_token_dropped_after_an_hour_unused_is_replaced_by_a_new_logon(emulator):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    emulator.control("POST", "/_emulator/lsf_pm/tokens", {"idle_seconds": 3601})
+
+    assert lsf_hook(emulator).get_instance("101").state is FlowState.SUCCESS
+    assert logons(emulator) == 2
+
+
+def test_an_expired_token_fault_logs_on_again_and_the_call_succeeds(emulator):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    emulator.inject_fault("expired_token", platform="lsf_pm")
+
+    assert hook.list_flow_instances(id=101)[0]["id"] == 101
+    assert logons(emulator) == 2
+
+
+def test_the_token_is_shared_even_where_a_second_logon_is_refused(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+
+    lsf_hook(emulator).get_instance("101")
+    lsf_hook(emulator).kill_flow_instances([emulator.create_lsf_pm_instance("jsmith:long_flow")])
+
+    assert logons(emulator) == 1
+
+
+def test_a_409_at_logon_without_a_token_at_hand_says_so(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+    lsf_hook(emulator).get_instance("101")
+    TOKENS.clear()  # as if another process held the live token
+
+    with pytest.raises(FlowPlatformError) as caught:
+        lsf_hook(emulator).get_instance("101")
+
+    message = str(caught.value)
+    assert caught.value.http_status == 409
+    assert "already logged on" in message and "no token" in message
+    assert "User jsmith is already logged on." in message
+    assert creds.LSF_PASSWORD not in message
+
+    # Once the other session's token has gone unused for an hour, logon works again.
+    emulator.control("POST", "/_emulator/lsf_pm/tokens", {"idle_seconds": 3601})
+    assert lsf_hook(emulator).get_instance("101").state is FlowState.SUCCESS
+
+
+def test_a_wrong_password_is_the_platforms_error_without_the_password(emulator):
+    with pytest.raises(FlowPlatformError) as caught:
+        lsf_hook(emulator, password="not-the-password").get_instance("101")
+
+    assert caught.value.http_status == 403
+    assert "the user name or password is not correct" in str(caught.value)
+    assert "not-the-password" not in str(caught.value) and creds.LSF_PASSWORD not in str(caught.value)
+    assert not isinstance(caught.value, FlowInstanceNotFound)
+
+
+def test_a_wrong_password_never_borrows_the_token_of_the_right_one(emulator):
+    lsf_hook(emulator).get_instance("101")
+
+    with pytest.raises(FlowPlatformError, match="the user name or password is not correct"):
+        lsf_hook(emulator, password="not-the-password").get_instance("101")
+
+
+def test_an_unknown_user_is_refused_too(emulator):
+    with pytest.raises(FlowPlatformError, match="Logon failed for user nobody"):
+        lsf_hook(emulator, login="nobody").list_flow_instances()
+
+
+def test_user_and_password_are_required(emulator):
+    with pytest.raises(FlowPlatformError, match="login"):
+        lsf_hook(emulator, login=None)
+    with pytest.raises(FlowPlatformError, match="password"):
+        lsf_hook(emulator, password="")
+
+
+def test_the_password_and_the_token_are_masked(emulator):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    token = TOKENS.get(hook._settings.auth.cache_key)
+
+    for secret in (creds.LSF_PASSWORD, token.value, cookie_value(token.value)):
+        assert secret not in str(redact(f"before {secret} after"))
+
+
+def test_a_transient_fault_is_retried(emulator):
+    hook = lsf_hook(emulator)
+    emulator.inject_fault("503", platform="lsf_pm")
+
+    assert hook.list_flow_instances(id=101)[0]["id"] == 101
+
+
+# -- connection ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "base_url"),
+    [
+        ("pac.example.com", "http", None, "http://pac.example.com:8080"),
+        ("pac.example.com", "https", None, "https://pac.example.com:8443"),
+        ("pac.example.com", None, None, "https://pac.example.com:8443"),
+        ("pac.example.com", "https", 9443, "https://pac.example.com:9443"),
+        ("https://pac.example.com", None, None, "https://pac.example.com"),
+        ("https://pac.example.com:8443/platform/ws/", None, None, "https://pac.example.com:8443"),
+    ],
+)
+def test_the_base_url_gets_the_default_port_of_its_scheme(host, schema, port, base_url):
+    hook = LSFProcessManagerHook("lsf_pm_x")
+    hook.use_connection(
+        Connection(conn_id="lsf_pm_x", conn_type="lsf_pm", host=host, schema=schema, port=port, login="u", password="p")
+    )
+
+    assert hook.client.settings.base_url == base_url
+
+
+def test_get_hook_and_test_connection(emulator):
+    hook = get_hook("lsf_pm_default")
+
+    assert isinstance(hook, LSFProcessManagerHook)
+    assert hook.lsf_pm_conn_id == "lsf_pm_default"
+    assert hook.test_connection() == (True, "Connected to LSF Process Manager")
+    ok, message = lsf_hook(emulator, password="nope").test_connection()
+    assert not ok and "the user name or password is not correct" in message
+
+
+def test_the_connection_form():
+    behaviour = LSFProcessManagerHook.get_ui_field_behaviour()
+
+    assert behaviour["relabeling"] == {"host": "Application Center URL", "login": "User name", "password": "Password"}
+    assert "timezone" in behaviour["placeholders"]["extra"]
