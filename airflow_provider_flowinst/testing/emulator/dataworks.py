@@ -1,0 +1,556 @@
+"""DataWorks OpenAPI 2024-05-18 (RPC style on ``/``): the ACS3 signature check, workflow instances that
+move NotRun -> Running -> Success/Failure, their task instances and dependencies, asynchronous creation.
+
+Choices of this emulator, where the documentation says nothing (inferred):
+- StopWorkflowInstances ends the instance in ``Failure`` (DataWorks has no cancelled status); its running
+  task instance fails too, the ones not yet run stay ``NotRun``. Stopping a finished instance is refused
+  in ``SuccessInfo``.
+- The ``expired_token`` fault answers HTTP 400 ``InvalidSecurityToken.Expired``: signed requests carry no
+  session token, so an expired STS token is the nearest real failure.
+- A 429 fault answers ``Throttling.User`` with ``x-acs-retry-after`` in milliseconds when it has a retry_after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from airflow_provider_flowinst.platforms.dataworks import (
+    API_VERSION,
+    canonical_query,
+    canonical_request,
+    canonical_uri,
+    parse_authorization,
+    signature,
+    string_to_sign,
+)
+from airflow_provider_flowinst.testing.emulator.credentials import (
+    DATAWORKS_ACCESS_KEY_ID,
+    DATAWORKS_ACCESS_KEY_SECRET,
+    DATAWORKS_PROJECT_ID,
+)
+from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+PLATFORM = "dataworks"
+#: Temporary (STS) credentials the emulator also accepts: the key, its secret and its session token.
+STS_ACCESS_KEY_ID = "STS.EmulatorTemporaryKeyId"
+STS_ACCESS_KEY_SECRET = "emulator-sts-secret"
+STS_SECURITY_TOKEN = "emulator-sts-security-token"
+ACCESS_KEYS = {DATAWORKS_ACCESS_KEY_ID: DATAWORKS_ACCESS_KEY_SECRET, STS_ACCESS_KEY_ID: STS_ACCESS_KEY_SECRET}
+DATE_TOLERANCE_SECONDS = 15 * 60  # x-acs-date must be within 15 minutes of the server's clock
+REQUIRED_HEADERS = ("x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256")
+CREATE_SECONDS = 2.0  # emulated seconds an asynchronous CreateWorkflowInstances stays Creating
+FINISHED = ("Success", "Failure")
+
+
+@dataclass
+class Workflow:
+    workflow_id: int
+    name: str
+    tasks: list[tuple[int, str]]  # (task id, task name) in run order (a topological order)
+    dependencies: list[tuple[int, int]]  # (upstream task id, downstream task id)
+    outcome: str = "Success"  # or "Failure": the last task fails
+    queued_seconds: float = 2.0
+    running_seconds: float = 4.0
+
+
+@dataclass
+class WorkflowInstance:
+    instance_id: int
+    workflow: Workflow
+    name: str
+    type: str
+    bizdate: int  # epoch ms
+    created: float  # emulated seconds; the run's clock starts here
+    outcome: str
+    queued_seconds: float
+    running_seconds: float
+    parameters: str = ""
+    stopped_at: float | None = None
+
+    def task_instance_id(self, index: int) -> int:
+        return self.instance_id * 100 + index + 1
+
+
+@dataclass
+class CreateOperation:
+    operation_id: str
+    ready_at: float
+    instance_ids: list[int] = field(default_factory=list)
+    failure: str | None = None
+
+
+DEFAULT_WORKFLOWS = [
+    Workflow(
+        1001,
+        "daily_sales",
+        tasks=[(2001, "extract_orders"), (2002, "clean_orders"), (2003, "check_quality"), (2004, "load_mart")],
+        dependencies=[(2001, 2002), (2001, 2003), (2002, 2004), (2003, 2004)],
+    ),
+    Workflow(
+        1002, "failing_etl", tasks=[(2101, "ingest"), (2102, "compute")], dependencies=[(2101, 2102)], outcome="Failure"
+    ),
+    Workflow(1003, "long_running", tasks=[(2201, "crunch")], dependencies=[], running_seconds=10 * 3600),
+]
+
+
+def acs_error(status: int, code: str, message: str) -> web.Response:
+    """Alibaba Cloud's error shape."""
+    request_id = str(uuid.uuid4()).upper()
+    return web.json_response(
+        {
+            "RequestId": request_id,
+            "HostId": "dataworks.emulator.aliyuncs.com",
+            "Code": code,
+            "Message": message,
+            "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}&product=dataworks-public",
+        },
+        status=status,
+    )
+
+
+class DataWorksEmulator:
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self.workflows = {workflow.workflow_id: workflow for workflow in DEFAULT_WORKFLOWS}
+        self.instances: dict[int, WorkflowInstance] = {}
+        self.operations: dict[str, CreateOperation] = {}
+        self.nonces: dict[str, float] = {}
+        self._ids = itertools.count(700001)
+        self.wall_start_ms = int(time.time() * 1000)
+        for workflow in self.workflows.values():  # one instance of each, started with the emulator
+            self._create(workflow, name=f"{workflow.name}_seed", type="Normal")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.handle),
+            web.post("/", self.handle),
+            web.post("/_emulator/dataworks/instances", self.control_create),
+        ]
+
+    # -- control (tests and the demo) ----------------------------------------------------------------
+
+    async def control_create(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        workflow = self.workflows[int(spec["workflow_id"])]
+        instance = self._create(
+            workflow,
+            name=str(spec.get("name") or f"{workflow.name}_manual"),
+            type=str(spec.get("type") or "ManualWorkflow"),
+            outcome=spec.get("outcome"),
+            delay=float(spec.get("appear_after", 0.0)),
+            queued_seconds=spec.get("queued_seconds"),
+            running_seconds=spec.get("running_seconds"),
+        )
+        return web.json_response({"instance_id": str(instance.instance_id)})
+
+    def _create(
+        self,
+        workflow: Workflow,
+        *,
+        name: str,
+        type: str,
+        outcome: str | None = None,
+        delay: float = 0.0,
+        queued_seconds: float | None = None,
+        running_seconds: float | None = None,
+        bizdate: int | None = None,
+        parameters: str = "",
+    ) -> WorkflowInstance:
+        if outcome is not None and outcome not in FINISHED:
+            outcome = {"success": "Success", "failed": "Failure", "failure": "Failure"}[str(outcome).lower()]
+        instance = WorkflowInstance(
+            instance_id=next(self._ids),
+            workflow=workflow,
+            name=name,
+            type=type,
+            bizdate=self._default_bizdate() if bizdate is None else bizdate,
+            created=self.state.now() + delay,
+            outcome=outcome or workflow.outcome,
+            queued_seconds=workflow.queued_seconds if queued_seconds is None else float(queued_seconds),
+            running_seconds=workflow.running_seconds if running_seconds is None else float(running_seconds),
+            parameters=parameters,
+        )
+        self.instances[instance.instance_id] = instance
+        return instance
+
+    @staticmethod
+    def _default_bizdate() -> int:
+        """Yesterday's midnight (UTC), as DataWorks' data timestamp of a run today."""
+        today = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        return int(dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+    def _visible(self, instance: WorkflowInstance) -> bool:
+        return self.state.now() >= instance.created
+
+    # -- what an instance looks like now -------------------------------------------------------------
+
+    def _wall_ms(self, emulated: float) -> int:
+        return self.wall_start_ms + int(emulated * self.state.time_scale * 1000)
+
+    def _statuses(self, instance: WorkflowInstance) -> tuple[str, list[str]]:
+        """(the instance's Status, each task instance's Status) at this moment."""
+        tasks = instance.workflow.tasks
+        now = self.state.now() if instance.stopped_at is None else instance.stopped_at
+        age = now - instance.created
+        if age < instance.queued_seconds:
+            status, done, current = "NotRun", 0, None
+        elif age < instance.queued_seconds + instance.running_seconds:
+            share = (age - instance.queued_seconds) / max(instance.running_seconds, 1e-6)
+            done = min(int(share * len(tasks)), len(tasks) - 1)
+            status, current = "Running", done
+        else:
+            status = instance.outcome
+            task_statuses = ["Success"] * len(tasks)
+            if status == "Failure" and tasks:
+                task_statuses[-1] = "Failure"
+            return status, task_statuses
+        task_statuses = ["Success" if i < done else "Running" if i == current else "NotRun" for i in range(len(tasks))]
+        if instance.stopped_at is not None:
+            status = "Failure"
+            task_statuses = ["Failure" if s == "Running" else s for s in task_statuses]
+        return status, task_statuses
+
+    def _times(self, instance: WorkflowInstance, index: int | None = None) -> tuple[int | None, int | None]:
+        """(StartedTime, FinishedTime) of the instance, or of its task ``index``, in epoch ms."""
+        status, task_statuses = self._statuses(instance)
+        start = instance.created + instance.queued_seconds
+        end = instance.stopped_at if instance.stopped_at is not None else start + instance.running_seconds
+        if index is not None:
+            share = instance.running_seconds / max(len(instance.workflow.tasks), 1)
+            task_start, task_end = start + index * share, min(start + (index + 1) * share, end)
+            state = task_statuses[index]
+            started = None if state == "NotRun" else self._wall_ms(task_start)
+            return started, self._wall_ms(task_end) if state in FINISHED else None
+        started = None if status == "NotRun" else self._wall_ms(start)
+        return started, self._wall_ms(end) if status in FINISHED else None
+
+    def record(self, instance: WorkflowInstance) -> dict[str, Any]:
+        status, _ = self._statuses(instance)
+        started, finished = self._times(instance)
+        created = self._wall_ms(instance.created)
+        return {
+            "Id": instance.instance_id,
+            "WorkflowId": instance.workflow.workflow_id,
+            "WorkflowTaskInstanceId": instance.instance_id * 100,
+            "UnifiedWorkflowInstanceId": instance.instance_id,
+            "Name": instance.name,
+            "Type": instance.type,
+            "Status": status,
+            "BizDate": instance.bizdate,
+            "StartedTime": started,
+            "FinishedTime": finished,
+            "ProjectId": DATAWORKS_PROJECT_ID,
+            "EnvType": "Prod",
+            "Owner": "1000",
+            "CreateTime": created,
+            "ModifyTime": finished or started or created,
+            "CreateUser": "1000",
+            "ModifyUser": "1000",
+            "WorkflowParameters": instance.parameters,
+            "Tags": [],
+        }
+
+    def task_record(self, instance: WorkflowInstance, index: int) -> dict[str, Any]:
+        _, task_statuses = self._statuses(instance)
+        started, finished = self._times(instance, index)
+        task_id, task_name = instance.workflow.tasks[index]
+        created = self._wall_ms(instance.created)
+        return {
+            "Id": instance.task_instance_id(index),
+            "TaskId": task_id,
+            "TaskName": task_name,
+            "TaskType": "ODPS_SQL",
+            "Status": task_statuses[index],
+            "Bizdate": instance.bizdate,
+            "WorkflowId": instance.workflow.workflow_id,
+            "WorkflowName": instance.workflow.name,
+            "WorkflowInstanceId": instance.instance_id,
+            "WorkflowInstanceType": instance.type,
+            "ProjectId": DATAWORKS_PROJECT_ID,
+            "ProjectEnv": "Prod",
+            "Owner": "1000",
+            "RunNumber": 1,
+            "TriggerType": "Scheduler",
+            "StartedTime": started,
+            "FinishedTime": finished,
+            "CreateTime": created,
+            "ModifyTime": finished or started or created,
+        }
+
+    def _find_task(self, task_instance_id: int) -> tuple[WorkflowInstance, int] | None:
+        instance = self.instances.get(task_instance_id // 100)
+        index = task_instance_id % 100 - 1
+        if instance is None or not self._visible(instance) or not 0 <= index < len(instance.workflow.tasks):
+            return None
+        return instance, index
+
+    # -- the signature check -------------------------------------------------------------------------
+
+    def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
+        """None when the request is signed as Alibaba Cloud checks it; otherwise its refusal."""
+        parsed = parse_authorization(request.headers.get("Authorization", ""))
+        if parsed is None:
+            return acs_error(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
+        access_key_id, signed_headers, given = parsed
+        missing = [name for name in (*REQUIRED_HEADERS, "host") if name not in request.headers]
+        if missing:
+            return acs_error(400, "MissingParameter", f"The required header {missing[0]} is not provided.")
+        secret = ACCESS_KEYS.get(access_key_id)
+        if secret is None:
+            return acs_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        signed = signed_headers.split(";")
+        unsigned = [name for name in request.headers if _must_sign(name) and name.lower() not in signed]
+        if unsigned or "host" not in signed:
+            return acs_error(400, "IncompleteSignature", f"Header {(unsigned or ['host'])[0].lower()} must be signed.")
+        try:
+            sent = dt.datetime.strptime(request.headers["x-acs-date"], "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            return acs_error(
+                400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."
+            )
+        if abs(sent.replace(tzinfo=dt.timezone.utc).timestamp() - time.time()) > DATE_TOLERANCE_SECONDS:
+            return acs_error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+        payload_hash = request.headers["x-acs-content-sha256"]
+        if payload_hash != hashlib.sha256(body).hexdigest():
+            return acs_error(400, "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the body.")
+        headers = [(name, value) for name, value in request.headers.items() if name.lower() in signed]
+        canonical, _ = canonical_request(
+            request.method, canonical_uri(request.path), canonical_query(request.query.items()), headers, payload_hash
+        )
+        to_sign = string_to_sign(canonical)
+        if not secrets.compare_digest(signature(secret, to_sign), given):
+            return acs_error(
+                400,
+                "SignatureDoesNotMatch",
+                f"Specified signature does not match our calculation. The string to sign on the server is: {to_sign}",
+            )
+        nonce = request.headers["x-acs-signature-nonce"]
+        if nonce in self.nonces:
+            return acs_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        self._remember(nonce)
+        token = request.headers.get("x-acs-security-token")
+        if access_key_id.startswith("STS."):
+            if token is None:
+                return acs_error(400, "InvalidSecurityToken.Missing", "The security token is missing.")
+            if token != STS_SECURITY_TOKEN:
+                return acs_error(
+                    400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey."
+                )
+        if request.headers["x-acs-version"] != API_VERSION:
+            return acs_error(400, "InvalidVersion", "Specified parameter Version is not valid for DataWorks.")
+        return None
+
+    def _remember(self, nonce: str) -> None:
+        now = time.time()
+        if len(self.nonces) > 10000:
+            self.nonces = {key: seen for key, seen in self.nonces.items() if now - seen < DATE_TOLERANCE_SECONDS}
+        self.nonces[nonce] = now
+
+    # -- the API -------------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        fault = take(self.state, PLATFORM, request)
+        if fault is not None:
+            faulted = await fault_response(fault, request, error=acs_error, expired_token=_expired_token)
+            if faulted is not None:
+                if fault.kind == "429" and fault.retry_after is not None:
+                    faulted.headers.popall("Retry-After", None)
+                    faulted.headers["x-acs-retry-after"] = str(int(fault.retry_after * 1000))
+                return faulted
+        body = await request.read()
+        refusal = self._authenticate(request, body)
+        if refusal is not None:
+            return refusal
+        params = dict(request.query)
+        if request.method == "POST" and body:
+            params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        action = request.headers["x-acs-action"]
+        handler = getattr(self, f"_action_{action}", None)
+        if handler is None:
+            return acs_error(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
+        try:
+            answer = handler(params)
+        except _Refused as refused:
+            return refused.response
+        if isinstance(answer, web.Response):
+            return answer
+        return web.json_response({"RequestId": str(uuid.uuid4()).upper(), **answer})
+
+    def _instance(self, value: str | None) -> WorkflowInstance:
+        instance = self.instances.get(_integer(value, "Id"))
+        if instance is None or not self._visible(instance):
+            raise _Refused(acs_error(404, "EntityNotExists.WorkflowInstance", "The workflow instance does not exist."))
+        return instance
+
+    def _action_GetWorkflowInstance(self, params: dict[str, str]) -> dict[str, Any]:
+        return {"WorkflowInstance": self.record(self._instance(_required(params, "Id")))}
+
+    def _action_ListWorkflowInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        _project(params)
+        bizdate = _integer(_required(params, "BizDate"), "BizDate")
+        wanted_ids = set(_json_list(params, "Ids")) if "Ids" in params else None
+        records = [
+            self.record(instance)
+            for instance in self.instances.values()
+            if self._visible(instance)
+            and instance.bizdate == bizdate
+            and ("WorkflowId" not in params or str(instance.workflow.workflow_id) == params["WorkflowId"])
+            and ("Type" not in params or instance.type == params["Type"])
+            and ("Name" not in params or params["Name"] in instance.name)
+            and (wanted_ids is None or instance.instance_id in wanted_ids)
+        ]
+        return {"PagingInfo": _page(params, records, "WorkflowInstances")}
+
+    def _action_ListTaskInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        _project(params)
+        bizdate = _integer(_required(params, "Bizdate"), "Bizdate")  # with a lower-case d
+        workflow_instance_id = params.get("WorkflowInstanceId")
+        records = [
+            self.task_record(instance, index)
+            for instance in self.instances.values()
+            if self._visible(instance)
+            and instance.bizdate == bizdate
+            and (workflow_instance_id is None or str(instance.instance_id) == workflow_instance_id)
+            for index in range(len(instance.workflow.tasks))
+        ]
+        return {"PagingInfo": _page(params, records, "TaskInstances")}
+
+    def _action_ListUpstreamTaskInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        found = self._find_task(_integer(_required(params, "Id"), "Id"))
+        if found is None:
+            raise _Refused(acs_error(404, "EntityNotExists.TaskInstance", "The task instance does not exist."))
+        instance, index = found
+        task_id = instance.workflow.tasks[index][0]
+        positions = {tid: i for i, (tid, _) in enumerate(instance.workflow.tasks)}
+        records = [
+            {"DependencyType": "Normal", "TaskInstance": self.task_record(instance, positions[up])}
+            for up, down in instance.workflow.dependencies
+            if down == task_id
+        ]
+        return {"PagingInfo": _page(params, records, "UpstreamTaskInstances")}
+
+    def _action_CreateWorkflowInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        _project(params)
+        for name in ("WorkflowId", "Name", "Type"):
+            _required(params, name)
+        operation = CreateOperation(operation_id=uuid.uuid4().hex, ready_at=self.state.now() + CREATE_SECONDS)
+        workflow = self.workflows.get(int(params["WorkflowId"])) if params["WorkflowId"].isdigit() else None
+        if workflow is None:
+            operation.failure = f"The workflow {params['WorkflowId']} does not exist in project {DATAWORKS_PROJECT_ID}."
+        else:
+            instance = self._create(
+                workflow,
+                name=params["Name"],
+                type=params["Type"],
+                delay=CREATE_SECONDS,
+                bizdate=_bizdate_of_periods(params.get("Periods")),
+                parameters=params.get("WorkflowParameters", ""),
+            )
+            operation.instance_ids.append(instance.instance_id)
+        self.operations[operation.operation_id] = operation
+        return {"OperationId": operation.operation_id}
+
+    def _action_GetCreateWorkflowInstancesResult(self, params: dict[str, str]) -> dict[str, Any]:
+        operation = self.operations.get(_required(params, "OperationId"))
+        if operation is None:
+            raise _Refused(acs_error(404, "EntityNotExists.Operation", "The operation does not exist."))
+        if self.state.now() < operation.ready_at:
+            result: dict[str, Any] = {"Status": "Creating", "WorkflowInstanceIds": []}
+        elif operation.failure is not None:
+            result = {"Status": "CreateFailure", "FailureMessage": operation.failure, "WorkflowInstanceIds": []}
+        else:
+            result = {"Status": "Created", "WorkflowInstanceIds": list(operation.instance_ids)}
+        return {"Result": result}
+
+    def _action_StopWorkflowInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        for value in _json_list(params, "Ids", required=True):
+            instance = self.instances.get(value) if isinstance(value, int) else None
+            if instance is None or not self._visible(instance):
+                info[str(value)] = {"Success": False, "Message": "The instance does not exist."}
+            elif self._statuses(instance)[0] in FINISHED:
+                info[str(value)] = {"Success": False, "Message": "The instance has already finished."}
+            else:
+                instance.stopped_at = self.state.now()
+                info[str(value)] = {"Success": True, "Message": ""}
+        return {"SuccessInfo": info}
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _must_sign(name: str) -> bool:
+    return name.lower().startswith("x-acs-")
+
+
+def _expired_token() -> web.Response:
+    return acs_error(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+
+
+def _required(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise _Refused(acs_error(400, f"Missing{name}", f"{name} is mandatory for this action."))
+    return value
+
+
+def _integer(value: str | None, name: str) -> int:
+    if value is None or not value.strip().lstrip("-").isdigit():
+        raise _Refused(acs_error(400, "InvalidParameter", f"The parameter {name} is not a valid integer: {value!r}."))
+    return int(value)
+
+
+def _project(params: dict[str, str]) -> None:
+    if _integer(_required(params, "ProjectId"), "ProjectId") != DATAWORKS_PROJECT_ID:
+        raise _Refused(acs_error(404, "EntityNotExists.Project", "The project does not exist."))
+
+
+def _json_list(params: dict[str, str], name: str, *, required: bool = False) -> list[Any]:
+    text = _required(params, name) if required else params.get(name, "[]")
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, list):
+        raise _Refused(acs_error(400, "InvalidParameter", f"The parameter {name} must be a JSON array."))
+    return values
+
+
+def _page(params: dict[str, str], records: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    number = _integer(params.get("PageNumber", "1"), "PageNumber")
+    size = _integer(params.get("PageSize", "10"), "PageSize")
+    if number < 1 or not 1 <= size <= 500:
+        raise _Refused(acs_error(400, "InvalidParameter", "PageNumber must be >= 1 and PageSize within 1..500."))
+    return {
+        "TotalCount": len(records),
+        "PageNumber": number,
+        "PageSize": size,
+        key: records[(number - 1) * size : number * size],
+    }
+
+
+def _bizdate_of_periods(text: str | None) -> int | None:
+    """The first StartBizDate of a ``Periods`` JSON object (``{"BizDates": [{"StartBizDate": "2024-01-01"}]}``)."""
+    if not text:
+        return None
+    try:
+        start = json.loads(text)["BizDates"][0]["StartBizDate"]
+        day = dt.date.fromisoformat(str(start)[:10])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise _Refused(acs_error(400, "InvalidParameter", "The parameter Periods is not valid.")) from None
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)

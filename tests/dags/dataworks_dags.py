@@ -1,0 +1,42 @@
+"""DAGs the DataWorks sensor tests run with dag.test(): create a workflow instance, then wait on it.
+
+In the emulator workflow 1001 (daily_sales, four tasks in a diamond) succeeds and 1002 (failing_etl) ends
+in Failure, each within a few emulated seconds of its asynchronous creation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
+from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+WORKFLOWS = {"succeeds": "1001", "fails": "1002"}
+MODES: dict[str, dict[str, Any]] = {"poke": {"mode": "poke"}, "deferrable": {"deferrable": True}}
+
+
+def dataworks_sensor_dag(dag_id: str, workflow_id: str, **sensor_kwargs: Any) -> DAG:
+    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+
+        @task
+        def create(run_id: str | None = None) -> str:
+            return DataWorksHook().create_workflow_instances(workflow_id=workflow_id, name=run_id)[0]
+
+        created = create()
+        wait = DataWorksWorkflowInstanceSensor(
+            task_id="wait",
+            workflow_instance_id="{{ ti.xcom_pull(task_ids='create') }}",
+            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        )
+        created >> wait
+    return dag
+
+
+for outcome, workflow in WORKFLOWS.items():
+    for mode, mode_kwargs in MODES.items():
+        dag_id = f"dataworks_{mode}_{outcome}"
+        globals()[dag_id] = dataworks_sensor_dag(dag_id, workflow, **mode_kwargs)
