@@ -1,0 +1,433 @@
+"""EnOS BPM behind the EnOS gateway, with the Application Portal login that hands out the bearer tokens.
+
+Every call here, the portal's included, must be signed for the gateway (``Gateway.check``); BPM calls
+also need a live portal bearer token. Process instances move ``inProgress`` -> ``completed`` or
+``terminated`` on the emulated clock, one current task (``taskName``, ``assignee``) after another.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_flowinst.testing.emulator.credentials import (
+    BPM_ACCOUNT,
+    BPM_PASSWORD,
+    ENOS_ORG_ID,
+    ENOS_USER_ID,
+)
+from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
+from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+PLATFORM = "enos_bpm"
+BASE = "/enos-bpm-service/v2.0/work"
+PORTAL = "/app-portal-service"
+ORG_NAME = "Emulated Organization"
+REFRESH_TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600  # (inferred) the portal's refresh tokens outlive access tokens
+
+
+def user(user_id: str, full_name: str, email: str) -> dict[str, Any]:
+    """A UserRepresentation struct."""
+    return {
+        "id": user_id,
+        "firstName": None,
+        "lastName": None,
+        "email": email,
+        "fullName": full_name,
+        "tenantId": ENOS_ORG_ID,
+        "groups": [],
+        "privileges": [],
+    }
+
+
+CALLER = user(ENOS_USER_ID, "bpm.user", BPM_ACCOUNT)
+MANAGER = user("u15000000000002", "jane.manager", "jane.manager@example.com")
+FINANCE = user("u15000000000003", "frank.finance", "frank.finance@example.com")
+LEGAL = user("u15000000000004", "lena.legal", "lena.legal@example.com")
+
+
+@dataclass
+class Definition:
+    definition_id: str
+    key: str
+    name: str
+    tasks: list[tuple[str, dict[str, Any]]]  # (task name, assignee), in order
+    outcome: str = "completed"  # or "terminated": the last assignee rejects it
+    seconds_per_task: float = 2.0
+    version: int = 1
+
+
+DEFAULT_DEFINITIONS = [
+    Definition(
+        "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",
+        "purchaseApproval",
+        "Purchase approval",
+        [("Manager approval", MANAGER), ("Finance review", FINANCE)],
+        version=3,
+    ),
+    Definition(
+        "leaveRequest:1:6c0e1a22-e365-11ea-8a6b-be43f0d99bcd",
+        "leaveRequest",
+        "Leave request",
+        [("Manager approval", MANAGER)],
+    ),
+    Definition(
+        "expenseClaim:2:7d1f2b33-e365-11ea-8a6b-be43f0d99bcd",
+        "expenseClaim",
+        "Expense claim",
+        [("Manager approval", MANAGER)],
+        outcome="terminated",
+    ),
+    Definition(
+        "contractReview:1:8e203c44-e365-11ea-8a6b-be43f0d99bcd",
+        "contractReview",
+        "Contract review",
+        [("Legal review", LEGAL)],
+        seconds_per_task=10 * 3600,
+    ),
+]
+REJECTION_REASON = "Rejected by the approver"
+
+
+@dataclass
+class ProcessInstance:
+    instance_id: str
+    definition: Definition
+    name: str
+    created: float  # emulated seconds
+    started_by: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    terminated_at: float | None = None
+    terminated_by: dict[str, Any] | None = None
+    terminate_reason: str | None = None
+
+
+@dataclass
+class UserSession:
+    account: str
+    user_id: str
+    org_id: str | None
+    expires: float  # time.monotonic()
+
+
+class EnOSBPMEmulator:
+    def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
+        self.state = state
+        self.gateway = gateway
+        self.definitions = {definition.definition_id: definition for definition in DEFAULT_DEFINITIONS}
+        self.instances: dict[str, ProcessInstance] = {}
+        self.sessions: dict[str, UserSession] = {}  # bearer token -> session
+        self.refresh_tokens: dict[str, tuple[str, float]] = {}  # refresh token -> (bearer token, expires)
+        self.wall_start_ms = int(time.time() * 1000)
+        self._seed()
+
+    def _seed(self) -> None:
+        """Instances that exist from the start, with fixed ids: one of each final state and one running."""
+        by_key = {definition.key: definition for definition in self.definitions.values()}
+        seeds = [
+            ("0b7c5e00-e39a-11ea-b667-e2b39eaec001", "purchaseApproval", -3600.0),
+            ("0b7c5e00-e39a-11ea-b667-e2b39eaec002", "expenseClaim", -1800.0),
+            ("0b7c5e00-e39a-11ea-b667-e2b39eaec003", "contractReview", -600.0),
+        ]
+        for instance_id, key, created in seeds:
+            definition = by_key[key]
+            self.instances[instance_id] = ProcessInstance(
+                instance_id, definition, definition.name, created=created, started_by=CALLER
+            )
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{PORTAL}/{{version}}/login", self.login),
+            web.post(f"{PORTAL}/{{version}}/session/set", self.session_set),
+            web.get(f"{PORTAL}/{{version}}/token/refresh", self.token_refresh),
+            web.get(f"{BASE}/process-instances", self.handle),
+            web.post(f"{BASE}/process-instances", self.handle),
+            web.post(f"{BASE}/process-instances/queryList", self.handle),
+            web.post("/_emulator/enos_bpm/expire_user_tokens", self.control_expire_user_tokens),
+        ]
+
+    # -- Application Portal ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _portal(code: int, message: str, data: Any = None, status: int = 200) -> web.Response:
+        return web.json_response({"code": code, "message": message, "data": data}, status=status)
+
+    async def _portal_body(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def login(self, request: web.Request) -> web.Response:
+        self.state.token_requests["enos_bpm_portal"] += 1
+        refusal = await self.gateway.check(request)
+        if refusal is not None:
+            return refusal
+        body = await self._portal_body(request)
+        if body is None or body.get("account") != BPM_ACCOUNT or body.get("password") != BPM_PASSWORD:
+            # (inferred) the portal answers HTTP 200 with its own code; 31400 is the documented one.
+            return self._portal(31400, "User password is missing or not valid")
+        token = "APP_PORTAL_S_" + secrets.token_urlsafe(24)
+        self.sessions[token] = UserSession(BPM_ACCOUNT, ENOS_USER_ID, None, self._token_expiry())
+        ok_code = 200 if request.match_info["version"] == "v2.0" else 0  # v2.0 answered code 200
+        return self._portal(
+            ok_code,
+            "",
+            {
+                "accessToken": token,
+                "organizations": [{"id": ENOS_ORG_ID, "name": ORG_NAME}],
+                "user": {"id": ENOS_USER_ID, "name": CALLER["fullName"]},
+            },
+        )
+
+    async def session_set(self, request: web.Request) -> web.Response:
+        refusal = await self.gateway.check(request)
+        if refusal is not None:
+            return refusal
+        bearer, session = self._session(request)
+        if session is None:
+            return self._portal(401, "Please authentication first", status=401)
+        body = await self._portal_body(request)
+        org_id = None if body is None else body.get("orgId")
+        if org_id != ENOS_ORG_ID:
+            return self._portal(404, f"The organization({org_id}) does not exist")
+        session.org_id = org_id
+        return self._portal(0, "", self._session_data(bearer, session))
+
+    async def token_refresh(self, request: web.Request) -> web.Response:
+        refusal = await self.gateway.check(request)
+        if refusal is not None:
+            return refusal
+        entry = self.refresh_tokens.pop(request.query.get("refreshToken", ""), None)
+        if entry is None or entry[1] <= time.monotonic():
+            return self._portal(410, "The refreshToken is expired")
+        old = self.sessions.pop(entry[0], None)
+        if old is None:
+            old = UserSession(BPM_ACCOUNT, ENOS_USER_ID, ENOS_ORG_ID, 0.0)
+        token = "APP_PORTAL_S_" + secrets.token_urlsafe(24)
+        session = UserSession(old.account, old.user_id, old.org_id, self._token_expiry())
+        self.sessions[token] = session
+        return self._portal(0, "", self._session_data(token, session))
+
+    def _session_data(self, bearer: str, session: UserSession) -> dict[str, Any]:
+        refresh = secrets.token_urlsafe(24)
+        expires_ms = int(time.time() * 1000) + REFRESH_TOKEN_LIFETIME_SECONDS * 1000
+        self.refresh_tokens[refresh] = (bearer, time.monotonic() + REFRESH_TOKEN_LIFETIME_SECONDS)
+        return {
+            "userId": session.user_id,
+            "userName": CALLER["fullName"],
+            "currentOrgId": session.org_id,
+            "currentOrgName": ORG_NAME,
+            "accessToken": bearer,
+            "refreshToken": refresh,
+            "refreshTokenExpire": expires_ms,
+        }
+
+    def _token_expiry(self) -> float:
+        return time.monotonic() + self.state.token_lifetime
+
+    def _session(self, request: web.Request) -> tuple[str, UserSession | None]:
+        header = request.headers.get("Authorization", "")
+        scheme, _, bearer = header.partition(" ")
+        if scheme.lower() != "bearer" or not bearer:
+            return "", None
+        session = self.sessions.get(bearer)
+        if session is None or session.expires <= time.monotonic():
+            self.sessions.pop(bearer, None)
+            return bearer, None
+        return bearer, session
+
+    async def control_expire_user_tokens(self, request: web.Request) -> web.Response:
+        """Drop every portal bearer token (the gateway tokens stay): the next BPM call answers 401."""
+        self.sessions.clear()
+        return web.json_response({"ok": True})
+
+    # -- BPM ------------------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        fault = take(self.state, PLATFORM, request)
+        if fault is not None:
+            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self._expire_and_refuse)
+            if faulted is not None:
+                return faulted
+        refusal = await self.gateway.check(request)
+        if refusal is not None:
+            return refusal
+        _, session = self._session(request)
+        if session is None:
+            # (inferred) a missing or expired bearer token: the portal's common 401 "unauthenticated".
+            return web.json_response({"code": 401, "msg": "Please authentication first", "data": None}, status=401)
+        try:
+            body = json.loads(await request.read() or b"null")
+        except ValueError:
+            return self._envelope(33400, "Invalid parameter: the body is not JSON")
+        if request.path.endswith("/queryList"):
+            return self._query(body)
+        if request.method == "GET":
+            return self._get(request.query.get("processInstanceId", ""))
+        if request.query.get("action") == "delete":
+            return self._terminate(request.query.get("processInstanceId", ""), body)
+        return self._start(body)
+
+    def _expire_and_refuse(self) -> web.Response:
+        self.gateway.expire_all()
+        self.sessions.clear()
+        return self.gateway.expired_response()
+
+    @staticmethod
+    def _envelope(code: int, message: str, data: Any = None) -> web.Response:
+        return web.json_response({"code": code, "msg": message, "data": data})
+
+    def _get(self, instance_id: str) -> web.Response:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            return self._envelope(
+                33404, "The process instance ID does not exist or you do not have the permission to view it."
+            )
+        return self._envelope(0, "", self.record(instance))
+
+    def _start(self, body: Any) -> web.Response:
+        body = body if isinstance(body, dict) else {}
+        definition = self.definitions.get(str(body.get("processDefinitionId", "")))
+        if definition is None:  # (inferred) 33400 for invalid parameters, by analogy with 33403/33404/33500
+            return self._envelope(33400, "Invalid parameter: the process definition does not exist.")
+        values = body.get("values")
+        if not isinstance(values, dict):
+            return self._envelope(33400, "Invalid parameter: values is required.")
+        instance = ProcessInstance(
+            str(uuid.uuid4()),
+            definition,
+            str(body.get("name") or definition.name),
+            created=self.state.now(),
+            started_by=CALLER,
+            values=values,
+        )
+        self.instances[instance.instance_id] = instance
+        return self._envelope(0, "", self.record(instance))
+
+    def _terminate(self, instance_id: str, body: Any) -> web.Response:
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            return self._envelope(33404, "The process instance ID does not exist.")
+        body = body if isinstance(body, dict) else {}
+        reason = body.get("deleteReason") or body.get("terminateReason")
+        if not reason:
+            return self._envelope(33400, "Invalid parameter: deleteReason is required.")
+        if self._progress(instance)[0] != "inProgress":  # (inferred) an ended instance is not terminable
+            return self._envelope(
+                33403, "The current user does not have the permission to terminate this process instance."
+            )
+        instance.terminated_at = self.state.now()
+        instance.terminated_by = CALLER
+        instance.terminate_reason = str(reason)
+        return self._envelope(0, "", True)
+
+    def _query(self, body: Any) -> web.Response:
+        body = body if isinstance(body, dict) else {}
+        status = body.get("processStatus")
+        if status not in ("inProgress", "completed", "terminated"):
+            return self._envelope(
+                33400, "Invalid parameter: processStatus must be inProgress, completed or terminated."
+            )
+        records = [self.record(inst) for inst in self.instances.values()]
+        records = [r for r in records if r["processStatus"] == status]
+        if body.get("processName"):
+            records = [r for r in records if str(body["processName"]) in r["name"]]
+        if body.get("processInstanceId"):
+            records = [r for r in records if r["id"] == body["processInstanceId"]]
+        if body.get("startBy"):
+            records = [r for r in records if r["startedBy"]["id"] == body["startBy"]]
+        if body.get("startedBefore") is not None:
+            records = [r for r in records if r["createdTime"] < int(body["startedBefore"])]
+        if body.get("startedAfter") is not None:
+            records = [r for r in records if r["createdTime"] > int(body["startedAfter"])]
+        pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+        sorts = pagination.get("sorts") or [{"field": "createdTime", "order": "desc"}]
+        sort = sorts[0] if isinstance(sorts[0], dict) else {}
+        sort_field = str(sort.get("field") or "createdTime")
+        records.sort(
+            key=lambda r: (r.get(sort_field) is None, r.get(sort_field) or 0, r["id"]),
+            reverse=str(sort.get("order", "desc")).lower() == "desc",
+        )
+        current, page_size = int(pagination.get("current", 0)), int(pagination.get("pageSize", 1000))
+        page = records[current * page_size : (current + 1) * page_size]
+        return self._envelope(
+            0,
+            "",
+            {
+                "pagination": {
+                    "current": current,
+                    "pageSize": page_size,
+                    "total": len(records),
+                    "sorts": sorts,
+                    "start": current * page_size,
+                },
+                "processInstances": page,
+            },
+        )
+
+    # -- what an instance looks like at this moment --------------------------------------------------
+
+    def _progress(self, instance: ProcessInstance) -> tuple[str, int | None, float]:
+        """(processStatus, index of the current task or None, emulated seconds from creation to end)."""
+        definition = instance.definition
+        if instance.terminated_at is not None:
+            return "terminated", None, instance.terminated_at - instance.created
+        age = self.state.now() - instance.created
+        total = definition.seconds_per_task * len(definition.tasks)
+        if age < total:
+            return "inProgress", int(age // definition.seconds_per_task), age
+        return definition.outcome, None, total
+
+    def _epoch_ms(self, emulated: float) -> int:
+        return self.wall_start_ms + int(emulated * self.state.time_scale * 1000)
+
+    def record(self, instance: ProcessInstance) -> dict[str, Any]:
+        definition = instance.definition
+        status, task_index, end_offset = self._progress(instance)
+        created_ms = self._epoch_ms(instance.created)
+        ended_ms = None if status == "inProgress" else self._epoch_ms(instance.created + end_offset)
+        task_name, assignee = definition.tasks[task_index] if task_index is not None else (None, None)
+        terminated_by, reason = None, None
+        if status == "terminated":
+            terminated_by = instance.terminated_by or definition.tasks[-1][1]
+            reason = instance.terminate_reason or REJECTION_REASON
+        return {
+            "id": instance.instance_id,
+            "processInstanceId": instance.instance_id,
+            "name": instance.name,
+            "processName": instance.name,
+            "businessKey": instance.instance_id.replace("-", "")[:32],
+            "processDefinitionId": definition.definition_id,
+            "processDefinitionName": definition.name,
+            "processDefinitionDescription": None,
+            "processDefinitionKey": definition.key,
+            "processDefinitionCategory": "http://flowable.org/test",
+            "processDefinitionVersion": definition.version,
+            "processDefinitionDeploymentId": definition.definition_id.rsplit(":", 1)[-1],
+            "graphicalNotationDefined": True,
+            "startFormDefined": True,
+            "tenantId": ENOS_ORG_ID,
+            "started": created_ms,
+            "ended": ended_ms,
+            "createdTime": created_ms,
+            "completedTime": ended_ms if status == "completed" else None,
+            "terminatedTime": ended_ms if status == "terminated" else None,
+            "startedBy": instance.started_by,
+            "terminatedBy": terminated_by,
+            "terminateReason": reason,
+            "assignee": assignee,
+            "taskName": task_name,
+            "url": None,
+            "terminable": status == "inProgress",
+            "variables": [{"name": key, "value": value} for key, value in instance.values.items()],
+            "processStatus": status,
+        }
