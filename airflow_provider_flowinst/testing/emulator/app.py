@@ -6,8 +6,11 @@ from typing import Protocol
 
 from aiohttp import web
 
+from airflow_provider_flowinst.testing.emulator.dataworks import DataWorksEmulator
 from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
+from airflow_provider_flowinst.testing.emulator.enos_bpm import EnOSBPMEmulator
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
+from airflow_provider_flowinst.testing.emulator.lsf import LSFEmulator
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 
@@ -22,8 +25,11 @@ class Emulator:
         self.state = EmulatorState(time_scale=time_scale, token_lifetime=token_lifetime)
         self.gateway = Gateway(self.state)
         self.enos_batch = EnOSBatchEmulator(self.state, self.gateway)
+        self.enos_bpm = EnOSBPMEmulator(self.state, self.gateway)
+        self.lsf = LSFEmulator(self.state)
+        self.dataworks = DataWorksEmulator(self.state)
         #: Every platform module; each offers ``routes()``.
-        self.platforms: list[PlatformEmulator] = [self.enos_batch]
+        self.platforms: list[PlatformEmulator] = [self.enos_batch, self.enos_bpm, self.lsf, self.dataworks]
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -61,5 +67,8 @@ class Emulator:
         return web.json_response({"ok": True})
 
     async def expire_tokens(self, request: web.Request) -> web.Response:
+        """Every token handed out so far stops working (DataWorks signs each request and has none)."""
         self.gateway.expire_all()
+        self.enos_bpm.sessions.clear()
+        self.lsf.expire_all()
         return web.json_response({"ok": True})
