@@ -8,7 +8,7 @@ same generator, so every line of protocol logic is shared and testable without a
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
@@ -30,6 +30,9 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     authenticated: bool = True
+    #: For an unauthenticated request whose content depends on when it is sent (a token request carries a
+    #: timestamp the platform refuses to see twice): rebuilds it, given the time in epoch ms, at each attempt.
+    stamp: Callable[[int], HttpRequest] | None = field(default=None, compare=False, repr=False)
 
     @property
     def query_string(self) -> str:

@@ -8,13 +8,14 @@ notion of timeouts and TLS settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -177,6 +178,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _on_the_wire(settings: TransportSettings, request: HttpRequest, token: Token | None) -> HttpRequest:
+    """The request as this attempt sends it: signed now, or stamped now, or as it is."""
+    if request.authenticated:
+        return settings.auth.sign(request, token, _now_ms())
+    if request.stamp is not None:
+        return request.stamp(_now_ms())
+    return request
+
+
 class SyncTransport:
     """Runs operations with ``requests``; one session (and its connection pool) per transport."""
 
@@ -235,7 +245,7 @@ class SyncTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
-        wire = self.settings.auth.sign(request, token, _now_ms()) if request.authenticated else request
+        wire = _on_the_wire(self.settings, request, token)
         try:
             raw = self.session.request(
                 wire.method,
@@ -283,6 +293,26 @@ async def close_shared_session() -> None:
     session = _SESSIONS.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
+
+
+_LEASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def shared_session_lease() -> AsyncIterator[None]:
+    """Hold this loop's session open while in use; the last holder to leave closes it.
+
+    Triggers wrap their polling in a lease: thousands of waits in one triggerer share one session,
+    and a loop that ends (as ``dag.test()`` runs each trigger) leaves no unclosed connection behind.
+    """
+    loop = asyncio.get_running_loop()
+    _LEASES[loop] = _LEASES.get(loop, 0) + 1
+    try:
+        yield
+    finally:
+        _LEASES[loop] -= 1
+        if _LEASES[loop] == 0:
+            await close_shared_session()
 
 
 def _ssl_option(verify: bool | str) -> ssl.SSLContext | bool:
@@ -349,7 +379,7 @@ class AsyncTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
-        wire = self.settings.auth.sign(request, token, _now_ms()) if request.authenticated else request
+        wire = _on_the_wire(self.settings, request, token)
         try:
             async with _shared_session().request(
                 wire.method,

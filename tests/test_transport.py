@@ -98,6 +98,14 @@ def test_an_expired_token_is_renewed_and_the_call_retried_once(emulator):
     assert emulator.stats()["token_requests"] == {"enos_gateway": 2}
 
 
+def test_a_failed_token_request_is_retried_with_a_fresh_timestamp(emulator):
+    # The gateway refuses an encryption it has seen (1001), so a resent token request must be rebuilt.
+    emulator.inject_fault("503", platform="enos_gateway", count=1)
+
+    assert enos_hook(emulator).get_my_flows("map")[0]["flowId"] == "2809"
+    assert emulator.stats()["token_requests"] == {"enos_gateway": 2}
+
+
 def test_a_wrong_secret_is_refused_by_the_token_service_without_leaking_it(emulator):
     hook = enos_hook(emulator)
     hook.use_connection(

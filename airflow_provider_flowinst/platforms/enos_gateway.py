@@ -78,8 +78,12 @@ class EnOSGatewayAuth:
         return f"enos-gateway|{self.base_url}|{self.app_key}"
 
     def login(self) -> Operation[Token]:
-        timestamp = int(time.time() * 1000)
-        request = HttpRequest(
+        response = yield self.token_request(int(time.time() * 1000))
+        return parse_token_response(response, platform=self.platform)
+
+    def token_request(self, timestamp_ms: int) -> HttpRequest:
+        """Get Access Token; rebuilt at each attempt, since the gateway refuses an encryption seen before (1001)."""
+        return HttpRequest(
             "POST",
             self.base_url + TOKEN_PATH,
             call="Get Access Token",
@@ -87,14 +91,13 @@ class EnOSGatewayAuth:
             body=json_body(
                 {
                     "appKey": self.app_key,
-                    "encryption": token_encryption(self.app_key, timestamp, self.app_secret),
-                    "timestamp": timestamp,
+                    "encryption": token_encryption(self.app_key, timestamp_ms, self.app_secret),
+                    "timestamp": timestamp_ms,
                 }
             ),
             authenticated=False,
+            stamp=self.token_request,
         )
-        response = yield request
-        return parse_token_response(response, platform=self.platform)
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         if token is None:

@@ -13,6 +13,7 @@ from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformE
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.transport import shared_session_lease
 
 DEFAULT_POKE_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
@@ -68,6 +69,12 @@ class FlowInstanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with shared_session_lease():
+            async for event in self._poll():
+                yield event
+                return
+
+    async def _poll(self) -> AsyncIterator[TriggerEvent]:
         hook: FlowPlatformHook[Any] | None = None
         failures = 0
         last: FlowInstance | None = None

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from airflow_provider_flowinst.platforms.enos_gateway import request_signature, token_encryption
 from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_KEY, ENOS_APP_SECRET
+from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 DEFAULT_APPS = {ENOS_APP_KEY: ENOS_APP_SECRET}
@@ -31,7 +32,7 @@ class Gateway:
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/apim-token-service/v2.0/token/get", self.get_token)]
 
-    async def get_token(self, request: web.Request) -> web.Response:
+    async def get_token(self, request: web.Request) -> web.StreamResponse:
         self.state.token_requests["enos_gateway"] += 1
         try:
             body = json.loads(await request.read())
@@ -46,6 +47,12 @@ class Gateway:
         if encryption in self.seen_encryptions:
             return web.json_response({"status": 1001, "msg": "Repeated requests with duplicated encryption."})
         self.seen_encryptions.add(encryption)
+        # A fault here is an answer lost after the gateway handled the request: its encryption is spent.
+        fault = take(self.state, "enos_gateway", request)
+        if fault is not None:
+            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self.expired_response)
+            if faulted is not None:
+                return faulted
         token = secrets.token_urlsafe(24)
         self.tokens[token] = (app_key, time.monotonic() + self.state.token_lifetime)
         return web.json_response(
