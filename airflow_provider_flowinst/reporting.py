@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -45,9 +45,28 @@ def render_instance(instance: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _duration(instance: Mapping[str, Any]) -> str:
+def render_report(instances: Iterable[Mapping[str, Any]]) -> str:
+    """A combined report: a summary line per instance, then each instance with its graph."""
+    instances = list(instances)
+    width = max((len(instance["platform"]) for instance in instances), default=0)
+    summary = [
+        f"  {instance['platform']:<{width}}  {instance['instance_id']:<40}  {instance['state']:<9}"
+        f"  {_seconds(instance) if _seconds(instance) is not None else '-':>8}"
+        for instance in instances
+    ]
+    header = f"  {'platform':<{width}}  {'instance':<40}  {'state':<9}  {'duration':>8}"
+    return "\n".join(
+        [f"{len(instances)} remote runs", header, *summary, "", *(render_instance(i) + "\n" for i in instances)]
+    )
+
+
+def _seconds(instance: Mapping[str, Any]) -> str | None:
     started, ended = instance.get("started_at"), instance.get("ended_at")
     if not started or not ended:
-        return ""
-    seconds = (dt.datetime.fromisoformat(ended) - dt.datetime.fromisoformat(started)).total_seconds()
-    return f" ({seconds:g} s)"
+        return None
+    return f"{(dt.datetime.fromisoformat(ended) - dt.datetime.fromisoformat(started)).total_seconds():g} s"
+
+
+def _duration(instance: Mapping[str, Any]) -> str:
+    seconds = _seconds(instance)
+    return f" ({seconds})" if seconds else ""

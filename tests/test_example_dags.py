@@ -23,7 +23,7 @@ def test_every_example_dag_loads_without_import_errors():
     bag = DagBag(dag_folder=str(EXAMPLES))
 
     assert bag.import_errors == {}
-    assert "example_enos_batch_wait" in bag.dag_ids
+    assert {"example_enos_batch_wait", "example_cross_platform_wait"} <= set(bag.dag_ids)
 
 
 def test_enos_wait_example_waits_reports_and_shows_the_graph(emulator, capsys):
@@ -35,3 +35,18 @@ def test_enos_wait_example_waits_reports_and_shows_the_graph(emulator, capsys):
     assert result.xcom("show_graph") == "success"
     assert [flow["flowId"] for flow in result.xcom("find_flows")] == ["2809"]
     assert "└─ [task] tass: success [SUCCESS]" in capsys.readouterr().out
+
+
+def test_cross_platform_example_reports_all_four_platforms(emulator, capsys):
+    result = run_dag(load_example("example_cross_platform_wait"))
+
+    assert result.state == "success"
+    assert result.xcom("report") == ["success", "success", "success", "success"]
+    platforms = {
+        result.xcom(task)["platform"] for task in ("wait_enos_batch", "wait_enos_bpm", "wait_lsf", "wait_dataworks")
+    }
+    assert platforms == {"enos_batch", "enos_bpm", "lsf_pm", "dataworks"}
+    report = capsys.readouterr().out
+    assert "4 remote runs" in report
+    assert "lsf_pm 102 (flow1): success [Done]" in report
+    assert "└─ [task] extract_orders: success [Success]" in report

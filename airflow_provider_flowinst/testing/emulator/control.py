@@ -48,3 +48,10 @@ class EmulatorControl:
         long_flow runs for hours); options: outcome ("Done"/"Exit"/"Killed"), running_seconds, appear_after."""
         created: str = self.control("POST", "/_emulator/lsf_pm/instances", {"flow": flow, **options})["instance_id"]
         return created
+
+    def create_enos_bpm_instance(self, definition_key: str = "purchaseApproval", **options: Any) -> str:
+        """A BPM process instance started now (purchaseApproval and leaveRequest complete, expenseClaim is
+        terminated, contractReview runs for hours); options: seconds_per_task."""
+        spec = {"definition_key": definition_key, **options}
+        created: str = self.control("POST", "/_emulator/enos_bpm/instances", spec)["instance_id"]
+        return created

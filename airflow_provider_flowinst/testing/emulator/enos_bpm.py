@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -151,6 +151,7 @@ class EnOSBPMEmulator:
             web.post(f"{BASE}/process-instances", self.handle),
             web.post(f"{BASE}/process-instances/queryList", self.handle),
             web.post("/_emulator/enos_bpm/expire_user_tokens", self.control_expire_user_tokens),
+            web.post("/_emulator/enos_bpm/instances", self.control_create),
         ]
 
     # -- Application Portal ---------------------------------------------------------------------------
@@ -244,6 +245,19 @@ class EnOSBPMEmulator:
             self.sessions.pop(bearer, None)
             return bearer, None
         return bearer, session
+
+    async def control_create(self, request: web.Request) -> web.Response:
+        """A new instance of the definition whose key is given (e.g. ``purchaseApproval``), started now."""
+        spec = await request.json()
+        by_key = {definition.key: definition for definition in self.definitions.values()}
+        definition = by_key[str(spec.get("definition_key", "purchaseApproval"))]
+        if spec.get("seconds_per_task") is not None:
+            definition = replace(definition, seconds_per_task=float(spec["seconds_per_task"]))
+        instance = ProcessInstance(
+            str(uuid.uuid4()), definition, definition.name, created=self.state.now(), started_by=CALLER
+        )
+        self.instances[instance.instance_id] = instance
+        return web.json_response({"instance_id": instance.instance_id})
 
     async def control_expire_user_tokens(self, request: web.Request) -> web.Response:
         """Drop every portal bearer token (the gateway tokens stay): the next BPM call answers 401."""
