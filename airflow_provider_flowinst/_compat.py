@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 try:  # Airflow 3.1+: task-authoring exceptions live in the task SDK
-    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferralTimeout,
+    )
 except ImportError:  # pragma: no cover - Airflow 3.0
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferralTimeout,
     )
 
-__all__ = ["AirflowException", "AirflowSensorTimeout", "AirflowSkipException"]
+__all__ = ["AirflowException", "AirflowSensorTimeout", "AirflowSkipException", "TaskDeferralTimeout"]

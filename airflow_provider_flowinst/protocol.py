@@ -8,12 +8,13 @@ same generator, so every line of protocol logic is shared and testable without a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.models import FlowInstance, FlowState
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -122,6 +123,20 @@ class PlatformClient(Protocol):
 
     def instance_url(self, instance_id: str) -> str | None:
         """The instance's page in the platform's console, if the connection says where that is."""
+
+    def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
+        """One instance, normalised."""
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+        """Start a run of ``flow``; the new instance's id."""
+
+    def stop_run(self, instance_id: str) -> Operation[None]:
+        """Stop (cancel, kill, terminate) a run."""
+
+    def recent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
+    ) -> Operation[list[FlowInstance]]:
+        """The newest instances of ``flow``, narrowed to ``states`` where the platform can filter."""
 
 
 def json_body(payload: Any) -> bytes:

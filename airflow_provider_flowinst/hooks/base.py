@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
-from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient
 from airflow_provider_flowinst.timeparse import validate_timezone
 from airflow_provider_flowinst.transport import AsyncTransport, SyncTransport, TransportSettings
@@ -122,9 +124,9 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """Platform-specific throttling answers that do not use HTTP 429."""
         return False
 
-    @abstractmethod
     def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
         """The operation that reads one instance as a FlowInstance."""
+        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     # -- connection and clients ----------------------------------------------------------------------
 
@@ -193,6 +195,33 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         await self.aclient()
         return await self.arun(self.instance_operation(require_id(instance_id, self.platform), include_graph))
 
+    # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+        """Start a run of ``flow`` (an EnOS flow id, an LSF ``owner:flowname``, a DataWorks workflow id or a
+        BPM process definition id); the new instance's id."""
+        client = self.client
+        return self.run(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+
+    async def astart_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+        client = await self.aclient()
+        return await self.arun(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+
+    def stop_run(self, instance_id: str) -> None:
+        """Stop a run: EnOS cancel, LSF kill, DataWorks StopWorkflowInstances, BPM terminate."""
+        self.run(self.client.stop_run(require_id(instance_id, self.platform)))
+
+    async def astop_run(self, instance_id: str) -> None:
+        client = await self.aclient()
+        await self.arun(client.stop_run(require_id(instance_id, self.platform)))
+
+    async def arecent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any] | None = None
+    ) -> list[FlowInstance]:
+        """The newest instances of ``flow`` (without graphs), for event triggers."""
+        client = await self.aclient()
+        return await self.arun(client.recent_instances(require_id(flow, self.platform, "flow"), states, filters or {}))
+
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""
         try:
@@ -208,6 +237,10 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     def close(self) -> None:
         if self._sync is not None:
             self._sync.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def require_id(value: Any, platform: str, what: str = "instance id") -> str:

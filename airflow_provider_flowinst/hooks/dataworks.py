@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, require_id
-from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.platforms.dataworks import (
     PLATFORM,
     DataWorksClient,
@@ -18,7 +17,7 @@ from airflow_provider_flowinst.platforms.dataworks import (
     endpoint_url,
     is_throttled,
 )
-from airflow_provider_flowinst.protocol import HttpResponse, Operation
+from airflow_provider_flowinst.protocol import HttpResponse
 
 
 class DataWorksHook(FlowPlatformHook[DataWorksClient]):
@@ -68,9 +67,6 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
     def is_throttled(self, response: HttpResponse) -> bool:
         """``Throttling*`` codes are transient whatever their HTTP status."""
         return is_throttled(response)
-
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     def check_connection(self) -> None:
         """A signed GetWorkflowInstance: "no such instance" proves the key and signature are accepted."""

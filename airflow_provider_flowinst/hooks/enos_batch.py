@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, require_id
-from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.platforms.enos_batch import PLATFORM, EnOSBatchClient, EnOSBatchSettings
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth
-from airflow_provider_flowinst.protocol import Operation
 
 
 class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
@@ -61,9 +59,6 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
             app_secret=reader.required("password", "the application's appSecret"),
         )
         return EnOSBatchClient(settings), auth
-
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     def check_connection(self) -> None:
         self.get_my_flows("__connection_test__")

@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
-from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.platforms.enos_bpm import PLATFORM, EnOSBPMAuth, EnOSBPMClient, EnOSBPMSettings
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth
-from airflow_provider_flowinst.protocol import Operation
 
 
 class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
@@ -64,9 +62,6 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
             on_secret=_mask,  # the gateway and user tokens, as soon as they are obtained
         )
         return EnOSBPMClient(settings), auth
-
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     def check_connection(self) -> None:
         self.run(self.client.query_process_instances_page("inProgress", page_size=1))

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
-from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.platforms.lsf import (
     DEFAULT_PORTS,
     PLATFORM,
@@ -15,7 +14,6 @@ from airflow_provider_flowinst.platforms.lsf import (
     LSFLogonAuth,
     LSFSettings,
 )
-from airflow_provider_flowinst.protocol import Operation
 
 FlowInstanceIds = str | int | Iterable[str | int]
 
@@ -63,9 +61,6 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
             on_secret=_mask,  # the logon token, as soon as it is obtained
         )
         return LSFClient(settings), auth
-
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     def check_connection(self) -> None:
         # Logs on, then one cheap query (a 404 "nothing matches" is fine).

@@ -568,6 +568,37 @@ class DataWorksClient:
             graph = build_graph(tasks, upstream)
         return self.to_flow_instance(record, graph=graph)
 
+    # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+        """CreateWorkflowInstances for the workflow ``flow``, waiting until it is created."""
+        stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+        ids = yield from self.create_workflow_instances(
+            workflow_id=flow, name=f"airflow_{flow}_{stamp}", parameters=parameters
+        )
+        if not ids:
+            raise FlowPlatformError(PLATFORM, "CreateWorkflowInstances", "the platform created no instance")
+        return ids[0]
+
+    def stop_run(self, instance_id: str) -> Operation[None]:
+        yield from self.stop_workflow_instances([instance_id], comment="Stopped by Apache Airflow")
+
+    def recent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
+    ) -> Operation[list[FlowInstance]]:
+        """Instances of the workflow ``flow`` for the data timestamps in ``filters["bizdates"]``.
+
+        ListWorkflowInstances needs a BizDate: by default yesterday's and today's (UTC), as a run's data
+        timestamp is usually the day before the day it runs. ``filters`` may also name a ``project_id``.
+        """
+        options = dict(filters)
+        bizdates = options.pop("bizdates", None) or recent_bizdates(dt.datetime.now(dt.timezone.utc).date())
+        found: list[FlowInstance] = []
+        for bizdate in bizdates:
+            records = yield from self.list_workflow_instances(bizdate=bizdate, workflow_id=flow, **options)
+            found += [self.to_flow_instance(record) for record in records if as_id(record.get("WorkflowId")) == flow]
+        return found
+
     # -- reading --------------------------------------------------------------------------------------
 
     def to_flow_instance(self, record: Mapping[str, Any], *, graph: InstanceGraph | None = None) -> FlowInstance:
@@ -596,6 +627,10 @@ class DataWorksClient:
 
     def instance_url(self, instance_id: str) -> str | None:
         return None  # the console's instance pages need the account's own console address (not known here)
+
+
+def recent_bizdates(today: dt.date) -> list[dt.date]:
+    return [today - dt.timedelta(days=1), today]
 
 
 def poll_pauses() -> Iterator[float]:

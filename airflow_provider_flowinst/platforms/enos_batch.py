@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ API_BASE_PATHS = {
 }
 NOT_FOUND_CODE = "62102"
 SEARCH_PAGE_SIZE = 100
+RECENT_PAGE_SIZE = 100
 
 STATE_BY_CODE: Mapping[int, FlowState] = {
     -1: FlowState.FAILED,
@@ -198,6 +199,38 @@ class EnOSBatchClient:
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         record = yield from self.get_flow_instance(instance_id)
         return self.to_flow_instance(record, include_graph=include_graph)
+
+    # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+        """Trigger Flow now; there is no other way to run a flow (no public rerun)."""
+        return (yield from self.trigger_flow(flow, trigger_time=now_ms, parameters=parameters))
+
+    def stop_run(self, instance_id: str) -> Operation[None]:
+        return (yield from self.cancel_flow_instance(instance_id))
+
+    def recent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
+    ) -> Operation[list[FlowInstance]]:
+        """The newest instances of ``flow`` (one search page), narrowed to ``states`` where codes allow."""
+        codes = sorted({code for code, state in STATE_BY_CODE.items() if state in set(states)})
+        body: dict[str, Any] = {"expression": flow, **filters}
+        if codes:
+            body["status"] = ",".join(str(code) for code in codes)
+        body["pagination"] = {
+            "pageNo": 1,
+            "pageSize": RECENT_PAGE_SIZE,
+            "sorters": [{"field": "triggerTime", "order": "DESC"}],
+        }
+        request = self._request("POST", "flowInstances", "search", "List Flow Instances", body=body)
+        data = yield from self._call(request)
+        records = _as_list(data.get("flowInsts") if isinstance(data, dict) else None, call=request.call)
+        # The expression matches ids and names fuzzily: keep the flow's own instances only.
+        return [
+            self.to_flow_instance(record, include_graph=False)
+            for record in records
+            if as_id(record.get("flowId")) == flow
+        ]
 
     # -- reading --------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -52,6 +52,8 @@ PORTAL_EXPIRED_CODES = frozenset({"401", "410"})
 QUERY_PAGE_SIZE = 100
 
 PROCESS_STATUSES = ("inProgress", "completed", "terminated")
+#: The reason recorded when an Airflow task stops the process instance it started.
+STOP_REASON = "Stopped by Apache Airflow: the task that started it was killed or timed out"
 STATE_BY_STATUS: Mapping[str, FlowState] = {
     "inprogress": FlowState.RUNNING,
     "completed": FlowState.SUCCESS,
@@ -384,6 +386,31 @@ class EnOSBPMClient:
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         record = yield from self.get_process_instance(instance_id)
         return self.to_flow_instance(record, include_graph=include_graph)
+
+    # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+        """Start a process instance of the definition ``flow``; ``parameters`` are its ``values``."""
+        return (yield from self.start_process_instance(flow, values=parameters))
+
+    def stop_run(self, instance_id: str) -> Operation[None]:
+        return (yield from self.terminate_process_instance(instance_id, STOP_REASON))
+
+    def recent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
+    ) -> Operation[list[FlowInstance]]:
+        """Instances of the definition ``flow`` in ``states``: one query per matching ``processStatus``."""
+        wanted = set(states)
+        statuses = [status for status in PROCESS_STATUSES if map_status(status) in wanted] or list(PROCESS_STATUSES)
+        found: list[FlowInstance] = []
+        for status in statuses:
+            records = yield from self.query_process_instances(status, **filters)
+            found += [
+                self.to_flow_instance(record, include_graph=False)
+                for record in records
+                if as_id(record.get("processDefinitionId")) == flow
+            ]
+        return found
 
     # -- reading --------------------------------------------------------------------------------------
 

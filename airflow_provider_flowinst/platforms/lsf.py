@@ -376,6 +376,14 @@ def flow_id_of(record: Mapping[str, Any]) -> str | None:
     return f"{user}:{name}" if user and name else None
 
 
+def split_flow(flow: str) -> tuple[str, str]:
+    """``owner:flowname`` into its two parts, refusing anything else."""
+    owner, _, name = flow.partition(":")
+    if not owner.strip() or not name.strip():
+        raise FlowPlatformError(PLATFORM, SUBMIT_CALL, f"a flow is named owner:flowname, got {flow!r}")
+    return owner.strip(), name.strip()
+
+
 def newest_instance_id(
     records: Iterable[Mapping[str, Any]], flow: str, *, newer_than: str | int | None = None
 ) -> str | None:
@@ -615,6 +623,35 @@ class LSFClient:
         request = self.form_request(SUBMIT_PATH, SUBMIT_CALL, fields)
         response = yield request
         return read_answer(response, call=SUBMIT_CALL, not_found=True)
+
+    # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
+
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+        """Submit ``owner:flowname`` and find the run it started.
+
+        The submit answer does not name the new instance, so the flow's instances are listed before and
+        after: the new run is the newest id above every id seen before (inferred: ids grow with time).
+        """
+        owner, name = split_flow(flow)
+        before = yield from self.list_flow_instances(flowname=name, username=owner)
+        floor = max((_as_int(record.get("id")) or 0 for record in before), default=None)
+        yield from self.submit_flow(flow, parameters)
+        after = yield from self.list_flow_instances(flowname=name, username=owner)
+        instance_id = newest_instance_id(after, flow, newer_than=floor)
+        if instance_id is None:
+            raise FlowPlatformError(PLATFORM, SUBMIT_CALL, f"{flow} was submitted, but no new instance of it appeared")
+        return instance_id
+
+    def stop_run(self, instance_id: str) -> Operation[None]:
+        yield from self.kill_flow_instances(instance_id)
+
+    def recent_instances(
+        self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
+    ) -> Operation[list[FlowInstance]]:
+        """Every instance of ``owner:flowname`` (LSF filters by one state at a time, so all are listed)."""
+        owner, name = split_flow(flow)
+        records = yield from self.list_flow_instances(flowname=name, username=owner, **filters)
+        return [self.to_flow_instance(record) for record in records if flow_id_of(record) == flow]
 
     # -- reading --------------------------------------------------------------------------------------
 

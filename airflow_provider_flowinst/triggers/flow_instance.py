@@ -40,6 +40,7 @@ class FlowInstanceTrigger(BaseTrigger):
         poke_interval: float = DEFAULT_POKE_INTERVAL,
         end_time: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -51,6 +52,7 @@ class FlowInstanceTrigger(BaseTrigger):
         self.poke_interval = float(poke_interval)
         self.end_time = end_time
         self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -65,6 +67,7 @@ class FlowInstanceTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "end_time": self.end_time,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -112,6 +115,19 @@ class FlowInstanceTrigger(BaseTrigger):
                 yield self._event("timeout", last, f"timed out waiting for instance {self.instance_id} ({seen})")
                 return
             await asyncio.sleep(self.poke_interval if remaining is None else min(self.poke_interval, remaining))
+
+    async def on_kill(self) -> None:
+        """Stop the remote run when a user kills the deferred task (Airflow 3.3+ calls this).
+
+        Only for runs the task started itself (``cancel_on_kill``): a sensor never stops what it watches.
+        A triggerer restart or a move to another triggerer does not call this, so nothing is stopped then.
+        """
+        if not self.cancel_on_kill:
+            return
+        hook = await aget_hook(self.conn_id)
+        self.log.info("The task was killed: stopping %s instance %s", hook.platform, self.instance_id)
+        async with shared_session_lease():
+            await hook.astop_run(self.instance_id)
 
     def _failure_message(self, exc: FlowPlatformError, failures: int) -> str:
         if exc.retryable:

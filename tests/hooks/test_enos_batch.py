@@ -69,9 +69,9 @@ def test_trigger_then_search_then_cancel(emulator):
 
 def test_a_second_trigger_within_a_minute_is_refused_by_the_platform(emulator):
     hook = EnOSBatchHook()
-    hook.trigger_flow("3318", trigger_time=1893542400000)
+    hook.trigger_flow("5109", trigger_time=1893542400000)
     with pytest.raises(FlowPlatformError, match="triggered less than one minute ago"):
-        hook.trigger_flow("3318", trigger_time=1893542410000)
+        hook.trigger_flow("5109", trigger_time=1893542410000)
 
 
 def test_triggering_an_unknown_flow_fails_at_once(emulator):

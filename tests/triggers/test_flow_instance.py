@@ -122,6 +122,7 @@ def test_serialised_kwargs_are_ids_and_settings_and_rebuild_the_same_trigger():
         "poke_interval": 0.1,
         "end_time": 1234.5,
         "max_consecutive_failures": 10,
+        "cancel_on_kill": False,
     }
     assert FlowInstanceTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert ENOS_APP_SECRET not in json.dumps(kwargs)

@@ -58,6 +58,33 @@ DEFAULT_FLOWS = [
     Flow("3257", "shell", tasks=[("105100", "run_shell")], outcome="failed"),
     Flow("2515", "testWorkflow122", tasks=[("105200", "noop")], periodic=False),
     Flow("4000", "long_running", tasks=[("106000", "crunch")], running_seconds=10 * 3600),
+    # Flows to start on demand (one start per flow a minute, as the platform allows): 51xx succeed,
+    # 52xx fail, 53xx run for hours.
+    *(
+        Flow(
+            f"51{n:02d}",
+            f"on_demand_{n}",
+            tasks=[(f"51{n:02d}1", "prepare"), (f"51{n:02d}2", "publish")],
+            periodic=False,
+        )
+        for n in range(10)
+    ),
+    *(
+        Flow(
+            f"52{n:02d}", f"on_demand_failing_{n}", tasks=[(f"52{n:02d}1", "explode")], outcome="failed", periodic=False
+        )
+        for n in range(5)
+    ),
+    *(
+        Flow(
+            f"53{n:02d}",
+            f"on_demand_long_{n}",
+            tasks=[(f"53{n:02d}1", "crunch")],
+            running_seconds=10 * 3600,
+            periodic=False,
+        )
+        for n in range(10)
+    ),
 ]
 
 
@@ -371,11 +398,8 @@ class EnOSBatchEmulator:
             else dt.datetime.now(dt.timezone.utc)
         ).replace(tzinfo=None)
         for existing in self.instances.values():
-            if (
-                existing.flow is flow
-                and existing.manual
-                and abs((existing.trigger_time - trigger).total_seconds()) < 60
-            ):
+            # A flow triggered less than a (emulated) minute ago is refused, as the platform does.
+            if existing.flow is flow and existing.manual and self.state.now() - existing.created < 60:
                 return 62102, "Invalid parameter: the flow was triggered less than one minute ago.", None
         instance = self._create(flow, trigger, manual=True)
         return 0, "Success", {"flowInstanceId": instance.instance_id}

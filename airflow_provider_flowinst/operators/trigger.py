@@ -1,0 +1,203 @@
+"""Start a remote run on any platform and, if asked, wait for it to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseOperator
+
+from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
+from airflow_provider_flowinst.durable import RunMemory
+from airflow_provider_flowinst.errors import FlowInstanceNotFound
+from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.hooks.base import FlowPlatformHook
+from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
+from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.sensors.flow_instance import (
+    DEFAULT_FAILURE_STATES,
+    DEFAULT_SUCCESS_STATES,
+    failure_message,
+)
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger, describe
+
+DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+#: Airflow's own deferral timeout is a backstop this long after the trigger's own end time.
+DEFERRAL_GRACE_SECONDS = 300.0
+#: The remote run's id, pushed as soon as it is known (also when the task then fails).
+XCOM_INSTANCE_ID_KEY = "flow_instance_id"
+
+
+class TriggerFlowOperator(BaseOperator):
+    """Starts a run of a remote flow and returns its instance dict, at its end or (without waiting) its start.
+
+    ``flow`` is what the connection's platform runs: an EnOS flow id, an LSF ``owner:flowname``, a DataWorks
+    workflow id or an EnOS BPM process definition id; ``parameters`` are the run's parameters (EnOS
+    parameters, LSF variables, DataWorks workflow parameters, BPM values).
+
+    Nothing is orphaned and nothing runs twice: the id of the run is kept across task retries, so a retried
+    task reattaches to its run (or returns its result if it already succeeded) instead of starting a second
+    one; a run that failed is started anew. With ``cancel_on_kill`` the run is stopped when the task is
+    killed or times out: in the worker through ``on_kill``, and while deferred through the trigger's
+    ``on_kill`` (Airflow 3.3+; earlier 3.x releases do not tell a trigger that its task was killed, so a run
+    whose deferred task is killed there keeps running).
+
+    :param conn_id: the platform connection (templated).
+    :param flow: the flow to run (templated).
+    :param parameters: the run's parameters (templated).
+    :param wait_for_completion: wait until the run ends; otherwise return as soon as it has started.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poke_interval: seconds between two looks at the run.
+    :param timeout: seconds to wait for the run; past them it is stopped (``cancel_on_kill``) and the task fails.
+    :param cancel_on_kill: stop the remote run when the task is killed or times out.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "flow", "parameters")
+    template_fields_renderers = {"parameters": "json"}
+    operator_extra_links = (FlowInstanceLink(),)
+    ui_color = "#c9e4de"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        flow: str,
+        parameters: Mapping[str, Any] | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        cancel_on_kill: bool = True,
+        success_states: Iterable[str] = DEFAULT_SUCCESS_STATES,
+        failure_states: Iterable[str] = DEFAULT_FAILURE_STATES,
+        include_graph: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.flow = flow
+        self.parameters = parameters
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poke_interval = float(poke_interval)
+        self.timeout = float(timeout)
+        self.cancel_on_kill = cancel_on_kill
+        self.success_states = FlowState.parse_many(success_states, argument="success_states")
+        self.failure_states = FlowState.parse_many(failure_states, argument="failure_states")
+        self.include_graph = include_graph
+        self.instance_id: str | None = None
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        hook = get_hook(self.conn_id)
+        memory = RunMemory(context)
+        instance = self._reattach(hook, memory)
+        if instance is None:
+            self.instance_id = hook.start_run(self.flow, self.parameters)
+            memory.remember(self.instance_id)
+            self.log.info("Started %s run %s of %s", hook.platform, self.instance_id, self.flow)
+        else:
+            self.instance_id = instance.instance_id
+        context["ti"].xcom_push(key=XCOM_INSTANCE_ID_KEY, value=self.instance_id)
+        push_instance_url(context, hook.client.instance_url(self.instance_id))
+
+        if not self.wait_for_completion:
+            instance = instance or hook.get_instance(self.instance_id, include_graph=self.include_graph)
+            return instance.to_dict()
+        if instance is not None and instance.state in self.success_states:
+            memory.forget()
+            return instance.to_dict()
+        if self.deferrable:
+            self.defer(
+                trigger=FlowInstanceTrigger(
+                    conn_id=self.conn_id,
+                    instance_id=self.instance_id,
+                    success_states=[state.value for state in self.success_states],
+                    failure_states=[state.value for state in self.failure_states],
+                    include_graph=self.include_graph,
+                    fail_if_missing=True,
+                    poke_interval=self.poke_interval,
+                    end_time=time.time() + self.timeout,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+                timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
+            )
+        return self._wait(hook, memory, self.instance_id)
+
+    def _reattach(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> FlowInstance | None:
+        """The run an earlier try of this task started, unless it is gone or has failed."""
+        previous = memory.recall()
+        if previous is None:
+            return None
+        try:
+            instance = hook.get_instance(previous, include_graph=self.include_graph)
+        except FlowInstanceNotFound:
+            self.log.warning("The run %s an earlier try started no longer exists; starting a new one", previous)
+            return None
+        if instance.state in self.failure_states:
+            self.log.info("The run %s of an earlier try ended %s; starting a new one", previous, instance.state.value)
+            return None
+        self.log.info("Reattaching to run %s, started by an earlier try (%s)", previous, instance.state.value)
+        return instance
+
+    def _wait(self, hook: FlowPlatformHook[Any], memory: RunMemory, instance_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+            self.log.info("%s is %s (%s)", describe(instance), instance.state.value, instance.raw_state)
+            if instance.state in self.success_states:
+                memory.forget()
+                return instance.to_dict()
+            if instance.state in self.failure_states:
+                raise AirflowException(failure_message(instance))
+            if time.monotonic() >= deadline:
+                self._stop(hook, instance_id, "it did not end within the timeout")
+                raise AirflowException(f"{describe(instance)} did not end within {self.timeout:g} s")
+            time.sleep(min(self.poke_interval, max(0.0, deadline - time.monotonic())))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The trigger's event, judged as the worker-side wait would have."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"{self.task_id}: the trigger sent no usable event: {event!r}")
+        status, message = event["status"], str(event.get("message", ""))
+        instance = event.get("instance")
+        if status == "success" and isinstance(instance, dict):
+            self.log.info("%s", message)
+            RunMemory(context).forget()
+            return instance
+        if status == "timeout":
+            self._stop_remembered(context, "it did not end within the timeout")
+            raise AirflowException(message)
+        if status == "failure" and isinstance(instance, dict):
+            raise AirflowException(failure_message(FlowInstance.from_dict(instance)))
+        raise AirflowException(message or f"the wait on the remote run ended with {status!r}")
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            self._stop_remembered(context, "Airflow's deferral timeout passed")
+            raise
+
+    def on_kill(self) -> None:
+        """The task is killed (or hit its execution_timeout) in the worker: stop the run it started."""
+        if self.instance_id is not None:
+            self._stop(get_hook(self.conn_id), self.instance_id, "the task was killed")
+
+    def _stop_remembered(self, context: Any, why: str) -> None:
+        instance_id = RunMemory(context).recall()
+        if instance_id is not None:
+            self._stop(get_hook(self.conn_id), instance_id, why)
+
+    def _stop(self, hook: FlowPlatformHook[Any], instance_id: str, why: str) -> None:
+        if not self.cancel_on_kill:
+            self.log.info("Leaving run %s going (%s; cancel_on_kill is off)", instance_id, why)
+            return
+        self.log.warning("Stopping %s run %s: %s", hook.platform, instance_id, why)
+        try:
+            hook.stop_run(instance_id)
+        except Exception:
+            self.log.exception("Could not stop %s run %s", hook.platform, instance_id)

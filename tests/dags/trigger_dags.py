@@ -1,0 +1,103 @@
+"""DAGs that start remote runs with TriggerFlowOperator, one per platform and behaviour.
+
+In the emulator: EnOS flows 51xx succeed, 52xx fail and 53xx run for hours (each may be started once a
+minute); LSF jsmith:flow1 ends Done, jsmith:flow_exit Exit, jsmith:long_flow runs for hours; DataWorks
+workflow 1001 succeeds, 1002 fails, 1003 runs for hours; BPM purchaseApproval completes, expenseClaim is
+terminated, contractReview runs for hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG
+
+from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+BPM = {
+    "success": "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",
+    "failure": "expenseClaim:2:7d1f2b33-e365-11ea-8a6b-be43f0d99bcd",
+    "long": "contractReview:1:8e203c44-e365-11ea-8a6b-be43f0d99bcd",
+}
+#: platform -> (conn_id, flow that succeeds, fails, runs for hours, does not exist), per mode. EnOS refuses a
+#: second start of one flow within a minute, so each EnOS DAG has a flow of its own.
+PLATFORMS = {
+    "enos_batch": {
+        "poke": ("enos_batch_default", "5101", "5201", "5301", "424242"),
+        "deferrable": ("enos_batch_default", "5103", "5202", "5302", "424242"),
+    },
+    "lsf_pm": dict.fromkeys(
+        ("poke", "deferrable"),
+        ("lsf_pm_default", "jsmith:flow1", "jsmith:flow_exit", "jsmith:long_flow", "jsmith:no_such_flow"),
+    ),
+    "dataworks": dict.fromkeys(("poke", "deferrable"), ("dataworks_default", "1001", "1002", "1003", "999999")),
+    "enos_bpm": dict.fromkeys(
+        ("poke", "deferrable"),
+        ("enos_bpm_default", BPM["success"], BPM["failure"], BPM["long"], "noSuchProcess:1:x"),
+    ),
+}
+NO_WAIT_ENOS_FLOW = {"poke": "5102", "deferrable": "5104"}
+
+
+def trigger_dag(dag_id: str, conn_id: str, flow: str, **kwargs: Any) -> DAG:
+    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+        TriggerFlowOperator(
+            task_id="run",
+            conn_id=conn_id,
+            flow=flow,
+            **{"poke_interval": 0.2, "timeout": 120, **kwargs},
+        )
+    return dag
+
+
+for platform, modes in PLATFORMS.items():
+    for mode, (conn_id, good, bad, long, unknown) in modes.items():
+        mode_kwargs = {"deferrable": True} if mode == "deferrable" else {}
+        scenarios: dict[str, tuple[str, dict[str, Any]]] = {
+            "success": (good, {}),
+            "failure": (bad, {}),
+            "unknown": (unknown, {}),
+            "timeout": (long, {"timeout": 1}),
+            "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else good, {"wait_for_completion": False}),
+        }
+        for scenario, (scenario_flow, kwargs) in scenarios.items():
+            dag_id = f"trigger_{platform}_{mode}_{scenario}"
+            globals()[dag_id] = trigger_dag(dag_id, conn_id, scenario_flow, **kwargs, **mode_kwargs)
+
+# Killed in the worker: execution_timeout makes Airflow call on_kill.
+trigger_killed = trigger_dag(
+    "trigger_killed", "lsf_pm_default", "jsmith:long_flow", execution_timeout=dt.timedelta(seconds=2)
+)
+trigger_killed_keep_running = trigger_dag(
+    "trigger_killed_keep_running",
+    "lsf_pm_default",
+    "jsmith:long_flow",
+    execution_timeout=dt.timedelta(seconds=2),
+    cancel_on_kill=False,
+)
+# A first try that fails after the run started, and a retry that must reattach to it.
+trigger_retried = trigger_dag(
+    "trigger_retried", "enos_batch_default", "5105", retries=2, retry_delay=dt.timedelta(seconds=0)
+)
+
+
+class TriggerFlowOperatorBefore33(TriggerFlowOperator):
+    """As on Airflow 3.0-3.2, whose tasks have no task_state_store: the run id is kept in a Variable."""
+
+    def execute(self, context: Any) -> Any:
+        return super().execute({key: value for key, value in context.items() if key != "task_state_store"})
+
+
+with DAG(
+    dag_id="trigger_retried_before_33", schedule=None, start_date=START, catchup=False
+) as trigger_retried_before_33:
+    TriggerFlowOperatorBefore33(
+        task_id="run",
+        conn_id="enos_batch_default",
+        flow="5106",
+        poke_interval=0.2,
+        retries=2,
+        retry_delay=dt.timedelta(seconds=0),
+    )

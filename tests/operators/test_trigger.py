@@ -1,0 +1,140 @@
+"""TriggerFlowOperator in real dag.test() runs: start a remote run on each platform and wait for its end."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.transport import close_shared_session
+from tests.dags import trigger_dags
+from tests.helpers import run_dag
+
+PLATFORMS = ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"]
+MODES = ["poke", "deferrable"]
+CONN = {
+    "enos_batch": "enos_batch_default",
+    "lsf_pm": "lsf_pm_default",
+    "dataworks": "dataworks_default",
+    "enos_bpm": "enos_bpm_default",
+}
+
+
+def dag(platform: str, mode: str, scenario: str):
+    return getattr(trigger_dags, f"trigger_{platform}_{mode}_{scenario}")
+
+
+def remote_state(platform: str, instance_id: str) -> FlowState:
+    return get_hook(CONN[platform]).get_instance(instance_id, include_graph=False).state
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_run_is_started_and_its_final_dict_returned(emulator, platform, mode):
+    result = run_dag(dag(platform, mode, "success"))
+
+    assert result.state == "success"
+    instance = result.xcom("run")
+    assert instance["platform"] == platform
+    assert instance["state"] == "success"
+    assert instance["instance_id"] == result.xcom("run", "flow_instance_id")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_run_that_fails_fails_the_task(emulator, platform, mode):
+    result = run_dag(dag(platform, mode, "failure"))
+
+    assert result.task_states["run"] == "failed"
+    assert remote_state(platform, result.xcom("run", "flow_instance_id")) in (FlowState.FAILED, FlowState.CANCELLED)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_an_unknown_flow_fails_at_start_without_a_run(emulator, platform):
+    result = run_dag(dag(platform, "poke", "unknown"))
+
+    assert result.task_states["run"] == "failed"
+    assert result.xcom("run", "flow_instance_id") is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_run_past_the_timeout_is_stopped(emulator, platform, mode):
+    result = run_dag(dag(platform, mode, "timeout"))
+
+    assert result.task_states["run"] == "failed"
+    # DataWorks has no cancelled state: a stopped instance ends in Failure.
+    assert remote_state(platform, result.xcom("run", "flow_instance_id")) in (FlowState.CANCELLED, FlowState.FAILED)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_without_waiting_the_dict_is_returned_at_the_start(emulator, platform):
+    result = run_dag(dag(platform, "deferrable", "no_wait"))
+
+    assert result.state == "success"
+    assert result.xcom("run")["state"] in ("queued", "running")
+
+
+def test_a_killed_task_stops_its_run(emulator):
+    result = run_dag(trigger_dags.trigger_killed)
+
+    assert result.task_states["run"] == "failed"
+    assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.CANCELLED
+
+
+def test_a_killed_task_leaves_its_run_going_when_asked_to(emulator):
+    result = run_dag(trigger_dags.trigger_killed_keep_running)
+
+    assert result.task_states["run"] == "failed"
+    assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.RUNNING
+
+
+def test_a_retried_task_reattaches_to_its_run_instead_of_starting_another(emulator):
+    # The first look at the run meets a permanent refusal: the try fails after the run was started.
+    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+
+    result = run_dag(trigger_dags.trigger_retried)
+
+    assert result.state == "success"
+    assert emulator.stats()["requests"]["enos_batch POST /batch-processing-service/v2.1/flows"] == 1
+    assert result.xcom("run")["instance_id"].startswith("5105-")
+
+
+async def test_the_trigger_stops_the_run_when_its_deferred_task_is_killed(emulator):
+    from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+    hook = get_hook("enos_bpm_default")
+    instance_id = hook.start_run(trigger_dags.BPM["long"])
+    try:
+        await FlowInstanceTrigger(conn_id="enos_bpm_default", instance_id=instance_id, cancel_on_kill=True).on_kill()
+    finally:
+        await close_shared_session()
+
+    assert remote_state("enos_bpm", instance_id) == FlowState.CANCELLED
+
+
+async def test_a_sensors_trigger_never_stops_what_it_watches(emulator):
+    from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+    instance_id = get_hook("enos_bpm_default").start_run(trigger_dags.BPM["long"])
+    await FlowInstanceTrigger(conn_id="enos_bpm_default", instance_id=instance_id).on_kill()
+
+    assert remote_state("enos_bpm", instance_id) == FlowState.RUNNING
+
+
+def test_before_airflow_33_the_run_id_survives_a_retry_in_a_variable(emulator):
+    from airflow.models import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+
+    result = run_dag(trigger_dags.trigger_retried_before_33)
+
+    assert result.state == "success"
+    assert emulator.stats()["requests"]["enos_batch POST /batch-processing-service/v2.1/flows"] == 1
+    # Once the task has succeeded its bookkeeping is gone.
+    with create_session() as session:
+        keys = session.scalars(select(Variable.key).where(Variable.key.like("flowinst__trigger_retried_before_33%")))
+        assert list(keys) == []
