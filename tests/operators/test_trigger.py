@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from airflow_provider_flowinst.hooks import get_hook
