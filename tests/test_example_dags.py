@@ -23,7 +23,12 @@ def test_every_example_dag_loads_without_import_errors():
     bag = DagBag(dag_folder=str(EXAMPLES))
 
     assert bag.import_errors == {}
-    assert {"example_enos_batch_wait", "example_cross_platform_wait"} <= set(bag.dag_ids)
+    assert set(bag.dag_ids) == {
+        "example_enos_batch_wait",
+        "example_cross_platform_wait",
+        "example_start_remote_runs",
+        "example_remote_run_asset",
+    }
 
 
 def test_enos_wait_example_waits_reports_and_shows_the_graph(emulator, capsys):
@@ -50,3 +55,13 @@ def test_cross_platform_example_reports_all_four_platforms(emulator, capsys):
     assert "4 remote runs" in report
     assert "lsf_pm 102 (flow1): success [Done]" in report
     assert "└─ [task] extract_orders: success [Success]" in report
+
+
+def test_start_remote_runs_example_starts_and_waits_for_both(emulator):
+    result = run_dag(load_example("example_start_remote_runs"))
+
+    assert result.state == "success"
+    dataworks, lsf = result.xcom("run_dataworks_workflow"), result.xcom("run_lsf_flow")
+    assert (dataworks["platform"], dataworks["state"]) == ("dataworks", "success")
+    assert (lsf["platform"], lsf["state"]) == ("lsf_pm", "success")
+    assert result.xcom("both_finished") == [dataworks["instance_id"], lsf["instance_id"]]

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Hashable, Iterable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POKE_INTERVAL = 60.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
@@ -142,3 +146,166 @@ class FlowInstanceTrigger(BaseTrigger):
 
 def describe(instance: FlowInstance) -> str:
     return f"{instance.platform} instance {instance.instance_id}"
+
+
+#: How many instance ids an event trigger remembers (newest first); older ones have long left the listing.
+CURSOR_SIZE = 1000
+CURSOR_KEY_PREFIX = "flowinst_seen:"
+
+
+class FlowInstanceEventTrigger(BaseEventTrigger):
+    """Fires once for each new instance of ``flow`` that reaches one of ``states``: for ``AssetWatcher``.
+
+    ``Asset("...", watchers=[AssetWatcher(name="...", trigger=FlowInstanceEventTrigger(conn_id=..., flow=...))])``
+    schedules a DAG whenever the remote flow has a new successful run. Instances already in those states when
+    the trigger first looks are the baseline and never fire; each later one fires once, never twice (the ids
+    seen are the cursor). On Airflow 3.3+ the cursor is kept in the watched asset's state store, so a triggerer
+    restart neither refires nor misses the runs that ended meanwhile; on older 3.x it lives in memory and a
+    restart takes a new baseline. Watchers of the same connection, flow and filters share one poll (Airflow
+    3.3's shared streams). Polls that fail are logged and retried at the next interval: a watcher never ends.
+
+    Each event's payload holds ``instance_id`` and ``instance`` (the XCom dict, with its graph).
+
+    :param flow: what to watch: an EnOS flow id, an LSF ``owner:flowname``, a DataWorks workflow id or a BPM
+        process definition id.
+    :param filters: platform list filters, e.g. DataWorks ``project_id`` or ``bizdates``.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        flow: str,
+        states: Iterable[str] = (FlowState.SUCCESS.value,),
+        poke_interval: float = DEFAULT_POKE_INTERVAL,
+        filters: dict[str, Any] | None = None,
+        include_graph: bool = True,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.flow = str(flow)
+        self.states = FlowState.parse_many(states, argument="states")
+        self.poke_interval = float(poke_interval)
+        # Sorted, so equal watchers serialise (and hash) equally.
+        self.filters = {key: (filters or {})[key] for key in sorted(filters or {})}
+        self.include_graph = include_graph
+        self._seen: list[str] | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "flow": self.flow,
+                "states": [state.value for state in self.states],
+                "poke_interval": self.poke_interval,
+                "filters": self.filters,
+                "include_graph": self.include_graph,
+            },
+        )
+
+    # -- one poll per trigger ------------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with shared_session_lease():
+            async for event in self.filter_shared_stream(
+                poll_recent_instances(self.conn_id, self.flow, self.states, self.filters, self.poke_interval)
+            ):
+                yield event
+
+    # -- or one poll shared by every watcher of the same flow (Airflow 3.3+) -------------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        return ("flowinst", self.conn_id, self.flow, json.dumps(self.filters, sort_keys=True, default=str))
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        async with shared_session_lease():
+            async for snapshot in poll_recent_instances(
+                kwargs["conn_id"],
+                str(kwargs["flow"]),
+                tuple(FlowState),
+                kwargs.get("filters") or {},
+                float(kwargs.get("poke_interval", DEFAULT_POKE_INTERVAL)),
+            ):
+                yield snapshot
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        hook: FlowPlatformHook[Any] | None = None
+        async for snapshot in shared_stream:
+            for instance in await self._fresh(snapshot):
+                try:
+                    hook = hook or await aget_hook(self.conn_id)
+                    full = await hook.aget_instance(instance.instance_id, include_graph=self.include_graph)
+                except FlowPlatformError as exc:
+                    self.log.warning("Could not read new instance %s in full (%s)", instance.instance_id, exc)
+                    full = instance
+                self.log.info("%s reached %s: firing", describe(full), full.state.value)
+                yield TriggerEvent({"instance_id": full.instance_id, "instance": full.to_dict()})
+
+    # -- the cursor ----------------------------------------------------------------------------------
+
+    async def _fresh(self, snapshot: list[FlowInstance]) -> list[FlowInstance]:
+        """The instances of ``snapshot`` in ``states`` not seen before; the first snapshot is the baseline."""
+        matching = [instance for instance in snapshot if instance.state in self.states]
+        if self._seen is None:
+            self._seen = await self._load_cursor()
+        if self._seen is None:
+            self._seen = [instance.instance_id for instance in matching][:CURSOR_SIZE]
+            self.log.info("Baseline: %d instances of %s already in %s", len(self._seen), self.flow, self._state_names)
+            await self._save_cursor()
+            return []
+        known = set(self._seen)
+        fresh = [instance for instance in matching if instance.instance_id not in known]
+        if fresh:
+            self._seen = ([instance.instance_id for instance in fresh] + self._seen)[:CURSOR_SIZE]
+            await self._save_cursor()
+        return fresh
+
+    @property
+    def _state_names(self) -> str:
+        return ", ".join(state.value for state in self.states)
+
+    @property
+    def _cursor_key(self) -> str:
+        return f"{CURSOR_KEY_PREFIX}{self.conn_id}:{self.flow}:{self._state_names}"
+
+    async def _load_cursor(self) -> list[str] | None:
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return None
+        try:
+            value = await store.aget(self._cursor_key)
+        except Exception as exc:  # no single watched asset, or a store this Airflow lacks: stay in memory
+            self.log.info("No asset state store for the cursor (%s); it is kept in memory", exc)
+            return None
+        return [str(item) for item in value] if isinstance(value, list) else None
+
+    async def _save_cursor(self) -> None:
+        store = getattr(self, "asset_state_store", None)
+        if store is None or self._seen is None:
+            return
+        try:
+            await store.aset(self._cursor_key, self._seen)
+        except Exception as exc:
+            self.log.debug("Could not store the cursor (%s)", exc)
+
+
+async def poll_recent_instances(
+    conn_id: str, flow: str, states: Iterable[FlowState], filters: dict[str, Any], interval: float
+) -> AsyncIterator[list[FlowInstance]]:
+    """Every ``interval`` seconds, the newest instances of ``flow``; a failed poll is logged and skipped."""
+    states = tuple(states)
+    hook: FlowPlatformHook[Any] | None = None
+    failures = 0
+    while True:
+        try:
+            hook = hook or await aget_hook(conn_id)
+            snapshot = await hook.arecent_instances(flow, states, filters)
+            failures = 0
+        except Exception as exc:  # an event trigger must outlive any outage
+            failures += 1
+            log.warning("Listing instances of %s failed %d time(s) in a row: %s", flow, failures, exc)
+        else:
+            yield snapshot
+        await asyncio.sleep(interval)

@@ -1,0 +1,201 @@
+"""FlowInstanceEventTrigger against the emulator: each new finished run fires once, never twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+
+from airflow_provider_flowinst.hooks import aget_hook
+from airflow_provider_flowinst.testing.emulator.credentials import (
+    BPM_PASSWORD,
+    DATAWORKS_ACCESS_KEY_SECRET,
+    ENOS_APP_SECRET,
+    LSF_PASSWORD,
+)
+from airflow_provider_flowinst.transport import close_shared_session
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceEventTrigger
+from tests.dags.trigger_dags import BPM
+
+#: platform -> (conn_id, a flow to watch and start runs of)
+WATCHED = {
+    "enos_batch": ("enos_batch_default", "5107"),
+    "lsf_pm": ("lsf_pm_default", "jsmith:flow1"),
+    "dataworks": ("dataworks_default", "1001"),
+    "enos_bpm": ("enos_bpm_default", BPM["success"]),
+}
+
+
+class Watch:
+    """Runs a trigger's event loop in the background and records what it fires."""
+
+    def __init__(self, trigger) -> None:
+        self.trigger = trigger
+        self.events: list[dict] = []
+        self.polls = 0
+
+    async def __aenter__(self) -> Watch:
+        self.task = asyncio.create_task(self._collect())
+        return self
+
+    async def _collect(self) -> None:
+        async for event in self.trigger.run():
+            self.events.append(event.payload)
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.events) < count:
+                await asyncio.sleep(0.05)
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await close_shared_session()
+
+
+@pytest.mark.parametrize("platform", list(WATCHED))
+async def test_a_new_successful_run_fires_once_and_older_ones_never(emulator, platform):
+    conn_id, flow = WATCHED[platform]
+    hook = await aget_hook(conn_id)
+    old = await hook.astart_run(flow) if platform != "enos_batch" else None
+    await asyncio.sleep(2)  # the old run ends before the watch starts: it is part of the baseline
+
+    async with Watch(FlowInstanceEventTrigger(conn_id=conn_id, flow=flow, poke_interval=0.2)) as watch:
+        await asyncio.sleep(1)  # the baseline poll
+        new = await hook.astart_run(flow)
+        await watch.wait_for(1)
+        await asyncio.sleep(1.5)  # several more polls: nothing fires again
+
+    assert [event["instance_id"] for event in watch.events] == [new]
+    assert watch.events[0]["instance"]["state"] == "success"
+    assert watch.events[0]["instance"]["platform"] == platform
+    assert old not in [event["instance_id"] for event in watch.events]
+
+
+async def test_only_the_chosen_states_fire(emulator):
+    hook = await aget_hook("lsf_pm_default")
+    trigger = FlowInstanceEventTrigger(
+        conn_id="lsf_pm_default", flow="jsmith:flow_exit", states=["failed"], poke_interval=0.2
+    )
+    async with Watch(trigger) as watch:
+        await asyncio.sleep(1)
+        failed = await hook.astart_run("jsmith:flow_exit")
+        await watch.wait_for(1)
+
+    assert [event["instance_id"] for event in watch.events] == [failed]
+    assert watch.events[0]["instance"]["raw_state"] == "Exit"
+
+
+class InMemoryAssetStateStore:
+    """Stands in for the asset state store Airflow 3.3's triggerer injects (the full-stack test uses the real one)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    async def aget(self, key, default=None):
+        return self.values.get(key, default)
+
+    async def aset(self, key, value) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+async def test_with_a_state_store_a_restart_neither_refires_nor_misses(emulator):
+    hook = await aget_hook("dataworks_default")
+    store = InMemoryAssetStateStore()
+
+    first = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", poke_interval=0.2)
+    first.asset_state_store = store
+    async with Watch(first) as watch:
+        await asyncio.sleep(1)
+        before_restart = await hook.astart_run("1001")
+        await watch.wait_for(1)
+
+    during_downtime = await hook.astart_run("1001")
+    await asyncio.sleep(2)  # it ends while no trigger runs
+
+    second = FlowInstanceEventTrigger(**first.serialize()[1])
+    second.asset_state_store = store
+    async with Watch(second) as watch_again:
+        await watch_again.wait_for(1)
+        await asyncio.sleep(1)
+
+    assert [event["instance_id"] for event in watch.events] == [before_restart]
+    assert [event["instance_id"] for event in watch_again.events] == [during_downtime]
+
+
+async def test_watchers_of_one_flow_share_one_poll(emulator):
+    hook = await aget_hook("enos_bpm_default")
+    succeeded = FlowInstanceEventTrigger(conn_id="enos_bpm_default", flow=BPM["success"], poke_interval=0.2)
+    anything_ended = FlowInstanceEventTrigger(
+        conn_id="enos_bpm_default", flow=BPM["success"], states=["success", "cancelled"], poke_interval=0.2
+    )
+    assert succeeded.shared_stream_key() == anything_ended.shared_stream_key()
+
+    snapshots: list = []
+
+    async def shared():
+        async for snapshot in FlowInstanceEventTrigger.open_shared_stream(succeeded.serialize()[1]):
+            snapshots.append(snapshot)
+            yield snapshot
+
+    # Fan the one stream out to both filters, as the triggerer does.
+    queues = [asyncio.Queue(), asyncio.Queue()]
+
+    async def fan_out():
+        async for snapshot in shared():
+            for queue in queues:
+                await queue.put(snapshot)
+
+    async def from_queue(queue):
+        while True:
+            yield await queue.get()
+
+    fired: dict[int, list[str]] = {0: [], 1: []}
+
+    async def consume(index, trigger):
+        async for event in trigger.filter_shared_stream(from_queue(queues[index])):
+            fired[index].append(event.payload["instance_id"])
+
+    tasks = [
+        asyncio.create_task(fan_out()),
+        asyncio.create_task(consume(0, succeeded)),
+        asyncio.create_task(consume(1, anything_ended)),
+    ]
+    try:
+        await asyncio.sleep(1)
+        new = await hook.astart_run(BPM["success"])
+        async with asyncio.timeout(20):
+            while not (fired[0] and fired[1]):
+                await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await close_shared_session()
+
+    assert fired == {0: [new], 1: [new]}
+
+
+def test_serialised_kwargs_are_deterministic_and_hold_no_secret():
+    one = FlowInstanceEventTrigger(conn_id="c", flow=1001, filters={"project_id": 100, "bizdates": ["2024-01-01"]})
+    two = FlowInstanceEventTrigger(conn_id="c", flow="1001", filters={"bizdates": ["2024-01-01"], "project_id": 100})
+
+    assert one.serialize() == two.serialize()
+    assert one.serialize() == (
+        "airflow_provider_flowinst.triggers.flow_instance.FlowInstanceEventTrigger",
+        {
+            "conn_id": "c",
+            "flow": "1001",
+            "states": ["success"],
+            "poke_interval": 60.0,
+            "filters": {"bizdates": ["2024-01-01"], "project_id": 100},
+            "include_graph": True,
+        },
+    )
+    text = json.dumps(one.serialize())
+    for secret in (ENOS_APP_SECRET, BPM_PASSWORD, LSF_PASSWORD, DATAWORKS_ACCESS_KEY_SECRET):
+        assert secret not in text
+    assert FlowInstanceEventTrigger(**one.serialize()[1]).serialize() == one.serialize()
