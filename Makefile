@@ -31,5 +31,9 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
+## The benchmarks (a few minutes on 2 cores); ends with one `bench:` line. Figures: benchmarks/RESULTS.md.
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,7 @@ same generator, so every line of protocol logic is shared and testable without a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
@@ -34,6 +34,16 @@ class HttpRequest:
     #: For an unauthenticated request whose content depends on when it is sent (a token request carries a
     #: timestamp the platform refuses to see twice): rebuilds it, given the time in epoch ms, at each attempt.
     stamp: Callable[[int], HttpRequest] | None = field(default=None, compare=False, repr=False)
+    #: Whether sending it twice does no harm (None: GET and HEAD do, and token requests rebuilt per attempt).
+    #: A read sent as a POST says True; a call that starts or stops something keeps the default False.
+    idempotent: bool | None = None
+
+    @property
+    def repeatable(self) -> bool:
+        """Safe to send again although the platform may have acted on it (its answer came back damaged)."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in ("GET", "HEAD") or self.stamp is not None
 
     @property
     def query_string(self) -> str:
@@ -138,16 +148,36 @@ class PlatformClient(Protocol):
     ) -> Operation[list[FlowInstance]]:
         """The newest instances of ``flow``, narrowed to ``states`` where the platform can filter."""
 
+    def batch_instances(
+        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
+    ) -> Operation[dict[str, FlowInstance]]:
+        """As many of ``ids`` as a few list calls can read (without graphs); the rest are read one by one.
+
+        ``known`` is what was last read of each id (DataWorks needs an instance's project and data
+        timestamp to list it).
+        """
+
 
 def json_body(payload: Any) -> bytes:
     """The one JSON encoding of request bodies: compact, so the bytes signed are the bytes sent."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def parse_json(document: str | bytes) -> Any:
+    """``json.loads``, except that a document nested too deeply for Python is a ValueError like any bad JSON.
+
+    (``json.loads`` raises RecursionError on ``[[[[...]]]]`` a few thousand levels deep.)
+    """
+    try:
+        return json.loads(document)
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None
+
+
 def decode_json(response: HttpResponse, *, platform: str, call: str) -> Any:
     """The answer's JSON, or a FlowPlatformError that quotes the start of what came instead."""
     try:
-        return json.loads(response.body)
+        return parse_json(response.body)
     except (ValueError, UnicodeDecodeError):
         snippet = " ".join(response.text.split())[:200]
         raise FlowPlatformError(
@@ -165,9 +195,11 @@ def decode_embedded_json(text: Any, *, platform: str, call: str, what: str) -> A
     if not isinstance(text, str):
         return text  # already decoded by a newer API version
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise FlowPlatformError(platform, call, f"the {what} text is not JSON ({exc.msg} at {exc.pos})") from None
+    except ValueError as exc:
+        raise FlowPlatformError(platform, call, f"the {what} text is not JSON ({exc})") from None
 
 
 def require(record: Mapping[str, Any], key: str, *, platform: str, call: str) -> Any:
@@ -177,6 +209,14 @@ def require(record: Mapping[str, Any], key: str, *, platform: str, call: str) ->
     value = record.get(key)
     if value is None:
         raise FlowPlatformError(platform, call, f"the answer has no {key!r} field")
+    return value
+
+
+def required_id(record: Mapping[str, Any], key: str, *, platform: str, call: str) -> str:
+    """An id the platform must send, as a string; missing, null or empty is a FlowPlatformError."""
+    value = as_id(require(record, key, platform=platform, call=call))
+    if value is None or not value.strip():
+        raise FlowPlatformError(platform, call, f"the answer's {key!r} is empty")
     return value
 
 

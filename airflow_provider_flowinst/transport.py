@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -61,22 +63,27 @@ class TransientFault(Exception):
         self.retry_after = retry_after
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def retry_after_seconds(response: HttpResponse, now: float | None = None) -> float | None:
-    """``Retry-After`` (seconds or an HTTP date) or DataWorks' ``x-acs-retry-after`` (milliseconds)."""
-    acs = response.header("x-acs-retry-after")
-    if acs is not None and acs.strip().isdigit():
+    """``Retry-After`` (seconds or an HTTP date) or DataWorks' ``x-acs-retry-after`` (milliseconds).
+
+    Anything else (a word, a negative number, a date that does not parse) is ignored, never an error.
+    """
+    acs = (response.header("x-acs-retry-after") or "").strip()
+    if _DIGITS.fullmatch(acs):  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
         return int(acs) / 1000.0
-    value = response.header("retry-after")
-    if value is None:
+    value = (response.header("retry-after") or "").strip()
+    if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
@@ -152,16 +159,86 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
-def _classify(settings: TransportSettings, response: HttpResponse) -> None:
-    """Raise TransientFault for answers worth sending again."""
+def _classify(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> None:
+    """Raise TransientFault for answers worth sending again.
+
+    Those are 5xx and 429 (whatever the body: JSON, an HTML error page from a proxy, nothing), the
+    platform's own throttling answers, and, for a request that is safe to repeat (a read, a login), a 2xx
+    answer that declares JSON but does not parse (cut short or garbled on the way): a call that started or
+    stopped something did act, so sending it again could start a second run. Any other answer goes to the
+    platform module, which reads it or reports it.
+    """
     throttled = settings.is_throttled is not None and settings.is_throttled(response)
     if response.status in TRANSIENT_STATUSES or throttled:
-        snippet = " ".join(response.text.split())[:200]
         raise TransientFault(
-            f"HTTP {response.status}: {snippet}",
+            f"HTTP {response.status}: {readable_snippet(response)}",
             http_status=response.status,
             retry_after=retry_after_seconds(response),
         )
+    if request.repeatable and is_damaged_json(response):
+        raise TransientFault(
+            f"HTTP {response.status}: the JSON answer is malformed: {readable_snippet(response)!r}",
+            http_status=response.status,
+        )
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def readable_snippet(response: HttpResponse, limit: int = 200) -> str:
+    """The start of a body for a message: whitespace folded, and an HTML page's tags left out."""
+    text = response.text
+    media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if media == "text/html" or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
+        text = _TAG.sub(" ", text)
+    return " ".join(text.split())[:limit]
+
+
+def is_damaged_json(response: HttpResponse) -> bool:
+    """A 2xx answer whose Content-Type says JSON but whose body is not JSON (an empty body is left alone)."""
+    if not 200 <= response.status < 300:
+        return False
+    media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return False
+    body = response.body.strip()
+    if not body:
+        return False
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return True
+    except RecursionError:
+        return False  # well-formed but nested too deeply: not damage; the platform module reports it
+    return False
+
+
+_SSL_REASON = re.compile(r"\[SSL: [^\]]*\][^'\"()\]]*")
+
+
+def tls_error(settings: TransportSettings, request: HttpRequest, exc: BaseException) -> FlowPlatformError:
+    """A TLS failure (most often an unverifiable certificate), with what to do about it."""
+    match = _SSL_REASON.search(str(exc))
+    reason = match.group(0).strip() if match else f"{type(exc).__name__}: {exc}"
+    host = yarl.URL(request.url).host
+    return FlowPlatformError(
+        settings.platform,
+        request.call,
+        f"TLS error with {host}: {reason}. TLS certificates are verified by default: set the connection's extra "
+        "'verify' to the path of the CA bundle that signed the server's certificate (or false to turn "
+        "verification off)",
+    )
+
+
+def _mask_token(token: Token) -> None:
+    """Register every credential a login handed out with Airflow's secret masker (logs show ***)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDKs
+        return
+    for value in (token.value, token.bearer, token.refresh_value):
+        if value:
+            mask_secret(value)
 
 
 def _gave_up(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> FlowPlatformError:
@@ -232,6 +309,7 @@ class SyncTransport:
                 if login is None:
                     return None
                 token = self.run(login)
+                _mask_token(token)
                 TOKENS.put(auth.cache_key, token)
         return token
 
@@ -257,15 +335,24 @@ class SyncTransport:
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            raise FlowPlatformError(self.settings.platform, request.call, f"TLS error: {exc}") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise tls_error(self.settings, request, exc) from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,  # the answer was cut off mid-body
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             raise TransientFault(f"{type(exc).__name__}: {exc}") from None
+        except requests.RequestException as exc:  # an invalid URL or header: sending again cannot help
+            raise FlowPlatformError(
+                self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
+            ) from None
         response = HttpResponse(
             status=raw.status_code,
             headers={name.lower(): value for name, value in raw.headers.items()},
             body=raw.content,
         )
-        _classify(self.settings, response)
+        _classify(self.settings, request, response)
         return response
 
 
@@ -366,6 +453,7 @@ class AsyncTransport:
                 if login is None:
                     return None
                 token = await self.run(login)
+                _mask_token(token)
                 TOKENS.put(auth.cache_key, token)
         return token
 
@@ -397,8 +485,12 @@ class AsyncTransport:
                     body=body,
                 )
         except aiohttp.ClientSSLError as exc:
-            raise FlowPlatformError(self.settings.platform, request.call, f"TLS error: {exc}") from None
+            raise tls_error(self.settings, request, exc) from None
+        except aiohttp.InvalidURL as exc:  # sending again cannot help
+            raise FlowPlatformError(
+                self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
+            ) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransientFault(f"{type(exc).__name__}: {exc}") from None
-        _classify(self.settings, response)
+        _classify(self.settings, request, response)
         return response

@@ -2,8 +2,11 @@
 
 An AssetWatcher runs FlowInstanceEventTrigger in the triggerer: it polls the flow's instances and fires once
 for each new instance that succeeds (never twice, and never for runs that had already succeeded when it
-started). Each firing becomes an asset event, which schedules ``example_remote_run_asset``; the event's
-extra holds the instance's id and its dict.
+started). Each firing becomes an asset event, which schedules ``example_remote_run_asset``. Airflow keeps the
+trigger's payload in the event's extra under ``payload``:
+``{"from_trigger": true, "payload": {"instance_id": "5108-...", "instance": {...the XCom dict...}}}``.
+Events that arrive before the scheduler has created a run for the earlier ones share one DAG run, so the
+task reads every triggering event.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ with DAG(
         instance_ids = []
         for events in (triggering_asset_events or {}).values():
             for event in events:
-                instance = (event.extra or {}).get("payload", event.extra or {}).get("instance", {})
+                extra = event.extra or {}
+                # A watcher's event carries the trigger's payload under "payload"; one posted by hand may not.
+                instance = extra.get("payload", extra).get("instance", {})
                 print(f"remote run {instance.get('instance_id')} of {instance.get('flow_id')}: {instance.get('state')}")
                 instance_ids.append(instance.get("instance_id"))
         return instance_ids

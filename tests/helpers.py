@@ -49,14 +49,17 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
     return DagRunResult(state=state, task_states=task_states, xcoms=xcoms, logical_date=logical_date)
 
 
-def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default") -> str:
-    """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick)."""
+def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:
+    """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick).
+
+    ``base`` is any platform's default connection id; ``overrides`` replace extras (e.g. ``retry_max_wait``).
+    """
     import json
 
     from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 
     spec = emulator_connection_specs(url)[base]
-    extra = {**spec.get("extra", {}), "max_retries": 2, "retry_max_wait": 0.05, "read_timeout": 1}
+    extra = {**spec.get("extra", {}), "max_retries": 2, "retry_max_wait": 0.05, "read_timeout": 1, **overrides}
     conn_id = f"{base}_quick_retry"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**spec, "extra": extra}))
     return conn_id

@@ -75,11 +75,65 @@ def test_a_permanent_refusal_fails_at_once(emulator):
     assert emulator.stats()["requests"]["enos_batch GET /batch-processing-service/v2.1/flows"] == 1
 
 
-def test_malformed_json_is_a_clear_error(emulator):
+def test_a_malformed_json_answer_is_retried_like_a_5xx(emulator):
     emulator.inject_fault("malformed", platform="enos_batch", count=1)
 
-    with pytest.raises(FlowPlatformError, match="Get My Flow failed: the answer is not JSON"):
+    assert [flow["flowName"] for flow in enos_hook(emulator).get_my_flows("map")] == ["map"]
+    assert emulator.stats()["requests"]["enos_batch GET /batch-processing-service/v2.1/flows"] == 2
+
+
+def test_a_malformed_json_answer_that_persists_is_a_clear_error(emulator):
+    emulator.inject_fault("malformed", platform="enos_batch", count=10)
+
+    with pytest.raises(
+        FlowPlatformError,
+        match="Get My Flow failed: still failing after 4 attempts: HTTP 200: the JSON answer is malformed",
+    ) as error:
         enos_hook(emulator).get_my_flows()
+
+    assert error.value.retryable
+
+
+def test_a_malformed_answer_to_a_call_that_starts_a_run_is_not_sent_again(emulator):
+    # The platform acted on it (it answered 200): sending it again could start a second run.
+    emulator.inject_fault("malformed", platform="enos_batch", count=1)
+
+    with pytest.raises(FlowPlatformError, match="Trigger Flow failed: the answer is not JSON") as error:
+        enos_hook(emulator).trigger_flow("2809")
+
+    assert not error.value.retryable
+    assert emulator.stats()["requests"]["enos_batch POST /batch-processing-service/v2.1/flows"] == 1
+
+
+def test_reads_and_logins_are_repeatable_and_calls_that_act_are_not():
+    from airflow_provider_flowinst.platforms import dataworks, enos_batch, enos_bpm, lsf
+
+    enos = enos_batch.EnOSBatchClient(enos_batch.EnOSBatchSettings(base_url="https://gw", org_id="o", user_id="u"))
+    bpm = enos_bpm.EnOSBPMClient(enos_bpm.EnOSBPMSettings(base_url="https://gw"))
+    lsf_client = lsf.LSFClient(lsf.LSFSettings(base_url="https://pac:8443"))
+    dw = dataworks.DataWorksClient(dataworks.DataWorksSettings(endpoint="https://dw"))
+    lsf_logon = next(lsf.LSFLogonAuth(base_url="https://pac:8443", user="u", password="p").login())
+
+    repeatable = {
+        "EnOS get": next(enos.get_flow_instance("1-2")),
+        "EnOS search": next(enos.search_flow_instances()),
+        "BPM get": next(bpm.get_process_instance("p")),
+        "BPM queryList": next(bpm.query_process_instances("inProgress")),
+        "LSF query": lsf_client.query_request([("id", "101")]),
+        "LSF logon": lsf_logon,
+        "DataWorks GetWorkflowInstance": dw.request("GET", "GetWorkflowInstance", {"Id": 1}),
+        "DataWorks ListTaskInstances (POST)": dw.request("POST", "ListTaskInstances", {}),
+    }
+    acting = {
+        "EnOS trigger": next(enos.trigger_flow("2809")),
+        "EnOS cancel": next(enos.cancel_flow_instance("1-2")),
+        "BPM start": next(bpm.start_process_instance("d")),
+        "LSF kill": next(lsf_client.kill_flow_instances("101")),
+        "DataWorks CreateWorkflowInstances": dw.request("POST", "CreateWorkflowInstances", {}),
+        "DataWorks StopWorkflowInstances": dw.request("POST", "StopWorkflowInstances", {}),
+    }
+    assert {name: request.repeatable for name, request in repeatable.items()} == dict.fromkeys(repeatable, True)
+    assert {name: request.repeatable for name, request in acting.items()} == dict.fromkeys(acting, False)
 
 
 def test_one_token_serves_many_calls_and_hooks(emulator):

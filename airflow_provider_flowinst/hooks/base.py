@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
@@ -221,6 +221,11 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """The newest instances of ``flow`` (without graphs), for event triggers."""
         client = await self.aclient()
         return await self.arun(client.recent_instances(require_id(flow, self.platform, "flow"), states, filters or {}))
+
+    async def abatch_instances(self, ids: Sequence[str], known: Mapping[str, FlowInstance]) -> dict[str, FlowInstance]:
+        """As many of ``ids`` as the platform's list calls can read at once (see ``batching``)."""
+        client = await self.aclient()
+        return await self.arun(client.batch_instances(ids, known))
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""

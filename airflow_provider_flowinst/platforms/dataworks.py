@@ -33,7 +33,9 @@ from airflow_provider_flowinst.protocol import (
     Token,
     as_id,
     decode_json,
+    parse_json,
     require,
+    required_id,
 )
 from airflow_provider_flowinst.timeparse import parse_epoch_ms
 
@@ -261,7 +263,7 @@ def error_code(response: HttpResponse) -> str | None:
     if not response.body.lstrip().startswith(b"{"):
         return None
     try:
-        payload = json.loads(response.body)
+        payload = parse_json(response.body)
     except (ValueError, UnicodeDecodeError):
         return None
     code = payload.get("Code") if isinstance(payload, dict) else None
@@ -337,7 +339,7 @@ def form_body(params: Iterable[tuple[str, str]]) -> bytes:
 
 def _int_or_text(value: Any) -> int | str:
     text = str(value).strip()
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isascii() and text.isdigit() else text  # "²" is a digit to isdigit(), not to int()
 
 
 @dataclass(frozen=True)
@@ -361,10 +363,11 @@ class DataWorksClient:
         """An RPC call: GET parameters in the query, POST parameters in a form body."""
         values = tuple((key, param_text(value)) for key, value in params.items() if value is not None)
         headers = {"x-acs-action": action, "x-acs-version": API_VERSION, "Accept": "application/json"}
+        reads = action.startswith(("Get", "List"))  # reads, whatever their method
         if method == "GET":
-            return HttpRequest("GET", self.url, call=action, params=values, headers=headers)
+            return HttpRequest("GET", self.url, call=action, params=values, headers=headers, idempotent=reads)
         headers["Content-Type"] = FORM_CONTENT_TYPE
-        return HttpRequest(method, self.url, call=action, headers=headers, body=form_body(values))
+        return HttpRequest(method, self.url, call=action, headers=headers, body=form_body(values), idempotent=reads)
 
     def _call(self, request: HttpRequest) -> Operation[dict[str, Any]]:
         response = yield request
@@ -400,7 +403,8 @@ class DataWorksClient:
             page = _records(paging.get(key), what=key, call=action)
             found.extend(page)
             total = paging.get("TotalCount")
-            total_count = int(total) if isinstance(total, (int, str)) and str(total).isdigit() else None
+            text = str(total) if isinstance(total, (int, str)) else ""
+            total_count = int(text) if text.isascii() and text.isdigit() else None
             if len(page) < page_size or (total_count is not None and len(found) >= total_count):
                 return found
         raise AssertionError("unreachable")  # pragma: no cover
@@ -554,15 +558,19 @@ class DataWorksClient:
         graph = None
         if include_graph:
             call = "GetWorkflowInstance"
+            bizdate = require(record, "BizDate", platform=PLATFORM, call=call)
+            try:
+                bizdate = to_epoch_ms(bizdate)
+            except (TypeError, ValueError, OverflowError):
+                raise FlowPlatformError(PLATFORM, call, f"the BizDate {bizdate!r} is not epoch milliseconds") from None
             tasks = yield from self.list_task_instances(
                 workflow_instance_id=str(require(record, "Id", platform=PLATFORM, call=call)),
-                bizdate=require(record, "BizDate", platform=PLATFORM, call=call),
+                bizdate=bizdate,
                 project_id=require(record, "ProjectId", platform=PLATFORM, call=call),
             )
             upstream: dict[str, list[dict[str, Any]]] = {}
             for task in tasks:
-                task_id = as_id(require(task, "Id", platform=PLATFORM, call="ListTaskInstances"))
-                assert task_id is not None
+                task_id = required_id(task, "Id", platform=PLATFORM, call="ListTaskInstances")
                 if task_id not in upstream:
                     upstream[task_id] = yield from self.list_upstream_task_instances(task_id)
             graph = build_graph(tasks, upstream)
@@ -582,6 +590,27 @@ class DataWorksClient:
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.stop_workflow_instances([instance_id], comment="Stopped by Apache Airflow")
+
+    def batch_instances(
+        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
+    ) -> Operation[dict[str, FlowInstance]]:
+        """ListWorkflowInstances by ``Ids``, per workspace and data timestamp (learnt from an earlier read)."""
+        groups: dict[tuple[str, int], list[str]] = {}
+        for instance_id in ids:
+            details = known[instance_id].details if instance_id in known else {}
+            project, bizdate = details.get("ProjectId"), details.get("BizDate")
+            if project is not None and isinstance(bizdate, int):
+                groups.setdefault((str(project), bizdate), []).append(instance_id)
+        found: dict[str, FlowInstance] = {}
+        for (project, bizdate), members in groups.items():
+            for chunk in _chunks(members, MAX_PAGE_SIZE):
+                records = yield from self.list_workflow_instances(
+                    bizdate=bizdate, project_id=project, ids=chunk, page_size=MAX_PAGE_SIZE
+                )
+                for record in records:
+                    instance = self.to_flow_instance(record)
+                    found[instance.instance_id] = instance
+        return found
 
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
@@ -603,13 +632,12 @@ class DataWorksClient:
 
     def to_flow_instance(self, record: Mapping[str, Any], *, graph: InstanceGraph | None = None) -> FlowInstance:
         call = "GetWorkflowInstance"
-        instance_id = as_id(require(record, "Id", platform=PLATFORM, call=call))
-        assert instance_id is not None
+        instance_id = required_id(record, "Id", platform=PLATFORM, call=call)
         status = as_id(record.get("Status"))
         try:
             started_at = parse_epoch_ms(record.get("StartedTime"))
             ended_at = parse_epoch_ms(record.get("FinishedTime"))
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
             raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,
@@ -627,6 +655,11 @@ class DataWorksClient:
 
     def instance_url(self, instance_id: str) -> str | None:
         return None  # the console's instance pages need the account's own console address (not known here)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def recent_bizdates(today: dt.date) -> list[dt.date]:
@@ -648,8 +681,7 @@ def build_graph(
     between task instances of this workflow instance (dependencies on other workflows are left out)."""
     nodes: dict[str, GraphNode] = {}
     for task in task_instances:
-        node_id = as_id(require(task, "Id", platform=PLATFORM, call="ListTaskInstances"))
-        assert node_id is not None
+        node_id = required_id(task, "Id", platform=PLATFORM, call="ListTaskInstances")
         status = as_id(task.get("Status"))
         nodes.setdefault(
             node_id,

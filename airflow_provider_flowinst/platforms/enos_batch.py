@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from airflow_provider_flowinst.protocol import (
     decode_embedded_json,
     decode_json,
     json_body,
-    require,
+    required_id,
 )
 from airflow_provider_flowinst.timeparse import parse_local_time
 
@@ -66,7 +66,9 @@ def map_state(code: Any, word: Any) -> FlowState:
     """The instance's ``status`` code decides; its ``statusDesc`` word is the fallback."""
     if isinstance(code, int) and not isinstance(code, bool) and code in STATE_BY_CODE:
         return STATE_BY_CODE[code]
-    if isinstance(code, str) and code.lstrip("-").isdigit() and int(code) in STATE_BY_CODE:
+    digits = code.strip().removeprefix("-") if isinstance(code, str) else ""
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if digits.isascii() and digits.isdigit() and int(code) in STATE_BY_CODE:
         return STATE_BY_CODE[int(code)]
     return map_word(word)
 
@@ -122,6 +124,7 @@ class EnOSBatchClient:
             params=tuple(query),
             headers=headers,
             body=None if body is None else json_body(body),
+            idempotent=method == "GET" or action == "search",
         )
 
     def _call(self, request: HttpRequest, *, not_found_code: str | None = None) -> Operation[Any]:
@@ -209,6 +212,19 @@ class EnOSBatchClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.cancel_flow_instance(instance_id))
 
+    def batch_instances(
+        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
+    ) -> Operation[dict[str, FlowInstance]]:
+        """Every instance not yet ended, in a few search pages: a wait missing from them has ended."""
+        active = ",".join(str(code) for code, state in STATE_BY_CODE.items() if not state.is_terminal)
+        records = yield from self.search_flow_instances(status=active)
+        wanted = set(ids)
+        return {
+            instance.instance_id: instance
+            for instance in (self.to_flow_instance(record, include_graph=False) for record in records)
+            if instance.instance_id in wanted
+        }
+
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
@@ -236,8 +252,7 @@ class EnOSBatchClient:
 
     def to_flow_instance(self, record: Mapping[str, Any], *, include_graph: bool = True) -> FlowInstance:
         call = "Get Flow Instance"
-        instance_id = as_id(require(record, "instanceId", platform=PLATFORM, call=call))
-        assert instance_id is not None
+        instance_id = required_id(record, "instanceId", platform=PLATFORM, call=call)
         graph_text = record.get("graph")
         details = {key: value for key, value in record.items() if key != "graph"}
         if "parameters" in details:
@@ -247,7 +262,7 @@ class EnOSBatchClient:
         try:
             started_at = parse_local_time(record.get("startTime"), self.settings.timezone)
             ended_at = parse_local_time(record.get("endTime"), self.settings.timezone)
-        except ValueError as exc:
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
             raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,
@@ -358,4 +373,5 @@ def _as_list(data: Any, *, call: str) -> list[dict[str, Any]]:
 
 
 def _int_if_digits(value: str) -> int | str:
-    return int(value) if str(value).isdigit() else value
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() else value

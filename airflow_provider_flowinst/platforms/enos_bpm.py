@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,6 +100,8 @@ class EnOSBPMAuth:
 
     def login(self) -> Operation[Token]:
         gateway_token = yield from self.gateway.login()
+        # Each credential is handed over for masking as soon as it arrives, even if a later step fails.
+        self._reveal(gateway_token.value)
         response = yield self._portal_request(
             "POST",
             PORTAL_LOGIN_PATH,
@@ -109,6 +111,7 @@ class EnOSBPMAuth:
         )
         data = read_portal_envelope(response, call="Log In", platform=self.platform)
         bearer = _access_token(data, call="Log In", platform=self.platform)
+        self._reveal(bearer)
         refresh_value: str | None = None
         if self.org_id:
             response = yield self._portal_request(
@@ -118,13 +121,13 @@ class EnOSBPMAuth:
             # The answer repeats the access token now bound to the organization; keep ours if it does not.
             bearer = as_id(data.get("accessToken")) or bearer
             refresh_value = as_id(data.get("refreshToken"))
+            self._reveal(bearer, refresh_value)
         token = Token(
             value=gateway_token.value,
             expires_at=gateway_token.expires_at,
             refresh_value=refresh_value,
             bearer=bearer,
         )
-        self._reveal(token)
         return token
 
     def refresh(self, token: Token) -> Operation[Token]:
@@ -154,7 +157,7 @@ class EnOSBPMAuth:
             bearer=_access_token(data, call=request.call, platform=self.platform),
             refresh_value=as_id(data.get("refreshToken")) or token.refresh_value,
         )
-        self._reveal(renewed)
+        self._reveal(renewed.bearer, renewed.refresh_value)
         return renewed
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
@@ -199,13 +202,14 @@ class EnOSBPMAuth:
             headers=headers,
             body=json_body(body),
             authenticated=False,
+            idempotent=True,  # logging in again does no harm
         )
         return self.gateway.sign(request, gateway_token, _now_ms())
 
-    def _reveal(self, token: Token) -> None:
+    def _reveal(self, *secrets: str | None) -> None:
         if self.on_secret is None:
             return
-        for secret in (token.value, token.bearer, token.refresh_value):
+        for secret in dict.fromkeys(secrets):
             if secret:
                 self.on_secret(secret)
 
@@ -282,6 +286,7 @@ class EnOSBPMClient:
             params=tuple((key, str(value)) for key, value in (params or {}).items() if value is not None),
             headers=headers,
             body=None if body is None else json_body(body),
+            idempotent=method == "GET" or resource.endswith("/queryList"),
         )
 
     def _call(self, request: HttpRequest, *, not_found_code: str | None = None) -> Operation[Any]:
@@ -396,6 +401,18 @@ class EnOSBPMClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.terminate_process_instance(instance_id, STOP_REASON))
 
+    def batch_instances(
+        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
+    ) -> Operation[dict[str, FlowInstance]]:
+        """Every instance in progress, in a few query pages: a wait missing from them has ended."""
+        records = yield from self.query_process_instances("inProgress")
+        wanted = set(ids)
+        return {
+            instance.instance_id: instance
+            for instance in (self.to_flow_instance(record) for record in records)
+            if instance.instance_id in wanted
+        }
+
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
@@ -427,7 +444,7 @@ class EnOSBPMClient:
         try:
             started_at = _first_time(record, "createdTime", "started")
             ended_at = _first_time(record, "completedTime", "terminatedTime", "ended")
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
             raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,

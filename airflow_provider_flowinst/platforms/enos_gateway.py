@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -139,6 +140,10 @@ def parse_token_response(response: HttpResponse, *, platform: str, now: float | 
         raise FlowPlatformError(platform, call, "the answer has no accessToken", http_status=response.status)
     try:
         lifetime = float(data.get("expire") or DEFAULT_TOKEN_LIFETIME_SECONDS)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        # An infinite, NaN or negative lifetime would keep a token forever or never: take the documented
+        # default (a token refused before then is renewed on its 401 / 1203 anyway).
         lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
     return Token(value=access_token, expires_at=(time.time() if now is None else now) + lifetime)

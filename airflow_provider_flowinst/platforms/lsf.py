@@ -20,7 +20,7 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,7 +32,16 @@ import defusedxml.ElementTree
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Operation, Token, as_id, require
+from airflow_provider_flowinst.protocol import (
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Token,
+    as_id,
+    parse_json,
+    require,
+    required_id,
+)
 from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_local_time
 
 PLATFORM = "lsf_pm"
@@ -45,6 +54,8 @@ QUOTE_MARK = "#quote#"
 DEFAULT_PORTS = {"http": 8080, "https": 8443}
 #: Page size used to gather every page of a query when the caller gives none.
 DEFAULT_PAGE_SIZE = 100
+#: Pages of the batched listing that answers many waits at once (inferred: the server sets no maximum).
+BATCH_PAGE_SIZE = 500
 #: The server forgets a token after this long unused (it is not a fixed lifetime).
 TOKEN_IDLE_SECONDS = 3600
 JSON = "application/json"
@@ -156,6 +167,7 @@ class LSFLogonAuth:
             headers={"Content-Type": XML, "Accept": JSON},
             body=logon_body(self.user, self.password),
             authenticated=False,
+            idempotent=True,  # logging on again does no harm
         )
         token = parse_logon_response(response, user=self.user, base_url=self.base_url)
         if self.on_secret is not None:
@@ -208,11 +220,16 @@ def parse_xml(body: bytes, *, call: str, http_status: int | None = None) -> dict
             f"the XML answer was refused: it declares entities or external references ({type(exc).__name__})",
             http_status=http_status,
         ) from None
-    except ParseError as exc:
+    except (ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown encoding declared
         raise FlowPlatformError(
             PLATFORM, call, f"the answer is not well-formed XML ({exc})", http_status=http_status
         ) from None
-    return {_local_name(root.tag): _element_value(root)}
+    try:
+        return {_local_name(root.tag): _element_value(root)}
+    except RecursionError:
+        raise FlowPlatformError(
+            PLATFORM, call, "the XML answer is nested too deeply", http_status=http_status
+        ) from None
 
 
 def _local_name(tag: str) -> str:
@@ -258,7 +275,11 @@ def decode_answer(response: HttpResponse, *, call: str) -> Any:
     if body[:1] == b"<":
         return parse_xml(body, call=call, http_status=response.status)
     try:
-        return strip_keys(json.loads(body))
+        return strip_keys(parse_json(body))
+    except RecursionError:
+        raise FlowPlatformError(
+            PLATFORM, call, "the JSON answer is nested too deeply", http_status=response.status
+        ) from None
     except (ValueError, UnicodeDecodeError):
         raise FlowPlatformError(
             PLATFORM, call, f"the answer is neither JSON nor XML: {_snippet(response)!r}", http_status=response.status
@@ -417,8 +438,9 @@ def _as_int(value: Any) -> int | None:
 
 def format_ids(ids: str | int | Iterable[str | int]) -> str:
     """``101,102``; a single id or a comma-separated string is accepted as well."""
-    items = [ids] if isinstance(ids, (str, int)) else list(ids)
-    parts = [part.strip() for item in items for part in str(item).split(",")]
+    items = [] if ids is None else [ids] if isinstance(ids, (str, int)) else list(ids)
+    # A None (an id that never came, e.g. from an empty XCom) is no id, not the text "None".
+    parts = [part.strip() for item in items for part in ("" if item is None else str(item)).split(",")]
     if not parts or any(not part for part in parts):
         raise ValueError(f"flow instance ids must be non-empty, got {ids!r}")
     return ",".join(parts)
@@ -645,6 +667,20 @@ class LSFClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.kill_flow_instances(instance_id)
 
+    def batch_instances(
+        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
+    ) -> Operation[dict[str, FlowInstance]]:
+        """Every user's Running and Suspended instances: a wait missing from them has ended."""
+        wanted = set(ids)
+        found: dict[str, FlowInstance] = {}
+        for state in ("Running", "Suspended"):
+            records = yield from self.list_flow_instances(username="all", state=state, pagesize=BATCH_PAGE_SIZE)
+            for record in records:
+                instance = self.to_flow_instance(record)
+                if instance.instance_id in wanted:
+                    found[instance.instance_id] = instance
+        return found
+
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
@@ -658,13 +694,12 @@ class LSFClient:
     def to_flow_instance(self, record: Mapping[str, Any]) -> FlowInstance:
         call = QUERY_CALL
         record = strip_keys(dict(record)) if isinstance(record, Mapping) else record
-        instance_id = as_id(require(record, "id", platform=PLATFORM, call=call))
-        assert instance_id is not None
+        instance_id = required_id(record, "id", platform=PLATFORM, call=call)
         state = require(record, "state", platform=PLATFORM, call=call)
         try:
             started_at = parse_time(record.get("startTime"), self.settings.timezone)
             ended_at = parse_time(record.get("endTime"), self.settings.timezone)
-        except ValueError as exc:
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
             raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_flowinst.batching import InstancePoller, instance_poller, next_tick
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
@@ -76,20 +77,23 @@ class FlowInstanceTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async with shared_session_lease():
-            async for event in self._poll():
-                yield event
-                return
+        async with shared_session_lease(), instance_poller(self.conn_id) as poller:
+            try:
+                async for event in self._poll(poller):
+                    yield event
+                    return
+            finally:
+                poller.forget(self.instance_id)
 
-    async def _poll(self) -> AsyncIterator[TriggerEvent]:
-        hook: FlowPlatformHook[Any] | None = None
+    async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
         failures = 0
         last: FlowInstance | None = None
         while True:
             try:
-                if hook is None:
-                    hook = await aget_hook(self.conn_id)
-                last = await hook.aget_instance(self.instance_id, include_graph=self.include_graph)
+                # A light read, shared with the connection's other waits; the graph only once it is decided.
+                last = await poller.get(self.instance_id)
+                if self.include_graph and last.state in (*self.success_states, *self.failure_states):
+                    last = await poller.get_full(self.instance_id)
                 failures = 0
             except FlowInstanceNotFound as exc:
                 if self.fail_if_missing:
@@ -118,7 +122,8 @@ class FlowInstanceTrigger(BaseTrigger):
                 seen = f"last seen {last.state.value}" if last else "never seen"
                 yield self._event("timeout", last, f"timed out waiting for instance {self.instance_id} ({seen})")
                 return
-            await asyncio.sleep(self.poke_interval if remaining is None else min(self.poke_interval, remaining))
+            pause = next_tick(self.poke_interval)
+            await asyncio.sleep(pause if remaining is None else min(pause, remaining))
 
     async def on_kill(self) -> None:
         """Stop the remote run when a user kills the deferred task (Airflow 3.3+ calls this).

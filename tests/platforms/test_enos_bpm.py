@@ -104,7 +104,8 @@ def test_login_gets_the_gateway_token_then_logs_in_and_chooses_the_organization(
         assert signature_is_valid(request)
 
     assert (token.value, token.bearer, token.refresh_value) == ("gw-token", "org-token", "refresh-1")
-    assert seen == ["gw-token", "org-token", "refresh-1"]  # every token obtained is handed over for masking
+    # Every token is handed over for masking as it arrives (the login's own user token too).
+    assert seen == ["gw-token", "user-token", "org-token", "refresh-1"]
     assert "token" not in repr(token).replace("Token(", "")
 
 

@@ -45,6 +45,11 @@ class Instance:
     appear_at: float = 0.0
     cancelled_at: float | None = None
     manual: bool = False
+    #: The last record served and what it depends on (status code, tasks done, cancel time): a record is
+    #: rendered once per state, not per request, so the emulator is never the bottleneck of a benchmark.
+    rendered: tuple[tuple[int, int, float | None], dict[str, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 DEFAULT_FLOWS = [
@@ -206,7 +211,18 @@ class EnOSBatchEmulator:
         return base + dt.timedelta(seconds=emulated_offset * self.state.time_scale)
 
     def record(self, instance: Instance) -> dict[str, Any]:
+        """The platform's record of ``instance`` now; the same (shared, never mutated) dict while its state holds."""
         code, word, age = self._progress(instance)
+        done_tasks = 0
+        if code == 2:
+            share = (age - instance.queued_seconds) / max(instance.running_seconds, 1e-6)
+            done_tasks = int(share * len(instance.flow.tasks))
+        key = (code, done_tasks, instance.cancelled_at)
+        if instance.rendered is None or instance.rendered[0] != key:
+            instance.rendered = (key, self._render(instance, code, word, done_tasks))
+        return instance.rendered[1]
+
+    def _render(self, instance: Instance, code: int, word: str, done_tasks: int) -> dict[str, Any]:
         flow = instance.flow
         started = code != 0
         ended = code in (1, -1, 8)
@@ -216,10 +232,6 @@ class EnOSBatchEmulator:
             else instance.queued_seconds + instance.running_seconds
         )
         tasks = []
-        done_tasks = 0
-        if code == 2:
-            share = (age - instance.queued_seconds) / max(instance.running_seconds, 1e-6)
-            done_tasks = int(share * len(flow.tasks))
         for index, (task_id, task_name) in enumerate(flow.tasks):
             if code == 1 or (code == 2 and index < done_tasks):
                 status = "SUCCESS"
@@ -351,19 +363,19 @@ class EnOSBatchEmulator:
         body = body or {}
         statuses = {int(s) for s in str(body.get("status") or "").split(",") if s.strip().lstrip("-").isdigit()}
         expression = str(body.get("expression") or "")
-        records = [
-            self.record(inst)
+        # Filtered and sorted on the instances themselves; only the page asked for is rendered.
+        matching = [
+            inst
             for inst in self.instances.values()
             if self._visible(inst)
             and (not expression or expression in inst.flow.flow_id or expression in inst.flow.name)
+            and (not statuses or self._progress(inst)[0] in statuses)
         ]
-        if statuses:
-            records = [r for r in records if r["status"] in statuses]
-        records.sort(key=lambda r: r["instanceId"], reverse=True)
+        matching.sort(key=lambda inst: inst.instance_id, reverse=True)
         pagination = body.get("pagination") or {}
         page_no, page_size = int(pagination.get("pageNo", 1)), int(pagination.get("pageSize", 10))
-        page = records[(page_no - 1) * page_size : page_no * page_size]
-        return 0, "Success", {"flowInsts": page, "count": len(records)}
+        page = [self.record(inst) for inst in matching[(page_no - 1) * page_size : page_no * page_size]]
+        return 0, "Success", {"flowInsts": page, "count": len(matching)}
 
     def _flowinstances_cancel(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         instance = self._lookup(str((body or {}).get("flowInstId", "")))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from airflow_provider_flowinst.platforms.enos_gateway import request_signature, token_encryption
 from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_KEY, ENOS_APP_SECRET
-from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.faults import fault_response, remember_credentials, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 DEFAULT_APPS = {ENOS_APP_KEY: ENOS_APP_SECRET}
@@ -73,6 +73,7 @@ class Gateway:
 
     async def check(self, request: web.Request) -> web.Response | None:
         """None when the call is signed by a live token; otherwise the gateway's refusal."""
+        remember_credentials(self.state, request)
         token = request.headers.get("apim-accesstoken")
         timestamp = request.headers.get("apim-timestamp", "")
         signature = request.headers.get("apim-signature")

@@ -51,4 +51,22 @@ async def fault_response(
 
 def take(state: EmulatorState, platform: str, request: web.Request) -> Fault | None:
     state.requests[f"{platform} {request.method} {request.path}"] += 1
+    remember_credentials(state, request)
     return state.take_fault(platform, request.path_qs)
+
+
+def remember_credentials(state: EmulatorState, request: web.Request) -> None:
+    """Keep the tokens and signatures a call carries (EnOS gateway headers, a bearer token, the DataWorks
+    signature, the LSF cookie), so tests can check that none of them ever reaches a log or a message."""
+    headers = request.headers
+    seen = [headers.get(name, "") for name in ("apim-accesstoken", "apim-signature", "x-acs-security-token")]
+    scheme, _, credential = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        seen.append(credential)
+    elif "Signature=" in credential:
+        seen.append(credential.rsplit("Signature=", 1)[1])
+    for part in headers.get("Cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "platform_token":
+            seen += [value, value.replace("#quote#", '"')]
+    state.credentials_seen.extend(value for value in seen if value)

@@ -319,7 +319,8 @@ class LSFEmulator:
             pagesize = int(query["pagesize"]) if query.get("pagesize") else None
             wanted_id = int(query["id"]) if query.get("id") else None
         except ValueError:
-            return lsf_error(400, "The request is not valid: id, start and pagesize are numbers.", xml=xml)
+            given = ", ".join(f"{name}={query[name]!r}" for name in ("id", "start", "pagesize") if name in query)
+            return lsf_error(400, f"The request is not valid: id, start and pagesize are numbers ({given}).", xml=xml)
         if start < 0 or (pagesize is not None and pagesize < 1):
             return lsf_error(400, "The request is not valid: start >= 0 and pagesize >= 1.", xml=xml)
         state = query.get("state")

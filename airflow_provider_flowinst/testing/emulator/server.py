@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -14,11 +15,17 @@ from airflow_provider_flowinst.testing.emulator.control import EmulatorControl
 
 
 class EmulatorServer(EmulatorControl):
-    """``with EmulatorServer() as server: server.url`` serves every platform on a free loopback port."""
+    """``with EmulatorServer() as server: server.url`` serves every platform on a free loopback port.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    With ``ssl_context`` it serves HTTPS (TLS tests: a self-signed certificate, verification on and off).
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None, **options: Any
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.ssl_context = ssl_context
         self.emulator = Emulator(**options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -27,7 +34,7 @@ class EmulatorServer(EmulatorControl):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> EmulatorServer:
         self._thread = threading.Thread(target=self._serve, name="flowinst-emulator", daemon=True)
@@ -41,7 +48,7 @@ class EmulatorServer(EmulatorControl):
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.emulator.app(), access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         self._loop.run_until_complete(site.start())
         self._ready.set()
         self._loop.run_forever()

@@ -41,6 +41,8 @@ class EmulatorState:
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
     token_requests: collections.Counter[str] = field(default_factory=collections.Counter)
     started: float = field(default_factory=time.monotonic)
+    #: The latest tokens and signatures callers sent: tests check that none of them reaches a log.
+    credentials_seen: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=10000))
 
     def now(self) -> float:
         """Emulated seconds since start; schedules are written in these."""
@@ -85,3 +87,4 @@ class EmulatorState:
         self.requests.clear()
         self.token_requests.clear()
         self.faults.clear()
+        self.credentials_seen.clear()

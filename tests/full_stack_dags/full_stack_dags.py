@@ -1,0 +1,38 @@
+"""DAGs the full-stack test runs in real Airflow processes (scheduler, dag-processor, triggerer, api-server).
+
+The test copies this file and ``example_dags/example_remote_run_asset.py`` into the DAGs folder of a
+temporary AIRFLOW_HOME; nothing else is parsed there. Each DAG takes what it works on from its run's conf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
+from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+with DAG(dag_id="full_stack_deferrable_wait", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    # (a) a deferrable wait, handed to the triggerer and resumed in a worker when the instance succeeds.
+    FlowInstanceSensor(
+        task_id="wait",
+        conn_id="enos_batch_default",
+        instance_id="{{ dag_run.conf['instance_id'] }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=300,
+    )
+
+with DAG(dag_id="full_stack_start_and_kill", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    # (c) starts a remote run that lasts for hours and waits for it in the triggerer, until a user kills it.
+    TriggerFlowOperator(
+        task_id="run",
+        conn_id="enos_batch_default",
+        flow="{{ dag_run.conf['flow'] }}",
+        deferrable=True,
+        poke_interval=1,
+        timeout=600,
+    )

@@ -1,0 +1,76 @@
+"""Batched polling: many waits on one connection share their reads, and each ends with its own instance."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from airflow_provider_flowinst.batching import next_tick
+from airflow_provider_flowinst.transport import close_shared_session
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+POKE = 0.2
+WATCH_SECONDS = 2.0
+
+
+def test_ticks_align_on_multiples_of_the_interval():
+    assert next_tick(60, now=120.0) == 60
+    assert next_tick(60, now=150.0) == 30
+    assert next_tick(0.5, now=10.2) == pytest.approx(0.3)
+
+
+def make_instances(emulator, platform: str) -> tuple[list[str], list[str]]:
+    """(instances that end soon in success, instances that run for hours)."""
+    if platform == "enos_batch":
+        return (
+            [f"2809-2033010{day}000000" for day in range(1, 7)],
+            [f"4000-2033010{day}000000" for day in range(1, 9)],
+        )
+    if platform == "lsf_pm":
+        return (
+            [emulator.create_lsf_pm_instance("jsmith:flow1") for _ in range(6)],
+            [emulator.create_lsf_pm_instance("jsmith:long_flow") for _ in range(8)],
+        )
+    if platform == "dataworks":
+        return (
+            [emulator.create_dataworks_instance(1001) for _ in range(6)],
+            [emulator.create_dataworks_instance(1003) for _ in range(8)],
+        )
+    return (
+        [emulator.create_enos_bpm_instance("purchaseApproval") for _ in range(6)],
+        [emulator.create_enos_bpm_instance("contractReview") for _ in range(8)],
+    )
+
+
+async def first_event(trigger: FlowInstanceTrigger) -> dict:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("no event")
+
+
+@pytest.mark.parametrize("platform", ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"])
+async def test_many_waits_share_reads_and_each_ends_with_its_own_instance(emulator, platform):
+    quick, long = make_instances(emulator, platform)
+    emulator.control("POST", "/_emulator/reset")
+    end_time = time.time() + WATCH_SECONDS
+    triggers = [
+        FlowInstanceTrigger(
+            conn_id=f"{platform}_default", instance_id=instance_id, poke_interval=POKE, end_time=end_time
+        )
+        for instance_id in quick + long
+    ]
+    try:
+        async with asyncio.timeout(30):
+            events = await asyncio.gather(*(first_event(trigger) for trigger in triggers))
+    finally:
+        await close_shared_session()
+
+    assert [event["instance"]["instance_id"] for event in events] == quick + long
+    assert [event["status"] for event in events] == ["success"] * len(quick) + ["timeout"] * len(long)
+    if platform in ("enos_batch", "dataworks"):  # the graph is read once a wait is decided
+        assert all(event["instance"]["graph"]["nodes"] for event in events[: len(quick)])
+    one_read_per_wait_per_poll = len(triggers) * WATCH_SECONDS / POKE
+    requests = sum(emulator.stats()["requests"].values())
+    assert requests < one_read_per_wait_per_poll / 2, emulator.stats()["requests"]

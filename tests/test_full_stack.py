@@ -1,0 +1,249 @@
+"""The provider in a real Airflow: scheduler, dag-processor, triggerer and api-server processes.
+
+``dag.test()`` runs a DAG inside the test process, triggers included. These tests start the real
+components on a temporary AIRFLOW_HOME (SQLite, LocalExecutor; see tests/airflow_stack.py and
+docs/full_stack.md) against an emulator process, and show that
+
+(a) a deferrable wait is handed to the triggerer process and completes there;
+(b) the AssetWatcher of ``example_remote_run_asset`` schedules exactly one DAG run per new successful run
+    of EnOS flow 5108, none for runs that had succeeded before it started, none twice;
+(c) marking a deferred TriggerFlowOperator task failed (as a user does, through the REST API) stops the
+    remote run it started, through the trigger's ``on_kill`` in the triggerer;
+(d) the watcher's cursor survives a triggerer restart: a run that ended while no triggerer ran schedules the
+    DAG once, and the runs seen before are not fired again.
+
+All processes are stopped when the module ends, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_flowinst.testing.connections import emulator_connections
+from airflow_provider_flowinst.testing.emulator.process import EmulatorProcess
+from tests.airflow_stack import AirflowStack
+
+ROOT = Path(__file__).resolve().parent.parent
+DAG_FILES = [
+    ROOT / "tests" / "full_stack_dags" / "full_stack_dags.py",
+    ROOT / "example_dags" / "example_remote_run_asset.py",
+]
+WAIT_DAG = "full_stack_deferrable_wait"
+KILL_DAG = "full_stack_start_and_kill"
+ASSET_DAG = "example_remote_run_asset"
+#: The flow example_remote_run_asset watches, and a run of it that succeeded before Airflow started.
+WATCHED_FLOW = "5108"
+EARLIER_RUN = "5108-20240101000000"
+#: Emulated seconds pass ten times faster: an on-demand EnOS run ends 0.6 s after it starts.
+TIME_SCALE = "0.1"
+#: Upper bounds for single steps; a healthy run needs a fraction of each.
+START_TIMEOUT = 120.0
+STEP_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    log_path = tmp_path_factory.mktemp("full-stack-emulator") / "emulator.log"
+    with EmulatorProcess(log_path=log_path, extra_args=("--time-scale", TIME_SCALE)) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorProcess) -> Iterator[AirflowStack]:
+    """Airflow's four components with the test DAGs; every process group is ended afterwards, whatever happens."""
+    emulator_process.create_enos_batch_instance(WATCHED_FLOW, instance_id=EARLIER_RUN)
+    stack = AirflowStack(
+        root=tmp_path_factory.mktemp("full-stack"),
+        dag_files=DAG_FILES,
+        connections=emulator_connections(emulator_process.url),
+        other_logs={"emulator": emulator_process.log_path} if emulator_process.log_path else {},
+        # Re-parse every few seconds (default 30), so that (b) sees the DAG file parsed again.
+        settings={"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5"},
+    )
+    try:
+        # The earlier run must have succeeded before the watcher first looks, to be part of its baseline.
+        stack.wait_for(lambda: remote_state(emulator_process, EARLIER_RUN) == "SUCCESS", 10, "the earlier run")
+        stack.start(timeout=START_TIMEOUT)
+        stack.wait_for(
+            lambda: {WAIT_DAG, KILL_DAG, ASSET_DAG} <= {dag["dag_id"] for dag in stack.api("GET", "/dags")["dags"]},
+            START_TIMEOUT,
+            "the dag-processor to parse the DAGs",
+        )
+        yield stack
+    finally:
+        leftover = stack.stop()
+        (stack.root / "timings.json").write_text(json.dumps(stack.timings, indent=2))
+        assert leftover == [], f"processes still running after stop(): {leftover}"
+
+
+def remote_state(emulator: EmulatorProcess, instance_id: str) -> str | None:
+    """The emulator's own word for an EnOS instance's state (e.g. RUNNING, SUCCESS, CANCEL)."""
+    record = emulator.control("GET", "/_emulator/enos_batch/instances").get(instance_id)
+    return None if record is None else str(record["statusDesc"])
+
+
+def trigger_log(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, text: str) -> tuple[int, str] | None:
+    """(triggerer job id, log) of the trigger that ran for the task, once its log contains ``text``."""
+    for job_id, log in stack.trigger_logs(dag_id, run_id, task_id).items():
+        if text in log:
+            return job_id, log
+    return None
+
+
+def assert_written_by_a_triggerer(stack: AirflowStack, job_id: int) -> None:
+    """Airflow names a trigger's log after the job of the triggerer that ran it."""
+    assert stack.query("SELECT job_type FROM job WHERE id = ?", job_id) == [("TriggererJob",)]
+
+
+def test_a_deferrable_wait_completes_in_the_triggerer(stack: AirflowStack, emulator_process: EmulatorProcess):
+    # The instance does not exist yet, so the worker's first look cannot end the wait: only the triggerer can.
+    instance_id = "5101-20300101000000"
+    run_id = stack.trigger_dag(WAIT_DAG, {"instance_id": instance_id})
+    stack.wait_for_task_state(WAIT_DAG, run_id, "wait", "deferred", STEP_TIMEOUT)
+    stack.wait_for(
+        lambda: trigger_log(stack, WAIT_DAG, run_id, "wait", "starting"), STEP_TIMEOUT, "the trigger to start"
+    )
+
+    emulator_process.create_enos_batch_instance("5101", instance_id=instance_id)
+
+    stack.wait_for_task_state(WAIT_DAG, run_id, "wait", "success", STEP_TIMEOUT)
+    job_id, log = stack.wait_for(
+        lambda: trigger_log(stack, WAIT_DAG, run_id, "wait", "Trigger fired event"), STEP_TIMEOUT, "the trigger's log"
+    )
+    assert_written_by_a_triggerer(stack, job_id)
+    assert "'status': 'success'" in log and instance_id in log
+    assert stack.task_instance(WAIT_DAG, run_id, "wait")["try_number"] == 1
+    result = stack.xcom(WAIT_DAG, run_id, "wait")
+    assert (result["instance_id"], result["state"], result["platform"]) == (instance_id, "success", "enos_batch")
+
+
+def test_b_the_asset_watcher_runs_its_dag_once_per_new_remote_run(
+    stack: AirflowStack, emulator_process: EmulatorProcess
+):
+    baseline = stack.wait_for(lambda: watcher_cursor(stack), STEP_TIMEOUT, "the watcher to take its baseline")
+    assert baseline == [EARLIER_RUN]
+    assert stack.dag_runs(ASSET_DAG) == []
+    trigger_id, parsed_at = watcher_trigger(stack), last_parsed(stack, ASSET_DAG)
+
+    new_runs = []
+    for number in (1, 2):
+        # One after the other: asset events that arrive before the scheduler creates a run share that run.
+        new_runs.append(emulator_process.create_enos_batch_instance(WATCHED_FLOW, f"5108-2030010100000{number}"))
+        stack.wait_for(lambda n=number: len(stack.dag_runs(ASSET_DAG)) >= n, STEP_TIMEOUT, f"asset DAG run {number}")
+    runs = stack.wait_for(lambda: finished_runs(stack, ASSET_DAG, 2), STEP_TIMEOUT, "both asset DAG runs to succeed")
+
+    assert len(runs) == 2, runs
+    assert [run["run_type"] for run in runs] == ["asset_triggered", "asset_triggered"]
+    # Each run's task read its own remote run out of the asset event's extra.
+    assert [stack.xcom(ASSET_DAG, run["dag_run_id"], "process_new_run") for run in runs] == [[r] for r in new_runs]
+
+    # Later polls see the same runs again and fire nothing.
+    wait_for_polls(stack, emulator_process, 2)
+    assert len(stack.dag_runs(ASSET_DAG)) == 2
+    events = stack.api("GET", "/assets/events?limit=100")["asset_events"]
+    assert sorted(event["extra"]["payload"]["instance_id"] for event in events) == new_runs
+    assert all(event["extra"]["from_trigger"] is True for event in events)
+    assert watcher_cursor(stack) == [*reversed(new_runs), EARLIER_RUN]
+    # Parsing the DAG file again keeps the watcher's trigger (its serialised kwargs are deterministic).
+    stack.wait_for(lambda: last_parsed(stack, ASSET_DAG) > parsed_at, STEP_TIMEOUT, "the DAG file to be parsed again")
+    assert watcher_trigger(stack) == trigger_id
+
+
+def test_c_killing_a_deferred_trigger_flow_task_stops_its_remote_run(
+    stack: AirflowStack, emulator_process: EmulatorProcess
+):
+    run_id = stack.trigger_dag(KILL_DAG, {"flow": "5300"})  # EnOS 53xx runs for hours
+    stack.wait_for_task_state(KILL_DAG, run_id, "run", "deferred", STEP_TIMEOUT)
+    stack.wait_for(lambda: trigger_log(stack, KILL_DAG, run_id, "run", "starting"), STEP_TIMEOUT, "the trigger")
+    instance_id = stack.xcom(KILL_DAG, run_id, "run", key="flow_instance_id")
+    assert remote_state(emulator_process, instance_id) == "RUNNING"
+
+    # What "Mark as failed" in the UI does.
+    stack.api("PATCH", f"/dags/{KILL_DAG}/dagRuns/{run_id}/taskInstances/run", {"new_state": "failed"})
+
+    stack.wait_for(
+        lambda: remote_state(emulator_process, instance_id) == "CANCEL", STEP_TIMEOUT, f"{instance_id} to be cancelled"
+    )
+    job_id, log = stack.wait_for(
+        lambda: trigger_log(stack, KILL_DAG, run_id, "run", f"stopping enos_batch instance {instance_id}"),
+        STEP_TIMEOUT,
+        "the trigger's log to tell of on_kill",
+    )
+    assert_written_by_a_triggerer(stack, job_id)
+    assert "Trigger cancelled by user action, invoking on_kill" in log
+    assert stack.task_instance(KILL_DAG, run_id, "run")["state"] == "failed"
+
+
+def test_d_after_a_triggerer_restart_the_watcher_neither_refires_nor_misses(
+    stack: AirflowStack, emulator_process: EmulatorProcess
+):
+    """The watcher's cursor lives in the asset's state store, so a new triggerer picks up where the old one was."""
+    stack.wait_for(lambda: watcher_cursor(stack), STEP_TIMEOUT, "the watcher to take its baseline")
+    earlier = len(stack.dag_runs(ASSET_DAG))
+    # SIGTERM, as a service manager restarting it would; Airflow's triggerer can take up to ~10 s to let its
+    # trigger runner go (it waits that long before escalating), and only a clean exit frees its triggers at once.
+    stack.timings["triggerer restart: stop"] = stack.stop_component("triggerer", grace=20)
+    # This run ends while no triggerer is running: the next one must still see it as new.
+    missed = emulator_process.create_enos_batch_instance(WATCHED_FLOW, "5108-20300101000009")
+    stack.wait_for(lambda: remote_state(emulator_process, missed) == "SUCCESS", STEP_TIMEOUT, f"{missed} to succeed")
+    assert len(stack.dag_runs(ASSET_DAG)) == earlier
+
+    stack.start_component("triggerer")
+    began = time.monotonic()
+
+    runs = stack.wait_for(
+        lambda: finished_runs(stack, ASSET_DAG, earlier + 1), STEP_TIMEOUT, "the asset DAG run of the missed run"
+    )
+    stack.timings["triggerer restart: start to DAG run done"] = time.monotonic() - began
+    assert len(runs) == earlier + 1, runs
+    assert stack.xcom(ASSET_DAG, runs[-1]["dag_run_id"], "process_new_run") == [missed]
+    wait_for_polls(stack, emulator_process, 2)
+    assert len(stack.dag_runs(ASSET_DAG)) == earlier + 1
+
+
+def watcher_cursor(stack: AirflowStack) -> list[str] | None:
+    """The instance ids the watcher of flow 5108 has seen, as it keeps them in the asset's state store."""
+    rows = stack.query("SELECT value FROM asset_state_store WHERE key LIKE ?", f"flowinst_seen:%:{WATCHED_FLOW}:%")
+    return json_list(rows[0][0]) if rows else None
+
+
+def watcher_trigger(stack: AirflowStack) -> int:
+    """The id of the trigger that runs the example's AssetWatcher."""
+    rows = stack.query("SELECT trigger_id FROM asset_watcher WHERE name = ?", "enos_flow_5108_watcher")
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def last_parsed(stack: AirflowStack, dag_id: str) -> str:
+    """When the dag-processor last parsed the DAG's file (an ISO-like text that sorts in time order)."""
+    return str(stack.query("SELECT last_parsed_time FROM dag WHERE dag_id = ?", dag_id)[0][0])
+
+
+def finished_runs(stack: AirflowStack, dag_id: str, count: int) -> list[dict[str, Any]] | None:
+    """The DAG's runs, oldest first, once there are at least ``count`` of them and all have succeeded."""
+    runs = stack.dag_runs(dag_id)
+    done = len(runs) >= count and all(run["state"] == "success" for run in runs)
+    return runs if done else None
+
+
+def wait_for_polls(stack: AirflowStack, emulator: EmulatorProcess, polls: int) -> None:
+    """Until the watcher has listed the flow's instances ``polls`` more times (nothing else calls EnOS then)."""
+    before = enos_requests(emulator)
+    stack.wait_for(lambda: enos_requests(emulator) >= before + polls, STEP_TIMEOUT, f"{polls} more polls of the flow")
+
+
+def enos_requests(emulator: EmulatorProcess) -> int:
+    """Calls of EnOS Batch Processing the emulator has answered so far."""
+    counts: dict[str, int] = emulator.stats()["requests"]
+    return sum(count for key, count in counts.items() if key.startswith("enos_batch "))
+
+
+def json_list(text: Any) -> list[str]:
+    value = json.loads(text) if isinstance(text, str) else text
+    return [str(item) for item in value]
