@@ -73,6 +73,20 @@ class HttpResponse:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def json(self) -> Any:
+        """The body as JSON, parsed once however many readers ask; ValueError when it is not JSON."""
+        cached = self.__dict__.get("_json")
+        if cached is None:
+            try:
+                cached = (True, parse_json(self.body))
+            except (ValueError, UnicodeDecodeError) as exc:
+                cached = (False, exc)
+            self.__dict__["_json"] = cached  # a cache, not state: written around the frozen __setattr__
+        ok, value = cached
+        if not ok:
+            raise value
+        return value
+
 
 @dataclass(frozen=True)
 class Token:
@@ -171,13 +185,17 @@ def parse_json(document: str | bytes) -> Any:
     try:
         return json.loads(document)
     except RecursionError:
-        raise ValueError("the JSON document is nested too deeply") from None
+        raise JSONTooDeep("the JSON document is nested too deeply") from None
+
+
+class JSONTooDeep(ValueError):
+    """Well-formed JSON nested deeper than Python can decode."""
 
 
 def decode_json(response: HttpResponse, *, platform: str, call: str) -> Any:
     """The answer's JSON, or a FlowPlatformError that quotes the start of what came instead."""
     try:
-        return parse_json(response.body)
+        return response.json()
     except (ValueError, UnicodeDecodeError):
         snippet = " ".join(response.text.split())[:200]
         raise FlowPlatformError(

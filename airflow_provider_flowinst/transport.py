@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import logging
+import random
 import re
 import ssl
 import threading
@@ -27,7 +27,15 @@ import tenacity
 import yarl
 
 from airflow_provider_flowinst.errors import FlowPlatformError
-from airflow_provider_flowinst.protocol import Authenticator, HttpRequest, HttpResponse, Operation, Sleep, Token
+from airflow_provider_flowinst.protocol import (
+    Authenticator,
+    HttpRequest,
+    HttpResponse,
+    JSONTooDeep,
+    Operation,
+    Sleep,
+    Token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +94,51 @@ def retry_after_seconds(response: HttpResponse, now: float | None = None) -> flo
         return None
 
 
+#: Backoff: the n-th retry waits BACKOFF_FIRST * 2**(n-1) seconds plus up to BACKOFF_JITTER (capped at
+#: retry_max_wait), and never less than the platform's Retry-After.
+BACKOFF_FIRST = 0.5
+BACKOFF_JITTER = 0.5
+
+
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
-    """Exponential backoff with jitter, but never sooner than the platform asked."""
+    """Exponential backoff with jitter, but never sooner than the platform asked.
+
+    The first attempt is sent outside tenacity (it nearly always succeeds, and then costs nothing): the
+    attempts tenacity sees are the retries from the second on, hence the doubled multiplier.
+    """
 
     def __init__(self, max_wait: float) -> None:
         self.max_wait = max_wait
-        self.backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait, jitter=0.5)
+        self.backoff = tenacity.wait_exponential_jitter(
+            multiplier=2 * BACKOFF_FIRST, max=max_wait, jitter=BACKOFF_JITTER
+        )
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         delay = self.backoff(retry_state)
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
-        if isinstance(error, TransientFault) and error.retry_after is not None:
-            delay = max(delay, min(error.retry_after, self.max_wait))
+        if isinstance(error, TransientFault):
+            delay = _honour_retry_after(delay, error, self.max_wait)
         return float(delay)
 
 
+def _honour_retry_after(delay: float, fault: TransientFault, max_wait: float) -> float:
+    return delay if fault.retry_after is None else max(delay, min(fault.retry_after, max_wait))
+
+
+def _first_retry_delay(settings: TransportSettings, fault: TransientFault) -> float:
+    """The wait before the first retry, logged as tenacity logs the others."""
+    delay = min(settings.retry_max_wait, BACKOFF_FIRST + random.uniform(0, BACKOFF_JITTER))
+    delay = _honour_retry_after(delay, fault, settings.retry_max_wait)
+    log.warning("Transient fault (%s); attempt 1, retrying in %.1f s", fault, delay)
+    return delay
+
+
 def _retry_kwargs(settings: TransportSettings) -> dict[str, Any]:
+    """The retries after the first one: ``max_retries`` attempts in all."""
     return {
         "retry": tenacity.retry_if_exception_type(TransientFault),
-        "stop": tenacity.stop_after_attempt(settings.max_retries + 1),
+        "stop": tenacity.stop_after_attempt(settings.max_retries),
         "wait": _WaitRetryAfterOrBackoff(settings.retry_max_wait),
         "reraise": True,
         "before_sleep": _log_retry,
@@ -116,7 +149,7 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
     outcome = retry_state.outcome
     error = outcome.exception() if outcome is not None else None
     delay = retry_state.next_action.sleep if retry_state.next_action else 0
-    log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", error, retry_state.attempt_number, delay)
+    log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", error, retry_state.attempt_number + 1, delay)
 
 
 class TokenCache:
@@ -201,15 +234,14 @@ def is_damaged_json(response: HttpResponse) -> bool:
     media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         return False
-    body = response.body.strip()
-    if not body:
+    if not response.body.strip():
         return False
     try:
-        json.loads(body)
+        response.json()
+    except JSONTooDeep:
+        return False  # well-formed but nested too deeply: not damage; the platform module reports it
     except (ValueError, UnicodeDecodeError):
         return True
-    except RecursionError:
-        return False  # well-formed but nested too deeply: not damage; the platform module reports it
     return False
 
 
@@ -272,7 +304,10 @@ class SyncTransport:
         self.session = session or requests.Session()
 
     def run(self, operation: Operation[T]) -> T:
-        step = next(operation)
+        try:
+            step = next(operation)
+        except StopIteration as done:  # an operation that needed no request at all
+            return done.value  # type: ignore[no-any-return]
         while True:
             response = None
             if isinstance(step, Sleep):
@@ -314,6 +349,13 @@ class SyncTransport:
         return token
 
     def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        try:
+            return self._send_once(request, token)  # most calls: no retry machinery at all
+        except TransientFault as fault:
+            first = fault
+        if self.settings.max_retries < 1:
+            raise _gave_up(self.settings, request, first)
+        time.sleep(_first_retry_delay(self.settings, first))
         try:
             for attempt in tenacity.Retrying(**_retry_kwargs(self.settings)):
                 with attempt:
@@ -419,7 +461,10 @@ class AsyncTransport:
         self._timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
 
     async def run(self, operation: Operation[T]) -> T:
-        step = next(operation)
+        try:
+            step = next(operation)
+        except StopIteration as done:  # an operation that needed no request at all
+            return done.value  # type: ignore[no-any-return]
         while True:
             response = None
             if isinstance(step, Sleep):
@@ -458,6 +503,13 @@ class AsyncTransport:
         return token
 
     async def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+        try:
+            return await self._send_once(request, token)  # most calls: no retry machinery at all
+        except TransientFault as fault:
+            first = fault
+        if self.settings.max_retries < 1:
+            raise _gave_up(self.settings, request, first)
+        await asyncio.sleep(_first_retry_delay(self.settings, first))
         try:
             async for attempt in tenacity.AsyncRetrying(**_retry_kwargs(self.settings)):
                 with attempt:

@@ -30,6 +30,8 @@ API_BASE_PATHS = {
 NOT_FOUND_CODE = "62102"
 SEARCH_PAGE_SIZE = 100
 RECENT_PAGE_SIZE = 100
+#: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
+BATCH_MAX_FLOW_SEARCHES = 4
 
 STATE_BY_CODE: Mapping[int, FlowState] = {
     -1: FlowState.FAILED,
@@ -215,9 +217,20 @@ class EnOSBatchClient:
     def batch_instances(
         self, ids: Sequence[str], known: Mapping[str, FlowInstance]
     ) -> Operation[dict[str, FlowInstance]]:
-        """Every instance not yet ended, in a few search pages: a wait missing from them has ended."""
+        """The instances not yet ended, in a few search pages: a wait missing from them has ended.
+
+        The search cannot filter by id: when the waits are on a few flows it searches those flows only
+        (ids are ``<flowId>-<time>``), otherwise every active instance the user can see.
+        """
         active = ",".join(str(code) for code, state in STATE_BY_CODE.items() if not state.is_terminal)
-        records = yield from self.search_flow_instances(status=active)
+        flows = {instance_id.rsplit("-", 1)[0] for instance_id in ids}
+        records: list[dict[str, Any]] = []
+        if len(flows) <= BATCH_MAX_FLOW_SEARCHES:
+            for flow in sorted(flows):
+                page = yield from self.search_flow_instances(status=active, expression=flow)
+                records += [record for record in page if as_id(record.get("flowId")) == flow]
+        else:
+            records = yield from self.search_flow_instances(status=active)
         wanted = set(ids)
         return {
             instance.instance_id: instance
