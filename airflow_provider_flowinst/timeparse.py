@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -24,10 +25,24 @@ def parse_local_time(value: Any, timezone: str) -> dt.datetime | None:
     """A time with no offset ("2019-08-08 09:32:30", maybe ".0"), read in the deployment's timezone."""
     if value is None or str(value).strip() == "":
         return None
-    parsed = pendulum.parse(str(value).strip(), tz=pendulum.timezone(timezone), strict=False)
+    text = str(value).strip()
+    zone = _zone(timezone)
+    try:  # the platforms' own format, read by the standard library: a poll's hot path
+        naive = dt.datetime.fromisoformat(text)
+    except ValueError:
+        naive = None
+    if naive is not None and naive.tzinfo is None:
+        return _utc(naive.replace(tzinfo=zone))
+    parsed = pendulum.parse(text, tz=zone, strict=False)
     if not isinstance(parsed, dt.datetime):
         raise ValueError(f"not a date and time: {value!r}")
     return _utc(parsed)
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> dt.tzinfo:
+    zone: dt.tzinfo = pendulum.timezone(name)
+    return zone
 
 
 def parse_gmt_offset_time(value: Any) -> dt.datetime | None:

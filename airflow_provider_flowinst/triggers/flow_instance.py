@@ -88,6 +88,7 @@ class FlowInstanceTrigger(BaseTrigger):
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
         failures = 0
         last: FlowInstance | None = None
+        reported: tuple[FlowState, str | None] | None = None
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
@@ -116,7 +117,10 @@ class FlowInstanceTrigger(BaseTrigger):
                 if last.state in self.failure_states:
                     yield self._event("failure", last, f"{describe(last)} ended {last.state.value}")
                     return
-                self.log.info("%s is %s (%s)", describe(last), last.state.value, last.raw_state)
+                # Each change of state is logged; a wait that goes on unchanged is not (thousands poll at once).
+                if (last.state, last.raw_state) != reported:
+                    reported = (last.state, last.raw_state)
+                    self.log.info("%s is %s (%s)", describe(last), last.state.value, last.raw_state)
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
                 seen = f"last seen {last.state.value}" if last else "never seen"
