@@ -8,10 +8,11 @@ same generator, so every line of protocol logic is shared and testable without a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from airflow_provider_flowinst.errors import FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState
@@ -48,7 +49,7 @@ class HttpRequest:
     @property
     def query_string(self) -> str:
         # Every reserved character is escaped, so ids holding & = / ? # or spaces stay one value.
-        return urlencode(self.params, safe="", quote_via=quote)
+        return "&".join(f"{_quote(key)}={_quote(value)}" for key, value in self.params)
 
     @property
     def full_url(self) -> str:
@@ -170,6 +171,15 @@ class PlatformClient(Protocol):
         ``known`` is what was last read of each id (DataWorks needs an instance's project and data
         timestamp to list it).
         """
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quote(text: str) -> str:
+    """RFC 3986 percent-encoding of a query key or value; most are plain already (a poll's hot path)."""
+    text = str(text)
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def json_body(payload: Any) -> bytes:
