@@ -9,14 +9,13 @@ from typing import Any
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
-from airflow_provider_flowinst.platforms.enos_gateway import envelope_code, envelope_message
+from airflow_provider_flowinst.platforms.enos_gateway import read_enos_envelope
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
     as_id,
     decode_embedded_json,
-    decode_json,
     json_body,
     required_id,
 )
@@ -308,12 +307,7 @@ def console_link(template: str | None, *, instance_id: str, flow_id: str | None)
 
 def read_envelope(response: HttpResponse, *, call: str, not_found_code: str | None = None) -> Any:
     """The ``data`` of a v2.0 ``{status, msg, data}`` or v2.1 ``{code, msg, data}`` answer, or the error."""
-    payload = decode_json(response, platform=PLATFORM, call=call)
-    code = envelope_code(payload)
-    if response.status >= 400 or code not in (None, "0") or not isinstance(payload, dict):
-        error = FlowInstanceNotFound if code is not None and code == not_found_code else FlowPlatformError
-        raise error(PLATFORM, call, envelope_message(payload, response), code=code, http_status=response.status)
-    return payload.get("data")
+    return read_enos_envelope(response, platform=PLATFORM, call=call, not_found_code=not_found_code)
 
 
 def parse_graph(text: Any, *, call: str = "Get Flow Instance") -> InstanceGraph | None:

@@ -22,6 +22,7 @@ from airflow_provider_flowinst.platforms.enos_gateway import (
     EnOSGatewayAuth,
     envelope_code,
     envelope_message,
+    read_enos_envelope,
     sha256_hex,
 )
 from airflow_provider_flowinst.protocol import (
@@ -236,12 +237,7 @@ def _access_token(data: Mapping[str, Any], *, call: str, platform: str) -> str:
 
 def read_envelope(response: HttpResponse, *, call: str, not_found_code: str | None = None) -> Any:
     """The ``data`` of a BPM answer ``{code: 0, msg, data}``; 33404 becomes FlowInstanceNotFound."""
-    payload = decode_json(response, platform=PLATFORM, call=call)
-    code = envelope_code(payload)
-    if response.status >= 400 or code not in (None, "0") or not isinstance(payload, dict):
-        error = FlowInstanceNotFound if code is not None and code == not_found_code else FlowPlatformError
-        raise error(PLATFORM, call, envelope_message(payload, response), code=code, http_status=response.status)
-    return payload.get("data")
+    return read_enos_envelope(response, platform=PLATFORM, call=call, not_found_code=not_found_code)
 
 
 @dataclass(frozen=True)

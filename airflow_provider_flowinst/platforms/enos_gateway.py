@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Operation, Token, decode_json, json_body
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
@@ -55,6 +55,19 @@ def envelope_code(payload: Any) -> str | None:
         if isinstance(value, (int, str)) and not isinstance(value, bool):
             return str(value)
     return None
+
+
+def read_enos_envelope(response: HttpResponse, *, platform: str, call: str, not_found_code: str | None = None) -> Any:
+    """The ``data`` of an EnOS answer (``{code|status, msg, data}``), or the platform's error.
+
+    ``not_found_code`` (EnOS Batch 62102 on a get, BPM 33404) becomes FlowInstanceNotFound.
+    """
+    payload = decode_json(response, platform=platform, call=call)
+    code = envelope_code(payload)
+    if response.status >= 400 or code not in (None, "0") or not isinstance(payload, dict):
+        error = FlowInstanceNotFound if code is not None and code == not_found_code else FlowPlatformError
+        raise error(platform, call, envelope_message(payload, response), code=code, http_status=response.status)
+    return payload.get("data")
 
 
 def envelope_message(payload: Any, response: HttpResponse) -> str:
