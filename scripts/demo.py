@@ -27,6 +27,7 @@ from airflow_provider_flowinst.testing.emulator.process import EmulatorProcess
 DEMO_DAGS = [
     ("example_enos_batch_wait", "2024-03-01"),
     ("example_cross_platform_wait", "2024-03-02"),
+    ("example_start_remote_runs", "2024-03-03"),
 ]
 #: Emulated seconds are wall seconds: the remote runs below take a few seconds each.
 TIME_SCALE = "1"
