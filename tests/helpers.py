@@ -63,3 +63,14 @@ def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_d
     conn_id = f"{base}_quick_retry"
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**spec, "extra": extra}))
     return conn_id
+
+
+def drive(operation: Any, *responses: Any) -> tuple[list[Any], Any]:
+    """Drive a platform operation by hand: what it yielded (requests, sleeps) and what it returned."""
+    steps = [next(operation)]
+    for response in responses:
+        try:
+            steps.append(operation.send(response))
+        except StopIteration as done:
+            return steps, done.value
+    raise AssertionError(f"the operation wanted more than {len(responses)} responses")

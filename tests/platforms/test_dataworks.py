@@ -33,6 +33,7 @@ from airflow_provider_flowinst.platforms.dataworks import (
     string_to_sign,
 )
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
+from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED = json.loads((FIXTURES / "dataworks_get_workflow_instance.json").read_text())
@@ -46,17 +47,6 @@ def client(project_id: str | None = "100") -> DataWorksClient:
 
 def answer(payload, status: int = 200, **headers: str) -> HttpResponse:
     return HttpResponse(status, {"content-type": "application/json", **headers}, json.dumps(payload).encode())
-
-
-def run(operation, *responses: HttpResponse):
-    """Drive an operation by hand: what it yielded (requests and sleeps) and what it returned."""
-    steps = [next(operation)]
-    for response in responses:
-        try:
-            steps.append(operation.send(response))
-        except StopIteration as done:
-            return steps, done.value
-    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
 
 
 def form(request: HttpRequest) -> dict[str, str]:

@@ -17,6 +17,7 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     read_envelope,
 )
 from airflow_provider_flowinst.protocol import HttpResponse
+from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED = json.loads((FIXTURES / "enos_get_flow_instance_v20.json").read_text())
@@ -29,17 +30,6 @@ def client(**overrides) -> EnOSBatchClient:
 
 def answer(payload, status: int = 200) -> HttpResponse:
     return HttpResponse(status, {"content-type": "application/json"}, json.dumps(payload).encode())
-
-
-def run(operation, *responses: HttpResponse):
-    """Drive an operation by hand: the requests it made and what it returned."""
-    requests = [next(operation)]
-    for response in responses:
-        try:
-            requests.append(operation.send(response))
-        except StopIteration as done:
-            return requests, done.value
-    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
 
 
 def test_the_seed_sample_becomes_exactly_the_api_md_dict():

@@ -23,6 +23,7 @@ from airflow_provider_flowinst.platforms.enos_bpm import (
 )
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth, request_signature, token_encryption
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Token
+from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED = json.loads((FIXTURES / "enos_bpm_get_process_instance.json").read_text())
@@ -42,17 +43,6 @@ def auth(org_id: str | None = "o1", **overrides) -> EnOSBPMAuth:
 
 def answer(payload, status: int = 200) -> HttpResponse:
     return HttpResponse(status, {"content-type": "application/json"}, json.dumps(payload).encode())
-
-
-def run(operation, *responses: HttpResponse):
-    """Drive an operation by hand: the requests it made and what it returned."""
-    requests = [next(operation)]
-    for response in responses:
-        try:
-            requests.append(operation.send(response))
-        except StopIteration as done:
-            return requests, done.value
-    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
 
 
 def body_of(request: HttpRequest):

@@ -25,6 +25,7 @@ from airflow_provider_flowinst.platforms.lsf import (
     records_of,
 )
 from airflow_provider_flowinst.protocol import HttpResponse, Token
+from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED_JSON = (FIXTURES / "lsf_flow_instances.json").read_bytes()
@@ -72,17 +73,6 @@ def page(*records: dict, total: int | None = None) -> HttpResponse:
     return answer(
         {"pseudoFlowInstances": {"total": len(records) if total is None else total, "pseudoFlowInstance": items}}
     )
-
-
-def run(operation, *responses: HttpResponse):
-    """Drive an operation by hand: the requests it made and what it returned."""
-    requests = [next(operation)]
-    for response in responses:
-        try:
-            requests.append(operation.send(response))
-        except StopIteration as done:
-            return requests, done.value
-    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
 
 
 def form(request) -> dict[str, str]:
