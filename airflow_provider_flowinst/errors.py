@@ -60,6 +60,19 @@ class FlowInstanceNotFound(FlowPlatformError):
     """The platform says the instance (or flow) does not exist."""
 
 
+class RunOutcomeUnknown(FlowPlatformError):
+    """A call that may change the platform (start, submit, create, trigger) may or may not have acted.
+
+    Its answer was lost (a 5xx, a dropped connection, a timeout after the request went out), or the platform
+    refused it as a repeat of a call it already carried out. It is never sent again blindly: the run it may
+    have made is looked for first (``PlatformClient.find_started_run``).
+    """
+
+
+class AmbiguousStart(FlowPlatformError):
+    """Several runs could be the one a start made, and the platform gives no way to tell them apart."""
+
+
 def _rebuild(
     cls: type[FlowPlatformError],
     platform: str,

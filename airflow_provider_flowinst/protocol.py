@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
@@ -117,6 +118,33 @@ class Sleep:
 Operation = Generator[HttpRequest | Sleep, HttpResponse, T]
 
 
+@dataclass(frozen=True)
+class StartAttempt:
+    """One attempt to start a run, recorded *before* the start call, so that whoever comes after an unclear
+    failure (this call, or the task's next try after a crash) can find the run it made instead of starting
+    another.
+
+    ``marker`` is unique per attempt; a platform that can carry it with the run (the run's name, a variable)
+    does, and finds the run by it. ``requested_at_ms`` is the epoch ms just before the start call: a search
+    for the run looks from a little before it (clocks differ).
+    """
+
+    flow: str
+    requested_at_ms: int
+    marker: str
+
+    @classmethod
+    def new(cls, flow: str, now_ms: int) -> StartAttempt:
+        return cls(flow=flow, requested_at_ms=now_ms, marker=uuid.uuid4().hex)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flow": self.flow, "requested_at_ms": self.requested_at_ms, "marker": self.marker}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StartAttempt:
+        return cls(flow=str(data["flow"]), requested_at_ms=int(data["requested_at_ms"]), marker=str(data["marker"]))
+
+
 class Authenticator(Protocol):
     """How one platform proves who is calling; pure, so it is tested without a network."""
 
@@ -152,8 +180,23 @@ class PlatformClient(Protocol):
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         """One instance, normalised."""
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
-        """Start a run of ``flow``; the new instance's id."""
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
+        """Start a run of ``flow``; the new instance's id.
+
+        Raises ``RunOutcomeUnknown`` where the platform's answer leaves open whether a run was started (the
+        transport raises it for a lost answer; a platform module for a refusal such as EnOS's "triggered less
+        than a minute ago"), and ``AmbiguousStart`` where it cannot tell its run from another's.
+        """
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if the platform shows one; None where it shows none.
+
+        Looks by whatever the platform keeps (the attempt's marker, the flow, the calling user, a time window
+        from a little before ``attempt.requested_at_ms``); raises ``AmbiguousStart`` naming the candidates
+        where several runs could be this attempt's. Only reads: it never starts anything.
+        """
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         """Stop (cancel, kill, terminate) a run."""

@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 import aiohttp
 import requests
 import tenacity
+import urllib3
 import yarl
 
-from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.protocol import (
     Authenticator,
     HttpRequest,
@@ -62,13 +63,26 @@ class TransportSettings:
 
 
 class TransientFault(Exception):
-    """A fault that may pass: the request is sent again after a backoff."""
+    """A fault that may pass: the request is sent again after a backoff.
 
-    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None) -> None:
+    ``may_have_acted`` is False only where the platform provably did not act on the request: the
+    connection was never made (refused, or not set up in time), or the platform answered that it refused
+    the call (429, throttling). A call that is not repeatable is sent again only then.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        may_have_acted: bool = True,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+        self.may_have_acted = may_have_acted
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -207,12 +221,22 @@ def _classify(settings: TransportSettings, request: HttpRequest, response: HttpR
             f"HTTP {response.status}: {readable_snippet(response)}",
             http_status=response.status,
             retry_after=retry_after_seconds(response),
+            may_have_acted=not (throttled or response.status == 429),
         )
     if request.repeatable and is_damaged_json(response):
         raise TransientFault(
             f"HTTP {response.status}: the JSON answer is malformed: {readable_snippet(response)!r}",
             http_status=response.status,
         )
+
+
+def _classify_once(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> None:
+    """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
+    try:
+        _classify(settings, request, response)
+    except TransientFault as fault:
+        _may_send_again(settings, request, fault)
+        raise
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -281,6 +305,37 @@ def _gave_up(settings: TransportSettings, request: HttpRequest, fault: Transient
         http_status=fault.http_status,
         retryable=True,
     )
+
+
+def _outcome_unknown(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> RunOutcomeUnknown:
+    return RunOutcomeUnknown(
+        settings.platform,
+        request.call,
+        f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again",
+        http_status=fault.http_status,
+    )
+
+
+def _may_send_again(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> None:
+    """A call that starts or stops something is sent again only where it provably was not acted on."""
+    if fault.may_have_acted and not request.repeatable:
+        raise _outcome_unknown(settings, request, fault)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """requests/urllib3: the connection was refused or not set up in time, so nothing was sent."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError is one too
+            return True
+        stack += [getattr(error, "reason", None), error.__cause__, error.__context__]
+        stack += [arg for arg in error.args if isinstance(arg, BaseException)]
+    return False
 
 
 def _now_ms() -> int:
@@ -384,7 +439,9 @@ class SyncTransport:
             requests.exceptions.ChunkedEncodingError,  # the answer was cut off mid-body
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
+            fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not _never_connected(exc))
+            _may_send_again(self.settings, request, fault)
+            raise fault from None
         except requests.RequestException as exc:  # an invalid URL or header: sending again cannot help
             raise FlowPlatformError(
                 self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
@@ -394,7 +451,7 @@ class SyncTransport:
             headers={name.lower(): value for name, value in raw.headers.items()},
             body=raw.content,
         )
-        _classify(self.settings, request, response)
+        _classify_once(self.settings, request, response)
         return response
 
 
@@ -543,6 +600,10 @@ class AsyncTransport:
                 self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
             ) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
-        _classify(self.settings, request, response)
+            # ClientConnectorError and ConnectionTimeoutError: the connection was never made, nothing was sent.
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not never_sent)
+            _may_send_again(self.settings, request, fault)
+            raise fault from None
+        _classify_once(self.settings, request, response)
         return response

@@ -9,9 +9,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
+from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient
+from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
+from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
 from airflow_provider_flowinst.transport import AsyncTransport, SyncTransport, TransportSettings
 
@@ -197,15 +198,38 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+    def start_run(
+        self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
+    ) -> str:
         """Start a run of ``flow`` (an EnOS flow id, an LSF ``owner:flowname``, a DataWorks workflow id or a
-        BPM process definition id); the new instance's id."""
-        client = self.client
-        return self.run(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+        BPM process definition id); the new instance's id.
 
-    async def astart_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+        Never starts two runs: after a fault that leaves open whether the platform acted, the run this
+        ``attempt`` made is looked for instead (see ``starts``). Pass an ``attempt`` recorded beforehand to
+        be able to find its run later, after a crash.
+        """
+        client = self.client
+        flow = require_id(flow, self.platform, "flow")
+        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        try:
+            return self.run(client.start_run(flow, parameters, attempt))
+        except RunOutcomeUnknown as unclear:
+            return self.run(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+
+    async def astart_run(
+        self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
+    ) -> str:
         client = await self.aclient()
-        return await self.arun(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+        flow = require_id(flow, self.platform, "flow")
+        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        try:
+            return await self.arun(client.start_run(flow, parameters, attempt))
+        except RunOutcomeUnknown as unclear:
+            return await self.arun(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+
+    def find_started_run(self, attempt: StartAttempt, parameters: Mapping[str, Any] | None = None) -> str | None:
+        """The run an earlier ``attempt`` made (e.g. by a task try that crashed mid-start), or None."""
+        return self.run(self.client.find_started_run(attempt.flow, parameters, attempt))
 
     def stop_run(self, instance_id: str) -> None:
         """Stop a run: EnOS cancel, LSF kill, DataWorks StopWorkflowInstances, BPM terminate."""

@@ -30,6 +30,7 @@ from airflow_provider_flowinst.protocol import (
     HttpResponse,
     Operation,
     Sleep,
+    StartAttempt,
     Token,
     as_id,
     decode_json,
@@ -578,15 +579,22 @@ class DataWorksClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
         """CreateWorkflowInstances for the workflow ``flow``, waiting until it is created."""
-        stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+        stamp = dt.datetime.fromtimestamp(attempt.requested_at_ms / 1000, dt.timezone.utc).strftime("%Y%m%d%H%M%S")
         ids = yield from self.create_workflow_instances(
             workflow_id=flow, name=f"airflow_{flow}_{stamp}", parameters=parameters
         )
         if not ids:
             raise FlowPlatformError(PLATFORM, "CreateWorkflowInstances", "the platform created no instance")
         return ids[0]
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if any (see ``PlatformClient.find_started_run``)."""
+        raise NotImplementedError("TODO(issue 9): find the run an attempt made")
+        yield  # pragma: no cover - makes this a generator
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.stop_workflow_instances([instance_id], comment="Stopped by Apache Airflow")

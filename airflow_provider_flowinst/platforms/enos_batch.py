@@ -14,6 +14,7 @@ from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     as_id,
     decode_embedded_json,
     json_body,
@@ -206,9 +207,16 @@ class EnOSBatchClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
         """Trigger Flow now; there is no other way to run a flow (no public rerun)."""
-        return (yield from self.trigger_flow(flow, trigger_time=now_ms, parameters=parameters))
+        return (yield from self.trigger_flow(flow, trigger_time=attempt.requested_at_ms, parameters=parameters))
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if any (see ``PlatformClient.find_started_run``)."""
+        raise NotImplementedError("TODO(issue 9): find the run an attempt made")
+        yield  # pragma: no cover - makes this a generator
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.cancel_flow_instance(instance_id))

@@ -29,6 +29,7 @@ from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     Token,
     as_id,
     decode_json,
@@ -390,9 +391,16 @@ class EnOSBPMClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
         """Start a process instance of the definition ``flow``; ``parameters`` are its ``values``."""
         return (yield from self.start_process_instance(flow, values=parameters))
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if any (see ``PlatformClient.find_started_run``)."""
+        raise NotImplementedError("TODO(issue 9): find the run an attempt made")
+        yield  # pragma: no cover - makes this a generator
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.terminate_process_instance(instance_id, STOP_REASON))

@@ -36,6 +36,7 @@ from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     Token,
     as_id,
     parse_json,
@@ -648,7 +649,7 @@ class LSFClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
         """Submit ``owner:flowname`` and find the run it started.
 
         The submit answer does not name the new instance, so the flow's instances are listed before and
@@ -663,6 +664,13 @@ class LSFClient:
         if instance_id is None:
             raise FlowPlatformError(PLATFORM, SUBMIT_CALL, f"{flow} was submitted, but no new instance of it appeared")
         return instance_id
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if any (see ``PlatformClient.find_started_run``)."""
+        raise NotImplementedError("TODO(issue 9): find the run an attempt made")
+        yield  # pragma: no cover - makes this a generator
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.kill_flow_instances(instance_id)

@@ -10,6 +10,7 @@ from airflow_provider_flowinst.testing.emulator.dataworks import DataWorksEmulat
 from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
 from airflow_provider_flowinst.testing.emulator.enos_bpm import EnOSBPMEmulator
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
+from airflow_provider_flowinst.testing.emulator.faults import after_action_middleware
 from airflow_provider_flowinst.testing.emulator.lsf import LSFEmulator
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
@@ -32,7 +33,7 @@ class Emulator:
         self.platforms: list[PlatformEmulator] = [self.enos_batch, self.enos_bpm, self.lsf, self.dataworks]
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[after_action_middleware(self.state)])
         app.add_routes(self.gateway.routes())
         for platform in self.platforms:
             app.add_routes(platform.routes())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -47,6 +47,50 @@ async def fault_response(
         await asyncio.sleep(fault.delay)
         return None
     raise AssertionError(f"unhandled fault {kind}")
+
+
+#: Which platform a path belongs to, for faults after the action (DataWorks serves every action on "/").
+PLATFORM_PREFIXES = (
+    ("/batch-processing-service/", "enos_batch"),
+    ("/dataflow-batch-service/", "enos_batch"),
+    ("/enos-bpm-service/", "enos_bpm"),
+    ("/app-portal-service/", "enos_bpm"),
+    ("/apim-token-service/", "enos_gateway"),
+    ("/platform/ws/", "lsf_pm"),
+)
+
+
+def platform_of(request: web.Request) -> str | None:
+    for prefix, platform in PLATFORM_PREFIXES:
+        if request.path.startswith(prefix):
+            return platform
+    return "dataworks" if "x-acs-action" in request.headers else None
+
+
+def after_action_middleware(state: EmulatorState) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Lets the platform carry a call out, then spoils its answer as an ``act_then_*`` fault says."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        platform = platform_of(request)
+        call = f"{request.path_qs} {request.headers.get('x-acs-action', '')}"
+        fault = None if platform is None else state.take_after_action_fault(platform, call)
+        response = await handler(request)
+        if fault is None:
+            return response
+        state.requests[f"{platform} acted, answer spoilt: {fault.kind}"] += 1
+        if fault.kind == "act_then_503":
+            return web.Response(status=503, text="emulated: the call was carried out, then its answer was lost")
+        if fault.kind == "act_then_reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("emulated: the call was carried out, then the connection dropped")
+        await asyncio.sleep(fault.delay)  # act_then_slow: the answer comes after the caller gave up
+        return response
+
+    return middleware
 
 
 def take(state: EmulatorState, platform: str, request: web.Request) -> Fault | None:

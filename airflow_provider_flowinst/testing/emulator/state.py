@@ -19,6 +19,10 @@ FAULT_KINDS = (
     "expired_token",
     "403",
 )
+#: Faults that let the platform carry the call out first, then spoil its answer: the call acted, but the
+#: caller cannot know it (``act_then_503``: a 503 instead of the answer; ``act_then_reset``: the connection
+#: drops; ``act_then_slow``: the answer is held back ``delay`` seconds, past the caller's read timeout).
+AFTER_ACTION_FAULT_KINDS = ("act_then_503", "act_then_reset", "act_then_slow")
 
 
 @dataclass
@@ -29,6 +33,9 @@ class Fault:
     retry_after: float | None = None
     delay: float = 5.0  # for "timeout": how long the answer is held back
     path_contains: str | None = None
+    #: For faults after the action: the call it meets, matched in the path, the query or the DataWorks
+    #: ``x-acs-action`` header (e.g. "action=trigger", "/submit", "CreateWorkflowInstances").
+    call_contains: str | None = None
 
 
 @dataclass
@@ -50,8 +57,9 @@ class EmulatorState:
 
     def add_fault(self, spec: dict[str, Any]) -> Fault:
         kind = str(spec.get("kind"))
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if kind not in FAULT_KINDS + AFTER_ACTION_FAULT_KINDS:
+            known = ", ".join(FAULT_KINDS + AFTER_ACTION_FAULT_KINDS)
+            raise ValueError(f"unknown fault kind {kind!r}; known: {known}")
         fault = Fault(
             platform=str(spec.get("platform", "*")),
             kind=kind,
@@ -59,6 +67,7 @@ class EmulatorState:
             retry_after=None if spec.get("retry_after") is None else float(spec["retry_after"]),
             delay=float(spec.get("delay", 5.0)),
             path_contains=spec.get("path_contains"),
+            call_contains=spec.get("call_contains"),
         )
         self.faults.append(fault)
         return fault
@@ -66,15 +75,28 @@ class EmulatorState:
     def take_fault(self, platform: str, path: str) -> Fault | None:
         """The next fault due for a call of ``platform`` on ``path``, used up one at a time."""
         for fault in self.faults:
-            if fault.platform not in ("*", platform):
+            if fault.kind in AFTER_ACTION_FAULT_KINDS or fault.platform not in ("*", platform):
                 continue
             if fault.path_contains and fault.path_contains not in path:
                 continue
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                self.faults.remove(fault)
-            return fault
+            return self._use(fault)
         return None
+
+    def take_after_action_fault(self, platform: str, call: str) -> Fault | None:
+        """The next fault that spoils the answer of a call ``platform`` has carried out."""
+        for fault in self.faults:
+            if fault.kind not in AFTER_ACTION_FAULT_KINDS or fault.platform not in ("*", platform):
+                continue
+            if fault.call_contains and fault.call_contains not in call:
+                continue
+            return self._use(fault)
+        return None
+
+    def _use(self, fault: Fault) -> Fault:
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self.faults.remove(fault)
+        return fault
 
     def stats(self) -> dict[str, Any]:
         return {
