@@ -17,11 +17,11 @@ from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
+from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, positive_count
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POKE_INTERVAL = 60.0
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 
 class FlowInstanceTrigger(BaseTrigger):
@@ -56,7 +56,7 @@ class FlowInstanceTrigger(BaseTrigger):
         self.fail_if_missing = fail_if_missing
         self.poke_interval = float(poke_interval)
         self.end_time = end_time
-        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

@@ -101,3 +101,40 @@ with DAG(
         retries=2,
         retry_delay=dt.timedelta(seconds=0),
     )
+
+
+class CrashAfterStartOperator(TriggerFlowOperator):
+    """Its first try dies right after the platform started the run, before the run's id was stored."""
+
+    def _send_start(self, hook: Any, attempt: Any) -> str:
+        instance_id = super()._send_start(hook, attempt)
+        if self._first_try:
+            raise RuntimeError(f"the worker died after starting {instance_id}")
+        return instance_id
+
+    def execute(self, context: Any) -> Any:
+        self._first_try = context["ti"].try_number == 1
+        return super().execute(context)
+
+
+with DAG(dag_id="trigger_crash_mid_start", schedule=None, start_date=START, catchup=False) as trigger_crash_mid_start:
+    CrashAfterStartOperator(
+        task_id="run",
+        conn_id="lsf_pm_default",
+        flow="jsmith:flow1",
+        poke_interval=0.2,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
+    )
+
+# Poke mode with a connection that does not retry: each failed look counts (the test sets the connection).
+with DAG(
+    dag_id="trigger_tolerates_failed_looks", schedule=None, start_date=START, catchup=False
+) as trigger_tolerates_failed_looks:
+    TriggerFlowOperator(
+        task_id="run",
+        conn_id="enos_batch_default_quick_retry",
+        flow="5107",
+        poke_interval=0.1,
+        max_consecutive_failures=3,
+    )
