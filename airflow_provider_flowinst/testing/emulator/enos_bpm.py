@@ -323,8 +323,12 @@ class EnOSBPMEmulator:
         return web.json_response({"ok": True})
 
     async def control_expire_user_tokens(self, request: web.Request) -> web.Response:
-        """Drop every portal bearer token (the gateway tokens stay): the next BPM call answers 401."""
+        """Drop every portal session (the gateway tokens stay): the next BPM call answers 31401. With
+        ``{"refresh_tokens": true}`` the refresh tokens go too, so only a password login helps."""
+        spec = await request.json() if request.can_read_body else {}
         self.sessions.clear()
+        if isinstance(spec, dict) and spec.get("refresh_tokens"):
+            self.refresh_tokens.clear()
         return web.json_response({"ok": True})
 
     # -- BPM ------------------------------------------------------------------------------------------
