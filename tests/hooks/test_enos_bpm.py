@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -68,6 +68,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
+def in_loop(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``await call()`` on a new event loop, closing that loop's shared HTTP session after it."""
+
+    async def run() -> Any:
+        try:
+            return await call()
+        finally:
+            await close_shared_session()
+
+    return asyncio.run(run())
+
+
 def portal_logins(emulator) -> int:
     return int(emulator.stats()["token_requests"].get("enos_bpm_portal", 0))
 
@@ -120,13 +132,7 @@ def test_get_instance_of_a_terminated_instance_is_cancelled_without_graph(emulat
 
 
 def test_aget_instance_runs_on_the_event_loop(emulator):
-    async def look() -> Any:
-        try:
-            return await bpm_hook(emulator).aget_instance(SEED_COMPLETED)
-        finally:
-            await close_shared_session()
-
-    instance = asyncio.run(look())
+    instance = in_loop(lambda: bpm_hook(emulator).aget_instance(SEED_COMPLETED))
 
     assert (instance.instance_id, instance.state) == (SEED_COMPLETED, FlowState.SUCCESS)
 
@@ -234,46 +240,50 @@ def test_query_records_lack_process_status_and_the_listing_takes_it_from_the_fil
 
     assert [r["id"] for r in running] == [SEED_RUNNING] and "processStatus" not in running[0]
 
-    async def batch() -> dict[str, Any]:
-        try:
-            return await hook.abatch_instances([SEED_RUNNING, SEED_COMPLETED], {})
-        finally:
-            await close_shared_session()
-
-    found = asyncio.run(batch())
+    found = in_loop(lambda: hook.abatch_instances([SEED_RUNNING, SEED_COMPLETED], {}))
     assert list(found) == [SEED_RUNNING]  # the completed one is not in progress: read on its own later
     assert (found[SEED_RUNNING].state, found[SEED_RUNNING].raw_state) == (FlowState.RUNNING, "inProgress")
 
 
-def test_a_page_cap_loses_no_row(emulator, bpm_settings):
+@pytest.fixture
+def long_runs(emulator) -> Iterator[Callable[[int], tuple[str, set[str]]]]:
+    """``long_runs(n)``: n long process instances under one fresh name, with counters reset after; they are
+    terminated after the test, so no other test's listing meets them."""
     hook = bpm_hook(emulator)
-    name = f"capped-{uuid.uuid4().hex[:8]}"
-    started = {hook.start_process_instance(CONTRACT, name=f"{name}-{n}") for n in range(7)}
+    started: set[str] = set()
+
+    def start(count: int) -> tuple[str, set[str]]:
+        name = f"long-{uuid.uuid4().hex[:8]}"
+        started.update(hook.start_process_instance(CONTRACT, name=f"{name}-{n}") for n in range(count))
+        emulator.control("POST", "/_emulator/reset")
+        return name, set(started)
+
+    yield start
+    for instance_id in started:
+        hook.terminate_process_instance(instance_id, "test over")
+
+
+def test_a_page_cap_loses_no_row(emulator, bpm_settings, long_runs):
+    name, started = long_runs(7)
     bpm_settings(page_cap=3)
-    emulator.control("POST", "/_emulator/reset")
+    hook = bpm_hook(emulator)
 
     found = hook.query_process_instances("inProgress", processName=name)
 
     assert {r["id"] for r in found} == started
     assert emulator.stats()["requests"][BPM_QUERY] == 3  # 3 + 3 + 1 rows; the total says when it ends
     assert hook.client.page_size == 3  # remembered for this connection
-    for instance_id in started:  # leave no long run behind for other tests' listings
-        hook.terminate_process_instance(instance_id, "test over")
 
 
-def test_a_refused_page_size_is_retried_smaller_once_per_connection(emulator, bpm_settings):
-    hook = bpm_hook(emulator)
-    name = f"limited-{uuid.uuid4().hex[:8]}"
-    started = {hook.start_process_instance(CONTRACT, name=f"{name}-{n}") for n in range(5)}
+def test_a_refused_page_size_is_retried_smaller_once_per_connection(emulator, bpm_settings, long_runs):
+    name, started = long_runs(5)
     bpm_settings(page_size_limit=4)
-    emulator.control("POST", "/_emulator/reset")
+    hook = bpm_hook(emulator)
 
     assert {r["id"] for r in hook.query_process_instances("inProgress", processName=name)} == started
     assert emulator.stats()["requests"][BPM_QUERY] == 3  # refused at 100, then 4 + 1 rows
     assert {r["id"] for r in hook.query_process_instances("inProgress", processName=name)} == started
     assert emulator.stats()["requests"][BPM_QUERY] == 5  # no refusal the second time
-    for instance_id in started:
-        hook.terminate_process_instance(instance_id, "test over")
 
 
 # -- a start is never repeated blindly --------------------------------------------------------------------
@@ -300,14 +310,7 @@ def test_a_start_whose_answer_is_lost_makes_exactly_one_run_and_returns_it(emula
     if path == "sync":
         instance_id = hook.start_run(LEAVE, {"days": 2}, attempt=attempt)
     else:
-
-        async def start() -> str:
-            try:
-                return await hook.astart_run(LEAVE, {"days": 2}, attempt=attempt)
-            finally:
-                await close_shared_session()
-
-        instance_id = asyncio.run(start())
+        instance_id = in_loop(lambda: hook.astart_run(LEAVE, {"days": 2}, attempt=attempt))
 
     assert emulator.stats()["requests"][f"enos_bpm acted, answer spoilt: {fault}"] == 1
     assert instances_named(emulator, marker_tag(attempt.marker)) == [instance_id]
@@ -374,14 +377,7 @@ def test_an_expired_user_session_answers_31401_and_is_refreshed_without_logging_
     if path == "sync":
         state = hook.get_instance(SEED_COMPLETED).state
     else:
-
-        async def look() -> FlowState:
-            try:
-                return (await hook.aget_instance(SEED_COMPLETED)).state
-            finally:
-                await close_shared_session()
-
-        state = asyncio.run(look())
+        state = in_loop(lambda: hook.aget_instance(SEED_COMPLETED)).state
 
     assert state is FlowState.SUCCESS
     assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)  # the password was sent once, at first
