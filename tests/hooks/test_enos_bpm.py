@@ -383,6 +383,16 @@ def test_an_expired_user_session_answers_31401_and_is_refreshed_without_logging_
     assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)  # the password was sent once, at first
 
 
+def test_a_token_that_ran_out_in_the_cache_is_renewed_by_refresh_too(emulator):
+    hook = bpm_hook(emulator)
+    hook.get_process_instance(SEED_COMPLETED)
+    key = hook._settings.auth.cache_key
+    TOKENS.put(key, replace(TOKENS.get(key), expires_at=time.time() - 1))  # its lifetime is over
+
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)
+
+
 def test_when_the_refresh_token_is_refused_too_the_password_logs_in_again(emulator):
     hook = bpm_hook(emulator)
     hook.get_process_instance(SEED_COMPLETED)
