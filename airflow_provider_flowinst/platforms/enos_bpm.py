@@ -411,6 +411,7 @@ class EnOSBPMClient:
         found: dict[str, dict[str, Any]] = {}
         current = handed = 0  # handed: rows the platform has sent, so the offset of the next page
         previous: list[str] = []
+        capped_at: int | None = None  # a page size the platform may have capped this listing to
         while True:
             try:
                 data = yield from self.query_process_instances_page(
@@ -428,6 +429,8 @@ class EnOSBPMClient:
                 return list(found.values())
             for key, record in zip(keys, page, strict=True):
                 found.setdefault(key, record)
+            if capped_at is not None:  # rows after a short page: it was a cap, remember it
+                self.page_size, capped_at = min(self.page_size, capped_at), None
             handed += len(page)
             pagination = data.get("pagination")
             pagination = pagination if isinstance(pagination, dict) else {}
@@ -438,8 +441,7 @@ class EnOSBPMClient:
                 echoed = _int_or_none(pagination.get("pageSize"))
                 capped = echoed if echoed is not None and 0 < echoed < size else len(page)
                 if handed % capped == 0:  # the next page starts where the platform's own paging puts it
-                    size = capped
-                    self.page_size = min(self.page_size, capped)
+                    size = capped_at = capped
                     current = handed // size - 1
             current += 1
             previous = keys

@@ -437,6 +437,15 @@ def test_without_a_total_a_short_page_is_followed_to_an_empty_one():
     assert paging_of(requests) == [(0, 100), (1, 30), (2, 30)]
 
 
+def test_a_short_last_page_is_not_taken_for_a_cap():
+    bpm = client()
+    _, found = run(bpm.query_process_instances("completed"), page_of(37), page_of(0))
+    assert len(found) == 37
+    assert bpm.page_size == 100  # nothing came after it: the size is not learnt from it
+    run(bpm.query_process_instances("completed", page_size=2), page_of(2), page_of(2, 2), page_of(0))
+    assert bpm.page_size == 100  # nor from a size the caller asked for
+
+
 def test_the_echoed_page_size_is_the_cap():
     requests, found = run(
         client().query_process_instances("completed"),
