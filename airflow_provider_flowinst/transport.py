@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import requests
@@ -185,6 +185,10 @@ class TokenCache:
     def put(self, key: str, token: Token) -> None:
         self._tokens[key] = token
 
+    def stale(self, key: str) -> Token | None:
+        """The token last put under ``key``, even one that ran out: what a renewal starts from."""
+        return self._tokens.get(key)
+
     def invalidate(self, key: str, token: Token | None) -> None:
         """Drop ``token`` unless another caller already replaced it."""
         if token is not None and self._tokens.get(key) is token:
@@ -286,6 +290,15 @@ def tls_error(settings: TransportSettings, request: HttpRequest, exc: BaseExcept
     )
 
 
+def _obtain_token(auth: Authenticator, stale: Token | None) -> Operation[Token] | None:
+    """The operation that gets a new token: a renewal of ``stale`` where the authenticator offers one
+    (EnOS BPM's refresh token, sparing the password), else a login."""
+    renew = getattr(auth, "renew", None)
+    if stale is not None and callable(renew):
+        return cast("Operation[Token]", renew(stale))
+    return auth.login()
+
+
 def _mask_token(token: Token) -> None:
     """Register every credential a login handed out with Airflow's secret masker (logs show ***)."""
     try:
@@ -384,10 +397,10 @@ class SyncTransport:
         response = self._send_with_retries(request, token)
         if self.settings.auth.is_token_expired(response):
             TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = self._send_with_retries(request, self._token())
+            response = self._send_with_retries(request, self._token(refused=token))
         return response
 
-    def _token(self) -> Token | None:
+    def _token(self, refused: Token | None = None) -> Token | None:
         auth = self.settings.auth
         token = TOKENS.get(auth.cache_key)
         if token is not None:
@@ -395,7 +408,7 @@ class SyncTransport:
         with TOKENS.sync_lock:
             token = TOKENS.get(auth.cache_key)
             if token is None:
-                login = auth.login()
+                login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
                 if login is None:
                     return None
                 token = self.run(login)
@@ -540,10 +553,10 @@ class AsyncTransport:
         response = await self._send_with_retries(request, token)
         if self.settings.auth.is_token_expired(response):
             TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = await self._send_with_retries(request, await self._token())
+            response = await self._send_with_retries(request, await self._token(refused=token))
         return response
 
-    async def _token(self) -> Token | None:
+    async def _token(self, refused: Token | None = None) -> Token | None:
         auth = self.settings.auth
         token = TOKENS.get(auth.cache_key)
         if token is not None:
@@ -551,7 +564,7 @@ class AsyncTransport:
         async with TOKENS.async_lock(auth.cache_key):
             token = TOKENS.get(auth.cache_key)
             if token is None:
-                login = auth.login()
+                login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
                 if login is None:
                     return None
                 token = await self.run(login)

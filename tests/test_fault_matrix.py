@@ -37,7 +37,7 @@ FIRST_CALL = {
 #: Token (login) requests of each platform, as the emulator counts them.
 TOKEN_COUNTERS = {
     "enos_batch": ("enos_gateway",),
-    "enos_bpm": ("enos_gateway", "enos_bpm_portal"),
+    "enos_bpm": ("enos_gateway", "enos_bpm_refresh"),  # renewed by the refresh token, not the password
     "lsf_pm": ("lsf_pm",),
     "dataworks": (),
 }
