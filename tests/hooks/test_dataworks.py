@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime as dt
+import inspect
 import json
 import time
 
 import pytest
 import requests
+from aiohttp.test_utils import make_mocked_request
 
 from airflow_provider_flowinst.batching import InstancePoller
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
@@ -23,6 +26,7 @@ from airflow_provider_flowinst.platforms.dataworks import (
 )
 from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
 from airflow_provider_flowinst.testing.emulator import credentials as creds
+from airflow_provider_flowinst.testing.emulator import dataworks as emulator_dataworks
 from airflow_provider_flowinst.testing.emulator.dataworks import (
     STS_ACCESS_KEY_ID,
     STS_ACCESS_KEY_SECRET,
@@ -673,3 +677,41 @@ async def test_batched_polling_of_1000_waits_keeps_its_savings_under_a_page_cap(
         action: second[action] - first.get(action, 0) for action in second if second[action] != first.get(action)
     }
     assert learned["ListWorkflowInstances"] <= fewest_pages + 4 and "GetWorkflowInstance" not in learned
+
+
+# -- the emulator is a witness: its own signature code ------------------------------------------------
+
+
+def test_the_emulator_checks_signatures_without_the_clients_code():
+    tree = ast.parse(inspect.getsource(emulator_dataworks))
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    client_side = (
+        "airflow_provider_flowinst.platforms",
+        "airflow_provider_flowinst.transport",
+        "airflow_provider_flowinst.protocol",
+    )
+    assert not [name for name in imported if name.startswith(client_side)]
+
+
+def test_the_emulators_own_string_to_sign_matches_alibabas_worked_example():
+    # "Request syntax and signature method V3", the RunInstances example, byte for byte.
+    request = make_mocked_request(
+        "POST",
+        "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai",
+        headers={
+            "host": "ecs.cn-shanghai.aliyuncs.com",
+            "x-acs-action": "RunInstances",
+            "x-acs-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "x-acs-date": "2023-10-26T10:22:32Z",
+            "x-acs-signature-nonce": "3156853299f313e23d1673dc12e1703d",
+            "x-acs-version": "2014-05-26",
+        },
+    )
+    signed = ["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"]
+
+    to_sign = emulator_dataworks._string_to_sign(
+        request, signed, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
+
+    assert to_sign == "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"
