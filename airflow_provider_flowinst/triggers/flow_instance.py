@@ -265,7 +265,8 @@ class FlowInstanceEventTrigger(BaseEventTrigger):
             await self._save_cursor()
             return []
         known = set(self._seen)
-        fresh = [instance for instance in matching if instance.instance_id not in known]
+        # One entry per id: a listing may return a row twice (pages shifting under it), it fires once.
+        fresh = list({i.instance_id: i for i in matching if i.instance_id not in known}.values())
         if fresh:
             self._seen = ([instance.instance_id for instance in fresh] + self._seen)[:CURSOR_SIZE]
             await self._save_cursor()

@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.transport import close_shared_session
-from tests.dags import trigger_dags
+from tests.dags import dataworks_dags, trigger_dags
 from tests.helpers import run_dag
 
 PLATFORMS = ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"]
@@ -187,3 +187,13 @@ class TaskInstanceStub:
 
     def xcom_push(self, key, value):
         pass
+
+
+def test_a_scheduled_dataworks_workflow_is_started_as_a_one_day_backfill(emulator):
+    result = run_dag(dataworks_dags.dataworks_start_scheduled)
+
+    assert result.state == "success"
+    instance = result.xcom("run")
+    assert (instance["flow_id"], instance["state"]) == ("1004", "success")
+    assert instance["details"]["Type"] == "SupplementData"  # ManualWorkflow is refused for a scheduled workflow
+    assert instance["details"]["WorkflowParameters"] == "region=east"
