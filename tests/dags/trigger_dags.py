@@ -38,7 +38,7 @@ PLATFORMS = {
         ("enos_bpm_default", BPM["success"], BPM["failure"], BPM["long"], "noSuchProcess:1:x"),
     ),
 }
-NO_WAIT_ENOS_FLOW = {"poke": "5102", "deferrable": "5104"}
+NO_WAIT_ENOS_FLOW = {"poke": "5303", "deferrable": "5304"}
 
 
 def trigger_dag(dag_id: str, conn_id: str, flow: str, **kwargs: Any) -> DAG:
@@ -60,7 +60,8 @@ for platform, modes in PLATFORMS.items():
             "failure": (bad, {}),
             "unknown": (unknown, {}),
             "timeout": (long, {"timeout": 1}),
-            "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else good, {"wait_for_completion": False}),
+            # A run that lasts hours: it is surely still going when the task returns, however slow the machine.
+            "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else long, {"wait_for_completion": False}),
         }
         for scenario, (scenario_flow, kwargs) in scenarios.items():
             dag_id = f"trigger_{platform}_{mode}_{scenario}"

@@ -70,6 +70,7 @@ def test_a_run_past_the_timeout_is_stopped(emulator, platform, mode):
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_without_waiting_the_dict_is_returned_at_the_start(emulator, platform):
     result = run_dag(dag(platform, "deferrable", "no_wait"))
+    get_hook(CONN[platform]).stop_run(result.xcom("run", "flow_instance_id"))
 
     assert result.state == "success"
     assert result.xcom("run")["state"] in ("queued", "running")
