@@ -42,8 +42,9 @@ SMALLER_PAGE_SIZES = (50, 20, 10)
 MAX_PAGES = 10_000
 #: List Flow Instances ``type``: the flow's scheduling type (0 manual, 1 periodic, 2 temporary).
 FLOW_TYPES = (0, 1, 2)
-#: The trigger-time window when a search names none: every instance since 2000 and up to a year ahead.
+#: The trigger-time window when a search names none: 2000-01-01 to 2100-01-01 (UTC), every instance.
 EARLIEST_TRIGGER_MS = 946_684_800_000
+LATEST_TRIGGER_MS = 4_102_444_800_000
 DAY_MS = 86_400_000
 #: How far the clocks of this host and the platform may differ, for the window of a start's search.
 CLOCK_SKEW_MS = 2 * 60 * 1000
@@ -230,14 +231,14 @@ class EnOSBatchClient:
         """Every page of ``flowInstances?action=search``; ``filters`` are the body's own keys.
 
         The Mandatory fields the caller leaves out are filled in: any name and owner, every status, trigger
-        times from 2000 to a year ahead, and, without ``type``, one search per type.
+        times from 2000 to 2100, and, without ``type``, one search per type.
         """
         filters = dict(filters)
         page_size = filters.pop("page_size", None)
         kinds = (filters.pop("type"),) if "type" in filters else FLOW_TYPES
         found: list[dict[str, Any]] = []
         for kind in kinds:
-            body = search_body(kind, from_ms=EARLIEST_TRIGGER_MS, to_ms=self._now_ms() + 366 * DAY_MS, extra=filters)
+            body = search_body(kind, from_ms=EARLIEST_TRIGGER_MS, to_ms=LATEST_TRIGGER_MS, extra=filters)
             found += yield from self._list_all(body, None if page_size is None else int(page_size))
         return found
 

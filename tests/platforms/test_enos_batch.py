@@ -304,9 +304,9 @@ def test_a_search_sends_every_mandatory_field_and_the_java_samples_names_too():
         "expression": "map",
         "owner": "",
         "fromTriggerTime": 946_684_800_000,
-        "toTriggerTime": NOW_MS + 366 * 86_400_000,
+        "toTriggerTime": 4_102_444_800_000,
         "startTriggerTime": 946_684_800_000,
-        "endTriggerTime": NOW_MS + 366 * 86_400_000,
+        "endTriggerTime": 4_102_444_800_000,
         "status": "1,2",
         "pagination": {"pageNo": 1, "pageSize": 100},
     }
