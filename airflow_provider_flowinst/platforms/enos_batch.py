@@ -173,7 +173,8 @@ class EnOSBatchClient:
     # -- what the service says about itself ----------------------------------------------------------
 
     def deployment_zone(self) -> Operation[str]:
-        """The zone of the platform's times: the connection's ``timezone``, else Get Time Zone (asked once)."""
+        """The zone of the platform's times: the connection's ``timezone``, else Get Time Zone (asked once,
+        when the first answer with times is read)."""
         if self.timezone is None:
             request = self._request("GET", "time", "getTimeZone", "Get Time Zone")
             try:
@@ -354,8 +355,8 @@ class EnOSBatchClient:
         return "" if data is None else str(data)
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
-        yield from self.deployment_zone()
         record = yield from self.get_flow_instance(instance_id)
+        yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
         return self.to_flow_instance(record, include_graph=include_graph)
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
@@ -373,7 +374,6 @@ class EnOSBatchClient:
         time parameters"). Should a platform stamp its own time instead, an instance triggered within the
         clock-skew margin of the attempt may be it: that is an AmbiguousStart naming them, never a guess.
         """
-        zone = yield from self.deployment_zone()
         sent_s = attempt.requested_at_ms // 1000
         window = (attempt.requested_at_ms - CLOCK_SKEW_MS, attempt.requested_at_ms + CLOCK_SKEW_MS)
         records: list[dict[str, Any]] = []
@@ -381,6 +381,7 @@ class EnOSBatchClient:
             body = search_body(kind, expression=flow, from_ms=window[0], to_ms=window[1], status=ALL_STATUSES)
             records += yield from self._list_all(body, sorters=[{"field": "triggerTime", "order": "DESC"}])
         mine = [record for record in records if as_id(record.get("flowId")) == flow]
+        zone = (yield from self.deployment_zone()) if mine else "UTC"
         exact = [record for record in mine if _trigger_seconds(record, zone) == sent_s]
         if len(exact) == 1:
             return required_id(exact[0], "instanceId", platform=PLATFORM, call="List Flow Instances")
@@ -408,10 +409,10 @@ class EnOSBatchClient:
         see (one search per type), in the trigger-time window of the ids, a day wider each side (the id's time
         is local to the deployment). Ids of another shape are left to single reads.
         """
-        zone = yield from self.deployment_zone()
         times: dict[str, list[int]] = {}
         for instance_id in ids:
-            flow, moment = split_instance_id(instance_id, zone)
+            # The day of margin covers any zone: the zone need not be known yet (it is asked below).
+            flow, moment = split_instance_id(instance_id, self.timezone or "UTC")
             if moment is not None:
                 times.setdefault(flow, []).append(moment)
         records: list[dict[str, Any]] = []
@@ -429,6 +430,8 @@ class EnOSBatchClient:
             for kind in FLOW_TYPES:
                 body = search_body(kind, from_ms=min(every) - DAY_MS, to_ms=max(every) + DAY_MS, status=ACTIVE_STATUSES)
                 records += yield from self._list_all(body)
+        if records:
+            yield from self.deployment_zone()
         wanted = set(ids)
         return {
             instance.instance_id: instance
@@ -440,7 +443,6 @@ class EnOSBatchClient:
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
         """The newest instances of ``flow`` (one search page per type), narrowed to ``states`` where codes allow."""
-        yield from self.deployment_zone()
         wanted = set(states)
         codes = sorted({code for code, state in STATE_BY_CODE.items() if state in wanted})
         now = self._now_ms()
@@ -463,6 +465,8 @@ class EnOSBatchClient:
                 first=True,
             )
             records += page
+        if records:
+            yield from self.deployment_zone()
         # The expression matches ids and names fuzzily: keep the flow's own instances only.
         return [
             self.to_flow_instance(record, include_graph=False)

@@ -461,11 +461,11 @@ def test_without_a_timezone_the_deployments_is_asked_once_and_times_are_read_in_
     record = SEED["data"]
     requests, instance = run(
         enos.get_instance("2809-20190808093200"),
-        answer({"code": 0, "msg": "OK", "data": {"timezone": "GMT+8"}}),
         answer({"code": 0, "data": record}),
+        answer({"code": 0, "msg": "OK", "data": {"timezone": "GMT+8"}}),
     )
-    assert [dict(r.params)["action"] for r in requests] == ["getTimeZone", "get"]
-    assert requests[0].url == "https://gw/batch-processing-service/v2.1/time"
+    assert [dict(r.params)["action"] for r in requests] == ["get", "getTimeZone"]
+    assert requests[1].url == "https://gw/batch-processing-service/v2.1/time"
     assert instance.to_dict()["started_at"] == "2019-08-08T01:32:30+00:00"  # 09:32:30 at GMT+8
     again, _ = run(enos.get_instance("2809-20190808093200"), answer({"code": 0, "data": record}))
     assert [dict(r.params)["action"] for r in again] == ["get"]
@@ -475,8 +475,8 @@ def test_a_service_without_get_time_zone_falls_back_to_utc_once():
     enos = client(timezone=None)
     _, instance = run(
         enos.get_instance("2809-20190808093200"),
-        answer({"code": 404, "msg": "Not Found"}, status=404),
         answer({"code": 0, "data": SEED["data"]}),
+        answer({"code": 404, "msg": "Not Found"}, status=404),
     )
     assert instance.to_dict()["started_at"] == "2019-08-08T09:32:30+00:00" and enos.timezone == "UTC"
 
