@@ -48,8 +48,6 @@ LATEST_TRIGGER_MS = 4_102_444_800_000
 DAY_MS = 86_400_000
 #: How far the clocks of this host and the platform may differ, for the window of a start's search.
 CLOCK_SKEW_MS = 2 * 60 * 1000
-#: How far back the event trigger's newest-first search looks.
-RECENT_LOOKBACK_MS = 400 * DAY_MS
 #: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
 BATCH_MAX_FLOW_SEARCHES = 4
 
@@ -445,15 +443,15 @@ class EnOSBatchClient:
         """The newest instances of ``flow`` (one search page per type), narrowed to ``states`` where codes allow."""
         wanted = set(states)
         codes = sorted({code for code, state in STATE_BY_CODE.items() if state in wanted})
-        now = self._now_ms()
         types = (filters["type"],) if "type" in filters else (yield from self.types_of_flow(flow))
         records: list[dict[str, Any]] = []
         for kind in types:
             body = search_body(
                 kind,
                 expression=flow,
-                from_ms=now - RECENT_LOOKBACK_MS,
-                to_ms=now + DAY_MS,
+                # Every trigger time: the newest come first, and old runs belong to the watcher's baseline.
+                from_ms=EARLIEST_TRIGGER_MS,
+                to_ms=LATEST_TRIGGER_MS,
                 status=",".join(str(code) for code in codes) if codes else ALL_STATUSES,
                 extra={key: value for key, value in filters.items() if key != "type"},
             )

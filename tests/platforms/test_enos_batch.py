@@ -579,4 +579,4 @@ def test_recent_instances_asks_one_newest_first_page_of_the_flows_type():
     body = bodies(requests)[0]
     assert (body["type"], body["expression"], body["status"], body["owner"]) == (0, "5107", "1", "")
     assert body["pagination"] == {"pageNo": 1, "pageSize": 100, "sorters": [{"field": "triggerTime", "order": "DESC"}]}
-    assert body["toTriggerTime"] == NOW_MS + 86_400_000
+    assert (body["fromTriggerTime"], body["toTriggerTime"]) == (946_684_800_000, 4_102_444_800_000)
