@@ -34,6 +34,8 @@ API_BASE_PATHS = {
     "v2.0": "/dataflow-batch-service/v2.0",
 }
 NOT_FOUND_CODE = "62102"
+#: "Invalid parameter": also the answer to a page size too large (inferred: the limit is not documented).
+INVALID_PARAMETER_CODE = "62102"
 SEARCH_PAGE_SIZE = 100
 RECENT_PAGE_SIZE = 100
 #: Smaller page sizes tried, in turn, when the platform refuses the one asked for (the limit is undocumented).
@@ -262,14 +264,13 @@ class EnOSBatchClient:
             )
             if not page:
                 return list(rows.values())
-            new = [record for record in page if _key(record) not in rows]
-            if not new and received:
+            if received and all(_key(record) in rows for record in page):
                 return list(rows.values())
             rows.update((_key(record), record) for record in page)
             if isinstance(count, int) and not isinstance(count, bool) and count != len(page):
                 total = count  # not this page's length: the total
-            if short_first is not None and (len(page) or (total or 0) > short_first):
-                self.page_size = min(self.page_size, short_first)  # a second page came: the cap is real
+            if short_first is not None:  # a second page came after a short first one: the cap is real
+                self.page_size = min(self.page_size, short_first)
                 short_first = None
             received += len(page)
             if index == 0 and len(page) < size:
@@ -299,7 +300,7 @@ class EnOSBatchClient:
             try:
                 data = yield from self._call(request)
             except FlowPlatformError as exc:
-                refused_size = exc.code == NOT_FOUND_CODE or exc.http_status in (400, 413)
+                refused_size = exc.code == INVALID_PARAMETER_CODE or exc.http_status in (400, 413)
                 if not refused_size or exc.retryable or attempt == len(sizes) - 1:
                     raise
                 log.info("%s with pageSize %d; asking for %d rows", exc, asked, sizes[attempt + 1])
