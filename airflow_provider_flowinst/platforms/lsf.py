@@ -525,9 +525,9 @@ def ambiguous_start(flow: str, candidates: Sequence[str]) -> AmbiguousStart:
     return AmbiguousStart(
         PLATFORM,
         SUBMIT_CALL,
-        f"{len(candidates)} new runs of {flow} could be the one this submit started ({', '.join(candidates)}), and "
-        "LSF's submit answer does not say which: another start of the same flow ran at the same moment. None is "
-        "taken as this task's. Start one run of an LSF flow at a time: give the tasks that start it an Airflow "
+        f"{len(candidates)} runs of {flow} could be the one this submit started ({', '.join(candidates)}), and "
+        "LSF's submit answer does not say which: another start of the same flow ran at about the same time. None "
+        "is taken as this task's. Start one run of an LSF flow at a time: give the tasks that start it an Airflow "
         "pool with one slot",
     )
 
@@ -824,13 +824,8 @@ class LSFClient:
             candidates = new_instance_ids(records, flow, newer_than=floor)
         else:
             since = attempt.requested_at_ms - START_WINDOW_MARGIN_MS
-            candidates = [
-                as_id(record.get("id")) or ""
-                for record in records
-                if flow_id_of(record) == flow
-                and _as_int(record.get("id")) is not None
-                and self._started_since(record, since)
-            ]
+            recent = [record for record in records if self._started_since(record, since)]
+            candidates = new_instance_ids(recent, flow, newer_than=0)
         if len(candidates) > 1:
             raise ambiguous_start(flow, candidates)
         return candidates[0] if candidates else None

@@ -437,10 +437,10 @@ def test_a_one_based_start_loses_no_row():
         page(record(1), record(2), total=5),
         page(record(2), record(3), total=5),
         page(record(4), record(5), total=5),
-        error(404, "No match."),
     )
 
     assert [r["id"] for r in found] == [1, 2, 3, 4, 5]
+    assert [dict(r.params).get("start") for r in requests] == [None, "2", "4"]
 
 
 def test_a_server_that_ignores_start_cannot_loop_the_paging():
