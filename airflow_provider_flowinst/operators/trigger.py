@@ -98,6 +98,12 @@ class TriggerFlowOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         hook = get_hook(self.conn_id)
+        try:
+            return self._execute(context, hook)
+        finally:
+            hook.close()  # done with the platform (LSF logs out), also when deferring
+
+    def _execute(self, context: Any, hook: FlowPlatformHook[Any]) -> dict[str, Any] | None:
         memory = RunMemory(context)
         instance = self._reattach(hook, memory)
         if instance is None:
