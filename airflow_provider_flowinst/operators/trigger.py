@@ -239,7 +239,11 @@ class TriggerFlowOperator(BaseOperator):
     def _stop_remembered(self, context: Any, why: str) -> None:
         instance_id = RunMemory(context).recall()
         if instance_id is not None:
-            self._stop(get_hook(self.conn_id), instance_id, why)
+            hook = get_hook(self.conn_id)
+            try:
+                self._stop(hook, instance_id, why)
+            finally:
+                hook.close()
 
     def _stop(self, hook: FlowPlatformHook[Any], instance_id: str, why: str) -> None:
         if not self.cancel_on_kill:
