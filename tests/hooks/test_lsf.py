@@ -691,3 +691,20 @@ def test_batched_polling_keeps_its_savings_under_a_page_cap(emulator):
     assert {instance.state for instance in instances} == {FlowState.RUNNING}
     fewest_pages = -(-running // 20) + 1  # the running ones, and one look at the suspended ones
     assert queries(emulator) <= 1.2 * fewest_pages, emulator.stats()["requests"]
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_trigger_flow_operator_logs_out_so_the_next_task_can_log_on_in_single_session_mode(emulator, mode):
+    from tests.dags import trigger_dags
+    from tests.helpers import run_dag
+
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+    dag = getattr(trigger_dags, f"trigger_lsf_pm_{mode}_success")
+
+    first = run_dag(dag)
+    assert sessions(emulator)["live"] == 0
+    TOKENS.clear()  # the next task is a new process with no token at hand
+    second = run_dag(dag)
+
+    assert (first.state, second.state) == ("success", "success")
+    assert sessions(emulator)["live"] == 0
