@@ -708,3 +708,15 @@ def test_trigger_flow_operator_logs_out_so_the_next_task_can_log_on_in_single_se
 
     assert (first.state, second.state) == ("success", "success")
     assert sessions(emulator)["live"] == 0
+
+
+def test_a_trigger_that_stops_its_run_on_kill_logs_out_after(emulator):
+    from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+    instance_id = emulator.create_lsf_pm_instance("jsmith:long_flow")
+    trigger = FlowInstanceTrigger(conn_id="lsf_pm_default", instance_id=instance_id, cancel_on_kill=True)
+
+    asyncio.run(trigger.on_kill())
+
+    assert lsf_hook(emulator).get_instance(instance_id).state is FlowState.CANCELLED
+    assert sessions(emulator)["logouts"] == 1
