@@ -80,8 +80,10 @@ DEFAULT_FLOWS = [
     FlowDefinition("jsmith", "flow_killed", outcome="Killed"),
     FlowDefinition("jsmith", "long_flow", running_seconds=10 * 3600),
     FlowDefinition("alice", "nightly", running_seconds=6.0),
-    # Started by one test only: no other run of it falls in the window a look for an attempt's run uses.
+    # Each started by one test only: no other run of it falls in the window (2 minutes before the attempt)
+    # in which a new process looks for the run an attempt made.
     FlowDefinition("jsmith", "flow_once"),
+    FlowDefinition("jsmith", "flow_retried"),
 ]
 
 
