@@ -264,8 +264,12 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         raise NotImplementedError
 
     def close(self) -> None:
+        """The task is done with this hook (a platform that holds a session for it ends it here)."""
         if self._sync is not None:
             self._sync.close()
+
+    async def aclose(self) -> None:
+        """The triggerer's waits are done with this hook; ``close`` for the async path."""
 
 
 def _now_ms() -> int:

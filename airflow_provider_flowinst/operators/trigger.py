@@ -98,6 +98,12 @@ class TriggerFlowOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         hook = get_hook(self.conn_id)
+        try:
+            return self._execute(context, hook)
+        finally:
+            hook.close()  # done with the platform (LSF logs out), also when deferring
+
+    def _execute(self, context: Any, hook: FlowPlatformHook[Any]) -> dict[str, Any] | None:
         memory = RunMemory(context)
         instance = self._reattach(hook, memory)
         if instance is None:
@@ -233,7 +239,11 @@ class TriggerFlowOperator(BaseOperator):
     def _stop_remembered(self, context: Any, why: str) -> None:
         instance_id = RunMemory(context).recall()
         if instance_id is not None:
-            self._stop(get_hook(self.conn_id), instance_id, why)
+            hook = get_hook(self.conn_id)
+            try:
+                self._stop(hook, instance_id, why)
+            finally:
+                hook.close()
 
     def _stop(self, hook: FlowPlatformHook[Any], instance_id: str, why: str) -> None:
         if not self.cancel_on_kill:

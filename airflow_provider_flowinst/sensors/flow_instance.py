@@ -72,7 +72,16 @@ class FlowInstanceSensor(BaseSensorOperator):
         self._failures = ConsecutiveFailures(self.max_consecutive_failures)
 
     def hook(self) -> FlowPlatformHook[Any]:
-        return get_hook(self.conn_id)
+        # One hook per task run, closed when it ends (LSF then logs out).
+        if getattr(self, "_hook", None) is None:
+            self._hook: FlowPlatformHook[Any] | None = get_hook(self.conn_id)
+        assert self._hook is not None
+        return self._hook
+
+    def close_hook(self) -> None:
+        hook, self._hook = getattr(self, "_hook", None), None
+        if hook is not None:
+            hook.close()
 
     # -- poke and reschedule -------------------------------------------------------------------------
 
@@ -117,6 +126,12 @@ class FlowInstanceSensor(BaseSensorOperator):
     # -- deferrable ----------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
+        try:
+            return self._execute(context)
+        finally:
+            self.close_hook()
+
+    def _execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
         # One look first: an instance that has already ended needs no trip through the triggerer.

@@ -140,7 +140,10 @@ class FlowInstanceTrigger(BaseTrigger):
         hook = await aget_hook(self.conn_id)
         self.log.info("The task was killed: stopping %s instance %s", hook.platform, self.instance_id)
         async with shared_session_lease():
-            await hook.astop_run(self.instance_id)
+            try:
+                await hook.astop_run(self.instance_id)
+            finally:
+                await hook.aclose()  # done with the platform (LSF logs out)
 
     def _failure_message(self, exc: FlowPlatformError, failures: int) -> str:
         if exc.retryable:

@@ -122,7 +122,9 @@ with DAG(dag_id="trigger_crash_mid_start", schedule=None, start_date=START, catc
     CrashAfterStartOperator(
         task_id="run",
         conn_id="lsf_pm_default",
-        flow="jsmith:flow1",
+        # A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no
+        # marker), and another run of the flow in the 2 minutes before the attempt would make it ambiguous.
+        flow="jsmith:flow_retried",
         poke_interval=0.2,
         retries=1,
         retry_delay=dt.timedelta(seconds=0),
