@@ -33,6 +33,7 @@ from airflow_provider_flowinst.protocol import (
     StartAttempt,
     Token,
     as_id,
+    credential_digest,
     decode_json,
     parse_json,
     require,
@@ -222,7 +223,7 @@ class DataWorksSigner:
 
     @property
     def cache_key(self) -> str:
-        return f"dataworks|{self.access_key_id}"
+        return f"dataworks|{self.access_key_id}|{credential_digest(self.access_key_secret, self.security_token)}"
 
     def login(self) -> None:
         return None
