@@ -460,6 +460,9 @@ def proxy_for(url: str) -> str | None:
     return _PROXIES[key]
 
 
+_CREDENTIAL_HEADER = re.compile(r"token|signature|secret|password|authorization|cookie", re.IGNORECASE)
+
+
 class SecretsSeen:
     """What this connection must never show: its credentials, the tokens it holds, what it signed.
 
@@ -483,9 +486,10 @@ class SecretsSeen:
             self._tokens.update(value for value in (token.value, token.bearer, token.refresh_value) if value)
 
     def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
-        """Keep what signing or stamping added to a request: signatures, tokens, a token request's proof."""
+        """Keep what signing or stamping added to a request (signatures, tokens, a token request's proof) and
+        every credential header (a login that carries another login's token)."""
         for name, value in wire.headers.items():
-            if original.headers.get(name) != value:
+            if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
                 self._signed.extend(self._parts(value))
         if wire.params != original.params:
             before = set(original.params)
@@ -786,9 +790,7 @@ class AsyncTransport:
         self.seen.sent(request, wire)
         settings = self.settings
         try:
-            response = await self._exchange(
-                wire, request, time.monotonic() + settings.read_timeout
-            )
+            response = await self._exchange(wire, request, time.monotonic() + settings.read_timeout)
         except aiohttp.ClientSSLError as exc:
             raise tls_error(settings, request, exc) from None
         except aiohttp.InvalidURL as exc:  # sending again cannot help

@@ -143,7 +143,7 @@ async def echo(request: web.Request, platform: str) -> web.Response:
     """An error answer that quotes the request, in the platform's own error shape."""
     body = (await request.read()).decode("utf-8", errors="replace")
     headers = "; ".join(f"{name}: {value}" for name, value in request.headers.items())
-    text = f"Cannot process {request.method} {request.path_qs} with headers {headers} and body {body}"
+    text = f"Cannot process {request.method} {request.path_qs} with body {body} and headers {headers}"
     if platform == "lsf_pm":  # the application server's own 500 page, request dump and all
         page = f"<html><head><title>Error 500</title></head><body><h1>HTTP Status 500</h1><pre>{escape(text)}</pre>"
         return web.Response(status=500, text=page + "</body></html>", content_type="text/html")
