@@ -17,6 +17,7 @@ from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
 from airflow_provider_flowinst.protocol import HttpResponse
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.transport import close_shared_session, retry_after_seconds
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from tests.helpers import quick_retry_connection
 
 
@@ -411,3 +412,26 @@ def test_a_stalled_login_holds_up_only_logins_of_the_same_credential(emulator, m
     assert instance.instance_id == INSTANCES["enos_batch"]
     assert stalled.is_alive() is False
     assert elapsed < 2.0  # it did not wait for the LSF logon (4 s)
+
+
+# -- a deferred wait: its poll never runs past end_time by more than one attempt -----------------------------
+
+
+async def test_a_trigger_whose_poll_trickles_ends_by_its_end_time_plus_one_attempt(emulator, monkeypatch):
+    # Every answer trickles: each attempt fails at read_timeout, and the retries (5, with pauses) would take
+    # about 12 s; end_time is 1 s away, one attempt lasts at most connect_timeout + read_timeout = 3 s.
+    conn_id = quick_retry_connection(
+        monkeypatch, emulator.url, "lsf_pm_default", max_retries=5, read_timeout=2, connect_timeout=1
+    )
+    await read(conn_id, "lsf_pm", "async")  # logged in: the trickle meets the poll itself
+    emulator.inject_fault("trickle", platform="lsf_pm", delay=0.5, count=100)
+    trigger = FlowInstanceTrigger(conn_id=conn_id, instance_id="101", poke_interval=0.2, end_time=time.time() + 1)
+
+    started = time.monotonic()
+    try:
+        event = await asyncio.wait_for(trigger.run().__anext__(), timeout=30)
+    finally:
+        await close_shared_session()
+
+    assert event.payload["status"] == "timeout"
+    assert time.monotonic() - started < 1 + 3 + 1.5
