@@ -440,24 +440,11 @@ def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     return context
 
 
-PROXY_ENVIRONMENT_VARIABLES = tuple(
-    name for base in ("https_proxy", "http_proxy", "all_proxy", "no_proxy") for name in (base, base.upper())
-)
-_PROXIES: dict[tuple[str, tuple[str | None, ...]], str | None] = {}
-
-
 def proxy_for(url: str) -> str | None:
     """The proxy for ``url`` from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, decided as requests does
     (its own function), so the async path goes where the sync path goes."""
-    parts = urlsplit(url)
-    environment = tuple(os.environ.get(name) for name in PROXY_ENVIRONMENT_VARIABLES)
-    key = (f"{parts.scheme}://{parts.netloc}", environment)
-    if key not in _PROXIES:
-        proxies = requests.utils.get_environ_proxies(url)
-        if len(_PROXIES) > 1000:
-            _PROXIES.clear()
-        _PROXIES[key] = proxies.get(parts.scheme) or proxies.get("all")
-    return _PROXIES[key]
+    proxies = requests.utils.get_environ_proxies(url)
+    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
 _CREDENTIAL_HEADER = re.compile(r"token|signature|secret|password|authorization|cookie", re.IGNORECASE)
@@ -488,25 +475,28 @@ class SecretsSeen:
     def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
         """Keep what signing or stamping added to a request (signatures, tokens, a token request's proof) and
         every credential header (a login that carries another login's token)."""
+        # Kept whole (a poll's hot path); split into their parts only when an error is redacted.
         for name, value in wire.headers.items():
             if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
-                self._signed.extend(self._parts(value))
+                self._signed.append(value)
         if wire.params != original.params:
             before = set(original.params)
-            self._signed.extend(part for param in wire.params if param not in before for part in self._parts(param[1]))
+            self._signed.extend(value for param in wire.params if param not in before for value in param[1:])
         if wire.body != original.body and wire.body:
-            text = wire.body.decode("utf-8", errors="replace")
-            self._signed.extend(set(self._PART.findall(text)))
+            self._signed.append(wire.body.decode("utf-8", errors="replace"))
 
     def _parts(self, value: str) -> list[str]:
-        parts = [value]
+        """A signed value, its comma/semicolon-separated pieces, what follows their ``=`` or last space, and
+        the long runs of token characters in it (a stamped body's proof)."""
+        parts = [value, *self._PART.findall(value)]
         for piece in re.split(r"[,;]", value):
             piece = piece.strip()
             parts += [piece, piece.partition("=")[2], piece.rpartition(" ")[2]]
         return [part for part in dict.fromkeys(parts) if len(part) >= self.MIN_PART_LENGTH]
 
     def values(self) -> Iterable[str]:
-        return (*self._static, *self._tokens, *self._signed)
+        signed = (part for value in dict.fromkeys(self._signed) for part in self._parts(value))
+        return (*self._static, *self._tokens, *signed)
 
     def scrub(self, text: str) -> str:
         return redact_text(text, secret_forms(self.values()))
@@ -522,6 +512,7 @@ class SyncTransport:
         self.settings = settings
         self.session = session or requests.Session()
         self.seen = SecretsSeen(settings.auth)
+        self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
     def run(self, operation: Operation[T]) -> T:
         try:
@@ -603,7 +594,7 @@ class SyncTransport:
                 headers=dict(wire.headers),
                 data=wire.body,
                 timeout=(settings.connect_timeout, settings.read_timeout),
-                verify=trust_store(settings.verify),
+                verify=self._verify,
                 allow_redirects=False,
                 stream=True,  # the body is read below, against the deadline and the size limit
             )
@@ -713,6 +704,8 @@ class AsyncTransport:
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
         self.seen = SecretsSeen(settings.auth)
+        self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
+        self._proxies: dict[str, str | None] = {}
         # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout,
@@ -812,8 +805,8 @@ class AsyncTransport:
             yarl.URL(wire.full_url, encoded=True),
             headers=dict(wire.headers),
             data=wire.body,
-            ssl=ssl_context(self.settings.verify),
-            proxy=proxy_for(wire.url),
+            ssl=self._ssl,
+            proxy=self._proxy(wire.url),
             timeout=self._timeout,
             allow_redirects=False,
         ) as raw:
@@ -822,6 +815,13 @@ class AsyncTransport:
                 headers={name.lower(): value for name, value in raw.headers.items()},
                 body=await self._read_body(raw, request, deadline),
             )
+
+    def _proxy(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            self._proxies[origin] = proxy_for(url)
+        return self._proxies[origin]
 
     async def _read_body(self, raw: aiohttp.ClientResponse, request: HttpRequest, deadline: float) -> bytes:
         """The decompressed body, a chunk at a time, never more than ``max_response_bytes`` of it, and no
