@@ -7,8 +7,11 @@ same generator, so every line of protocol logic is shared and testable without a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -145,6 +148,16 @@ class StartAttempt:
         return cls(flow=str(data["flow"]), requested_at_ms=int(data["requested_at_ms"]), marker=str(data["marker"]))
 
 
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def credential_digest(*credentials: str | None) -> str:
+    """A digest of every credential, keyed with a secret of this process, for token cache keys: two
+    connections that differ in any credential never share a token, and the key reveals nothing."""
+    text = "\0".join(value or "" for value in credentials)
+    return hmac.new(_PROCESS_KEY, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 class Authenticator(Protocol):
     """How one platform proves who is calling; pure, so it is tested without a network."""
 
@@ -154,10 +167,15 @@ class Authenticator(Protocol):
 
     @property
     def cache_key(self) -> str:
-        """Identifies the credential for the process-wide token cache, without revealing it."""
+        """Identifies the credential for the process-wide token cache, without revealing it: a digest of every
+        credential (``credential_digest``), so that connections differing in any of them never share a token."""
 
     def login(self) -> Operation[Token] | None:
         """The operation that obtains a token, or None where each request is signed on its own."""
+
+    def renew(self, token: Token) -> Operation[Token] | None:
+        """The operation that renews ``token`` once it ran out without a new login (EnOS BPM's refresh
+        token, sparing the password), or None where only a new login helps."""
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         """The request as it goes on the wire."""

@@ -65,9 +65,12 @@ def emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(autouse=True)
 def _fresh_tokens_and_faults(request: pytest.FixtureRequest) -> Iterator[None]:
-    """No test sees another's cached token, pending fault or request counts."""
+    """No test sees another's cached token, pending fault or request counts (nor a module fixture set up
+    after it: faults a test injected but did not use up are dropped when it ends, too)."""
     TOKENS.clear()
     if "emulator" in request.fixturenames:
         request.getfixturevalue("emulator").control("POST", "/_emulator/reset")
     yield
     TOKENS.clear()
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").control("POST", "/_emulator/reset")

@@ -72,6 +72,9 @@ class NoAuth:
     def login(self):
         return None
 
+    def renew(self, token):
+        return None
+
     def sign(self, request, token, now_ms):
         return request
 

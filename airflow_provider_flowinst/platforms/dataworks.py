@@ -34,6 +34,7 @@ from airflow_provider_flowinst.protocol import (
     StartAttempt,
     Token,
     as_id,
+    credential_digest,
     decode_json,
     parse_json,
     require,
@@ -249,7 +250,11 @@ class DataWorksSigner:
 
     @property
     def cache_key(self) -> str:
-        return f"dataworks|{self.access_key_id}"
+        return f"dataworks|{self.access_key_id}|{credential_digest(self.access_key_secret, self.security_token)}"
+
+    def renew(self, token: Token) -> None:
+        """No renewal without a new login."""
+        return None
 
     def login(self) -> None:
         return None

@@ -169,6 +169,10 @@ class LSFLogonAuth:
         proof = hmac.new(_PROCESS_KEY, self.password.encode(), hashlib.sha256).hexdigest()[:16]
         return f"{PLATFORM}|{self.base_url}|{self.user}|{proof}"
 
+    def renew(self, token: Token) -> None:
+        """No renewal without a new login."""
+        return None
+
     def login(self) -> Operation[Token]:
         response = yield HttpRequest(
             "POST",

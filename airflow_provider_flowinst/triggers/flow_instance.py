@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -92,9 +92,9 @@ class FlowInstanceTrigger(BaseTrigger):
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
-                last = await poller.get(self.instance_id)
+                last = await self._by_end_time(poller, poller.get(self.instance_id))
                 if self.include_graph and last.state in (*self.success_states, *self.failure_states):
-                    last = await poller.get_full(self.instance_id)
+                    last = await self._by_end_time(poller, poller.get_full(self.instance_id))
                 failures = 0
             except FlowInstanceNotFound as exc:
                 if self.fail_if_missing:
@@ -128,6 +128,18 @@ class FlowInstanceTrigger(BaseTrigger):
                 return
             pause = next_tick(self.poke_interval)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
+
+    async def _by_end_time(self, poller: InstancePoller, read: Awaitable[FlowInstance]) -> FlowInstance:
+        """A read that ends at the latest one attempt's time after ``end_time`` (its retries are cut short)."""
+        if self.end_time is None:
+            return await read
+        grace = (await poller.hook()).attempt_seconds
+        try:
+            return await asyncio.wait_for(read, timeout=max(0.0, self.end_time - time.time()) + grace)
+        except asyncio.TimeoutError:
+            raise FlowPlatformError(
+                "flowinst", "polling", "the poll was still going on at end_time", retryable=True
+            ) from None
 
     async def on_kill(self) -> None:
         """Stop the remote run when a user kills the deferred task (Airflow 3.3+ calls this).

@@ -23,6 +23,14 @@ FAULT_KINDS = (
 #: caller cannot know it (``act_then_503``: a 503 instead of the answer; ``act_then_reset``: the connection
 #: drops; ``act_then_slow``: the answer is held back ``delay`` seconds, past the caller's read timeout).
 AFTER_ACTION_FAULT_KINDS = ("act_then_503", "act_then_reset", "act_then_slow")
+#: Faults of the answer itself, on any call (the login calls too), matched by ``call_contains`` like the
+#: faults after the action: ``trickle``: the real answer, its headers at once, then one byte per ``delay``;
+#: ``echo``: an error answer in the platform's shape that quotes the request (headers and body), as some
+#: servers do; ``redirect``: 302 to ``location``; ``oversized``: a 200 answer of ``size`` bytes;
+#: ``gzip_bomb``: a few kB on the wire (``Content-Encoding: gzip``) that decompress to ``size`` bytes.
+ANSWER_FAULT_KINDS = ("trickle", "echo", "redirect", "oversized", "gzip_bomb")
+#: Faults the middleware serves (every other kind is served by the platform emulators themselves).
+MIDDLEWARE_FAULT_KINDS = AFTER_ACTION_FAULT_KINDS + ANSWER_FAULT_KINDS
 
 
 @dataclass
@@ -36,6 +44,8 @@ class Fault:
     #: For faults after the action: the call it meets, matched in the path, the query or the DataWorks
     #: ``x-acs-action`` header (e.g. "action=trigger", "/submit", "CreateWorkflowInstances").
     call_contains: str | None = None
+    location: str = "https://sso.example.invalid/login?service=api"  # for "redirect"
+    size: int = 1024**3  # for "oversized" and "gzip_bomb": bytes of the (decompressed) answer
 
 
 @dataclass
@@ -57,8 +67,8 @@ class EmulatorState:
 
     def add_fault(self, spec: dict[str, Any]) -> Fault:
         kind = str(spec.get("kind"))
-        if kind not in FAULT_KINDS + AFTER_ACTION_FAULT_KINDS:
-            known = ", ".join(FAULT_KINDS + AFTER_ACTION_FAULT_KINDS)
+        if kind not in FAULT_KINDS + MIDDLEWARE_FAULT_KINDS:
+            known = ", ".join(FAULT_KINDS + MIDDLEWARE_FAULT_KINDS)
             raise ValueError(f"unknown fault kind {kind!r}; known: {known}")
         fault = Fault(
             platform=str(spec.get("platform", "*")),
@@ -68,6 +78,8 @@ class EmulatorState:
             delay=float(spec.get("delay", 5.0)),
             path_contains=spec.get("path_contains"),
             call_contains=spec.get("call_contains"),
+            location=str(spec.get("location") or Fault.location),
+            size=int(spec.get("size") or Fault.size),
         )
         self.faults.append(fault)
         return fault
@@ -75,7 +87,7 @@ class EmulatorState:
     def take_fault(self, platform: str, path: str) -> Fault | None:
         """The next fault due for a call of ``platform`` on ``path``, used up one at a time."""
         for fault in self.faults:
-            if fault.kind in AFTER_ACTION_FAULT_KINDS or fault.platform not in ("*", platform):
+            if fault.kind in MIDDLEWARE_FAULT_KINDS or fault.platform not in ("*", platform):
                 continue
             if fault.path_contains and fault.path_contains not in path:
                 continue
@@ -83,9 +95,9 @@ class EmulatorState:
         return None
 
     def take_after_action_fault(self, platform: str, call: str) -> Fault | None:
-        """The next fault that spoils the answer of a call ``platform`` has carried out."""
+        """The next fault the middleware serves for a call of ``platform`` (see ``MIDDLEWARE_FAULT_KINDS``)."""
         for fault in self.faults:
-            if fault.kind not in AFTER_ACTION_FAULT_KINDS or fault.platform not in ("*", platform):
+            if fault.kind not in MIDDLEWARE_FAULT_KINDS or fault.platform not in ("*", platform):
                 continue
             if fault.call_contains and fault.call_contains not in call:
                 continue
