@@ -12,6 +12,7 @@ production setting); fsync is off, since nothing in it has to survive a crash of
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -81,6 +82,7 @@ class PostgresCluster:
             raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
 
     def start(self) -> PostgresCluster:
+        atexit.register(self.stop)  # a backstop, should the test process end without running the fixture's finally
         began = time.monotonic()
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-instructions")
         self.timings["initdb"] = time.monotonic() - began
@@ -110,7 +112,8 @@ class PostgresCluster:
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, dbname=database, connect_timeout=10)
 
     def stop(self) -> None:
-        """Stop the server (fast: open connections are ended) and remove its directory."""
+        """Stop the server (fast: open connections are ended) and remove its directory; safe to call twice."""
+        atexit.unregister(self.stop)
         try:
             if self.started:
                 self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60")
