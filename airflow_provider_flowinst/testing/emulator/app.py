@@ -44,6 +44,7 @@ class Emulator:
                 web.post("/_emulator/faults", self.add_fault),
                 web.post("/_emulator/reset", self.reset),
                 web.post("/_emulator/expire_tokens", self.expire_tokens),
+                web.post("/_emulator/clock", self.advance_clock),
             ]
         )
         return app
@@ -66,6 +67,16 @@ class Emulator:
     async def reset(self, request: web.Request) -> web.Response:
         self.state.reset_counters()
         return web.json_response({"ok": True})
+
+    async def advance_clock(self, request: web.Request) -> web.Response:
+        """``{"advance": seconds}``: runs due to end within that time end now. Gateway and BPM tokens expire in
+        wall time and stay valid; an LSF token counts as idle for the jump (60 emulated minutes drop it)."""
+        spec = await request.json()
+        try:
+            now = self.state.advance(float(spec.get("advance", 0)))
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"now": now})
 
     async def expire_tokens(self, request: web.Request) -> web.Response:
         """Every token handed out so far stops working (DataWorks signs each request and has none)."""

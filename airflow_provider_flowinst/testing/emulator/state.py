@@ -65,6 +65,13 @@ class EmulatorState:
         """Emulated seconds since start; schedules are written in these."""
         return (time.monotonic() - self.started) / max(self.time_scale, 1e-6)
 
+    def advance(self, seconds: float) -> float:
+        """Move the emulated clock ``seconds`` ahead: every run is that much further on. Returns the new now."""
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"the clock only moves forward by a finite number of seconds, not {seconds!r}")
+        self.started -= seconds * self.time_scale
+        return self.now()
+
     def add_fault(self, spec: dict[str, Any]) -> Fault:
         kind = str(spec.get("kind"))
         if kind not in FAULT_KINDS + MIDDLEWARE_FAULT_KINDS:
