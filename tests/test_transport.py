@@ -75,7 +75,9 @@ def test_a_permanent_refusal_fails_at_once(emulator):
     with pytest.raises(FlowPlatformError) as error:
         enos_hook(emulator).get_my_flows()
 
-    assert time.monotonic() - started < 1.0
+    # One request is the proof; the clock only shows no backoff was slept (the first is >= 0.5 s), with room
+    # for a loaded machine.
+    assert time.monotonic() - started < 3.0
     assert error.value.http_status == 403
     assert emulator.stats()["requests"]["enos_batch GET /batch-processing-service/v2.1/flows"] == 1
 
