@@ -27,7 +27,8 @@ AIRFLOW_STATE_FOR: Mapping[FlowState, str | None] = {
     FlowState.UNKNOWN: None,  # Airflow's "no status"
 }
 LABEL_CHARS = 26
-HEADER_HEIGHT = 92.0
+HEADER_HEIGHT = 112.0
+LEGEND_STEP = 92.0
 FONT = "font-family:Inter,Helvetica,Arial,sans-serif"
 
 
@@ -84,7 +85,7 @@ def render_svg(instance: Mapping[str, Any], *, settings: LayoutSettings | None =
     node_ids = [str(node["id"]) for node in nodes]
     edges = [(str(e["source"]), str(e["target"])) for e in graph.get("edges", []) if isinstance(e, Mapping)]
     layout = layered_layout(node_ids, edges, settings)
-    width = max(layout.width, 720.0)
+    width = max(layout.width, 40.0 + LEGEND_STEP * len(FlowState))
     height = HEADER_HEIGHT + max(layout.height, 60.0)
     run_state = _state(instance.get("state"))
     out = [
@@ -137,14 +138,13 @@ def _header(
             f'<a class="console-link" href="{_esc(link)}"><text x="20" y="78" font-size="12" fill="#2563eb"'
             f' text-decoration="underline">Open in the platform console: {_esc(link)}</text></a>'
         )
-    x = max(width - 8 * 92.0, 20.0) if not link else max(width - 8 * 92.0, 560.0)
-    out.append(f'<g class="legend" transform="translate({x:.0f},66)">')
+    out.append(f'<g class="legend" transform="translate(20,{88 if link else 68})">')
     for index, state in enumerate(FlowState):
         fill, _ = colours[state]
         out.append(
-            f'<rect x="{index * 92}" y="0" width="12" height="12" rx="2" fill="{_esc(fill)}" stroke="#334155"'
-            f' stroke-width="0.5"/><text x="{index * 92 + 16}" y="10" font-size="11" fill="#334155">'
-            f"{state.value}</text>"
+            f'<rect x="{index * LEGEND_STEP:.0f}" y="0" width="12" height="12" rx="2" fill="{_esc(fill)}"'
+            f' stroke="#334155" stroke-width="0.5"/><text x="{index * LEGEND_STEP + 16:.0f}" y="10" font-size="11"'
+            f' fill="#334155">{state.value}</text>'
         )
     out += ["</g>", "</g>"]
     return out
