@@ -85,7 +85,10 @@ def render_svg(instance: Mapping[str, Any], *, settings: LayoutSettings | None =
     node_ids = [str(node["id"]) for node in nodes]
     edges = [(str(e["source"]), str(e["target"])) for e in graph.get("edges", []) if isinstance(e, Mapping)]
     layout = layered_layout(node_ids, edges, settings)
-    width = max(layout.width, 40.0 + LEGEND_STEP * len(FlowState))
+    # Wide enough for the legend and the header's lines (about 6.6 px a character at 12 px, 9 px at 16 px).
+    title = f"{instance.get('platform')} {instance.get('instance_id')} ({instance.get('name')})"
+    width = max(layout.width, 40.0 + LEGEND_STEP * len(FlowState), 40.0 + 9.0 * len(title))
+    width = max(width, 140.0 + 6.6 * len(_times_line(instance)))
     height = HEADER_HEIGHT + max(layout.height, 60.0)
     run_state = _state(instance.get("state"))
     out = [
@@ -115,13 +118,19 @@ def render_svg(instance: Mapping[str, Any], *, settings: LayoutSettings | None =
     return "\n".join(out)
 
 
+def _times_line(instance: Mapping[str, Any]) -> str:
+    return (
+        f"platform state {instance.get('raw_state')} · started {instance.get('started_at') or '-'}"
+        f" · ended {instance.get('ended_at') or '-'}"
+    )
+
+
 def _header(
     instance: Mapping[str, Any], run_state: FlowState, colours: Mapping[FlowState, tuple[str, str]], width: float
 ) -> list[str]:
     fill, text = colours[run_state]
     title = f"{instance.get('platform')} {instance.get('instance_id')}"
     name = instance.get("name")
-    times = f"started {instance.get('started_at') or '-'} · ended {instance.get('ended_at') or '-'}"
     out = [
         '<g class="header">',
         f'<text x="20" y="28" font-size="16" font-weight="600" fill="#0f172a">{_esc(title)}'
@@ -129,8 +138,7 @@ def _header(
         f'<rect x="20" y="38" width="96" height="20" rx="10" fill="{_esc(fill)}" stroke="#334155" stroke-width="0.5"/>',
         f'<text class="run-state" x="68" y="52" font-size="12" text-anchor="middle" fill="{_esc(text)}">'
         f"{run_state.value}</text>",
-        f'<text x="126" y="52" font-size="12" fill="#475569">{_esc(times)}'
-        f" · platform state {_esc(instance.get('raw_state'))}</text>",
+        f'<text x="126" y="52" font-size="12" fill="#475569">{_esc(_times_line(instance))}</text>',
     ]
     link = safe_link(instance.get("url"))
     if link:

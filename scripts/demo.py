@@ -36,7 +36,9 @@ DEMO_DAGS = [
 FAILING = ("example_cross_platform_wait", "2024-03-04")
 #: Emulated seconds are wall seconds: the remote runs below take a few seconds each.
 TIME_SCALE = "1"
-SHOWN = re.compile(r"airflow_provider_flowinst|DagRun Finished|\[DAG TEST\] end task|Task failed|ERROR|Traceback")
+SHOWN = re.compile(
+    r"airflow_provider_flowinst|Last lines of the log|DagRun Finished|\[DAG TEST\] end task|Task failed|ERROR|Traceback"
+)
 NOISE = re.compile(r"graphviz")  # `airflow dags test` suggests graphviz for a picture the demo does not draw
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
@@ -123,8 +125,9 @@ def write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> int:
             drawn.add((run.instance["platform"], run.instance["instance_id"]))
             path = out_dir / f"{dag_id}-{logical_date}-{ti.task_id}.svg"
             path.write_text(render_svg(run.instance))
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
             print(
-                f"graph: {path.relative_to(ROOT)} ({run.instance['platform']} {run.instance['instance_id']}: "
+                f"graph: {shown} ({run.instance['platform']} {run.instance['instance_id']}: "
                 f"{run.instance['state']}, from {run.source})"
             )
     return 0
