@@ -152,9 +152,10 @@ def _run(
 
 def _tidy(line: str) -> str:
     """Keep a log line's time and message; drop the logger's bracketed trailer."""
-    match = re.match(r"^(\S+) \[\s*(\w+)\s*\] (.*?)\s+\[[\w.]+\](?: \w+=.*)?$", line.rstrip("\n"))
+    # A message of several lines carries the trailer on its last line, and its first has none.
+    match = re.match(r"^(\S+) \[\s*(\w+)\s*\] (.*?)(?:\s+\[[\w.]+\](?: \w+=.*)?)?$", line.rstrip("\n"))
     if match is None:
-        return line
+        return re.sub(r"\s+\[airflow\.[\w.]+\](?: \w+=\S+)*$", "", line.rstrip("\n")) + "\n"
     stamp, level, message = match.groups()
     return f"{stamp[11:19]} {level:<7} {message}\n"
 
