@@ -3,7 +3,9 @@
 Each DAG runs in a fresh, temporary AIRFLOW_HOME (SQLite). The emulator serves every platform on a free
 loopback port; the connections point at it through ``AIRFLOW_CONN_*`` variables. What the provider logs
 (each wait, each status) and what the report tasks print (each instance's graph) is shown; the full log
-of every run is kept under ``.demo/``.
+of every run is kept under ``.demo/``, and each waited-on run's graph is drawn as an SVG under
+``.demo/graphs/`` (the picture the "Remote graph" tab shows). The last run waits on two remote runs that
+fail: its log shows the failed remote tasks and the last lines of their logs.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ DEMO_DAGS = [
     ("example_enos_batch_wait", "2024-03-01"),
     ("example_cross_platform_wait", "2024-03-02"),
     ("example_start_remote_runs", "2024-03-03"),
+    ("example_cross_platform_wait", "2024-03-04"),
 ]
+#: The last run, meant to fail: EnOS flow 3257 and DataWorks workflow 1002 end in failure in the emulator.
+FAILING = ("example_cross_platform_wait", "2024-03-04")
 #: Emulated seconds are wall seconds: the remote runs below take a few seconds each.
 TIME_SCALE = "1"
-SHOWN = re.compile(r"airflow_provider_flowinst|DagRun Finished|\[DAG TEST\] end task|Task failed|ERROR|Traceback")
+SHOWN = re.compile(
+    r"airflow_provider_flowinst|Last lines of the log|DagRun Finished|\[DAG TEST\] end task|Task failed|ERROR|Traceback"
+)
 NOISE = re.compile(r"graphviz")  # `airflow dags test` suggests graphviz for a picture the demo does not draw
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
@@ -54,47 +61,106 @@ def main() -> int:
         for dag_id, logical_date in DEMO_DAGS:
             print(f"\n=== {dag_id} ({logical_date}) ===", flush=True)
             started = time.monotonic()
-            conf = json.dumps(fresh_runs(emulator)) if dag_id == "example_cross_platform_wait" else "{}"
+            failing = (dag_id, logical_date) == FAILING
+            runs = fresh_runs(emulator, failing=failing) if dag_id == "example_cross_platform_wait" else {}
+            log_name = f"{dag_id}-{logical_date}.log"
             code = _run(
-                [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date, "--conf", conf],
+                [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date, "--conf", json.dumps(runs)],
                 env,
-                work / f"{dag_id}.log",
+                work / log_name,
                 show=True,
             )
-            verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/{dag_id}.log)"
+            if failing:
+                verdict = "failed, as meant (see above)" if code != 0 else "SUCCEEDED, but was meant to fail"
+            else:
+                verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/{log_name})"
             print(f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===", flush=True)
-            failures += code != 0
+            failures += (code == 0) if failing else (code != 0)
+            graphs = [sys.executable, __file__, "--graphs", dag_id, logical_date, str(work / "graphs")]
+            failures += _run(graphs, env, work / f"graphs-{dag_id}-{logical_date}.log", show=True, everything=True) != 0
     return 1 if failures else 0
 
 
-def fresh_runs(emulator: EmulatorProcess) -> dict[str, str]:
-    """New remote runs on three platforms, started now, so the waits below have something to wait for."""
-    return {
+def fresh_runs(emulator: EmulatorProcess, *, failing: bool = False) -> dict[str, str]:
+    """New remote runs on three platforms, started now, so the waits below have something to wait for;
+    with ``failing``, the EnOS flow and the DataWorks workflow are ones that fail."""
+    runs = {
         "bpm_process_instance_id": emulator.create_enos_bpm_instance("purchaseApproval", seconds_per_task=6),
         "lsf_flow_instance_id": emulator.create_lsf_pm_instance("jsmith:flow1", running_seconds=16),
-        "dataworks_workflow_instance_id": emulator.create_dataworks_instance(1001, running_seconds=14),
+        "dataworks_workflow_instance_id": emulator.create_dataworks_instance(
+            1002 if failing else 1001, running_seconds=14
+        ),
     }
+    return {**runs, "enos_flow_id": "3257"} if failing else runs
 
 
-def _run(command: list[str], env: dict[str, str], log_path: Path, *, show: bool = False) -> int:
+def write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> int:
+    """Each remote run the DAG run's tasks waited on, drawn as the "Remote graph" tab draws it (run inside
+    the demo's AIRFLOW_HOME, with the emulator still up for runs that failed and left no XCom)."""
+    import datetime as dt
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_flowinst.graph_svg import render_svg
+    from airflow_provider_flowinst.plugins.instance_source import load_task_run
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn: set[tuple[str, str]] = set()
+    with create_session() as session:
+        moment = dt.datetime.fromisoformat(logical_date).replace(tzinfo=dt.timezone.utc)
+        run_id = session.scalars(
+            select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.logical_date == moment)
+        ).one()
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        # In the order they ran: a run both waited on and reported is drawn once, under the wait's name.
+        for ti in sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date, ti.task_id)):
+            run = load_task_run(session, dag_id, run_id, ti.task_id, ti.map_index)
+            if run.instance is None or (run.instance["platform"], run.instance["instance_id"]) in drawn:
+                continue
+            drawn.add((run.instance["platform"], run.instance["instance_id"]))
+            path = out_dir / f"{dag_id}-{logical_date}-{ti.task_id}.svg"
+            path.write_text(render_svg(run.instance))
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(
+                f"graph: {shown} ({run.instance['platform']} {run.instance['instance_id']}: "
+                f"{run.instance['state']}, from {run.source})"
+            )
+    return 0
+
+
+def _run(
+    command: list[str], env: dict[str, str], log_path: Path, *, show: bool = False, everything: bool = False
+) -> int:
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
-            if show and (not TIMESTAMP.match(line) or SHOWN.search(line)) and not NOISE.search(line):
+            if everything and line.startswith("graph: "):
+                print(line, end="", flush=True)
+            elif everything:
+                continue
+            elif show and (not TIMESTAMP.match(line) or SHOWN.search(line)) and not NOISE.search(line):
                 print(_tidy(line), end="", flush=True)
         return process.wait()
 
 
 def _tidy(line: str) -> str:
     """Keep a log line's time and message; drop the logger's bracketed trailer."""
-    match = re.match(r"^(\S+) \[\s*(\w+)\s*\] (.*?)\s+\[[\w.]+\](?: \w+=.*)?$", line.rstrip("\n"))
+    # A message of several lines carries the trailer on its last line, and its first has none.
+    match = re.match(r"^(\S+) \[\s*(\w+)\s*\] (.*?)(?:\s+\[[\w.]+\](?: \w+=.*)?)?$", line.rstrip("\n"))
     if match is None:
-        return line
+        return re.sub(r"\s+\[airflow\.[\w.]+\](?: \w+=\S+)*$", "", line.rstrip("\n")) + "\n"
     stamp, level, message = match.groups()
     return f"{stamp[11:19]} {level:<7} {message}\n"
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--graphs"]:
+        sys.exit(write_graphs(sys.argv[2], sys.argv[3], Path(sys.argv[4])))
     sys.exit(main())

@@ -166,3 +166,9 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
         """StopWorkflowInstances; returns ``SuccessInfo`` and raises if any instance was not stopped."""
         listed = [ids] if isinstance(ids, (str, int)) else list(ids)
         return self.run(self.client.stop_workflow_instances([require_id(item, PLATFORM) for item in listed], comment))
+
+    def get_task_instance_log(self, task_instance_id: str, run_number: int | None = None) -> str:
+        """GetTaskInstanceLog: the run log of a task instance (its latest run unless ``run_number``)."""
+        return self.run(
+            self.client.get_task_instance_log(require_id(task_instance_id, PLATFORM, "task instance id"), run_number)
+        )

@@ -11,6 +11,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
+from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.durable import RunMemory
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
@@ -201,7 +202,7 @@ class TriggerFlowOperator(BaseOperator):
                 memory.forget()
                 return instance.to_dict()
             if instance.state in self.failure_states:
-                raise AirflowException(failure_message(instance))
+                raise AirflowException(explain_failure(hook, instance, failure_message(instance), self.log))
             if time.monotonic() >= deadline:
                 self._stop(hook, instance_id, "it did not end within the timeout")
                 raise AirflowException(f"{describe(instance)} did not end within {self.timeout:g} s")
@@ -221,7 +222,8 @@ class TriggerFlowOperator(BaseOperator):
             self._stop_remembered(context, "it did not end within the timeout")
             raise AirflowException(message)
         if status == "failure" and isinstance(instance, dict):
-            raise AirflowException(failure_message(FlowInstance.from_dict(instance)))
+            ended = FlowInstance.from_dict(instance)
+            raise AirflowException(explain_failure(self.conn_id, ended, failure_message(ended), self.log))
         raise AirflowException(message or f"the wait on the remote run ended with {status!r}")
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:

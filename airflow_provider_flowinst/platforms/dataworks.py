@@ -806,6 +806,17 @@ class DataWorksClient:
     def instance_url(self, instance_id: str) -> str | None:
         return None  # the console's instance pages need the account's own console address (not known here)
 
+    # -- diagnosis ------------------------------------------------------------------------------------
+
+    def get_task_instance_log(self, task_instance_id: str, run_number: int | None = None) -> Operation[str]:
+        """GetTaskInstanceLog (GET, the 2024-05-18 SDK's model): ``Id`` and optional ``RunNumber`` (from 1;
+        the latest run by default); the answer's ``TaskInstanceLog`` text."""
+        params = {"Id": _int_or_text(task_instance_id), "RunNumber": run_number}
+        request = self.request("GET", "GetTaskInstanceLog", params)
+        payload = yield from self._call(request)
+        text = payload.get("TaskInstanceLog")
+        return "" if text is None else str(text)
+
 
 #: CreateWorkflowInstances ``Type`` per GetWorkflow ``Trigger.Type``.
 INSTANCE_TYPE_BY_TRIGGER: Mapping[str, str] = {

@@ -11,6 +11,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
@@ -114,7 +115,7 @@ class FlowInstanceSensor(BaseSensorOperator):
         if instance.state in self.success_states:
             return PokeReturnValue(is_done=True, xcom_value=instance.to_dict())
         if instance.state in self.failure_states:
-            self._fail(failure_message(instance))
+            self._fail(explain_failure(self.conn_id, instance, failure_message(instance), self.log))
         return False
 
     def _fail(self, message: str) -> None:
@@ -170,7 +171,8 @@ class FlowInstanceSensor(BaseSensorOperator):
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         if status == "failure" and isinstance(instance, dict):
-            self._fail(failure_message(FlowInstance.from_dict(instance)))
+            ended = FlowInstance.from_dict(instance)
+            self._fail(explain_failure(self.conn_id, ended, failure_message(ended), self.log))
         self._fail(message or f"the wait on instance {self.instance_id} ended with {status!r}")
         raise AssertionError("unreachable")  # pragma: no cover
 

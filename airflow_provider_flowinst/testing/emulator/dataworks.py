@@ -588,6 +588,28 @@ class DataWorksEmulator:
                 info[str(value)] = {"Success": True, "Message": ""}
         return {"SuccessInfo": info}
 
+    def _action_GetTaskInstanceLog(self, params: dict[str, str]) -> dict[str, Any]:
+        """The run log of a task instance: ``Id`` required, ``RunNumber`` from 1 (each task runs once here)."""
+        self.state.requests["dataworks action GetTaskInstanceLog"] += 1  # "/" serves every action: count this one
+        found = self._find_task(_integer(_required(params, "Id"), "Id"))
+        if found is None:
+            raise _Refused(acs_error(404, "EntityNotExists.TaskInstance", "The task instance does not exist."))
+        if "RunNumber" in params and _integer(params["RunNumber"], "RunNumber") != 1:
+            raise _Refused(acs_error(400, "InvalidParameter.RunNumber", "The run number does not exist."))
+        instance, index = found
+        task_name = instance.workflow.tasks[index][1]
+        status = self._statuses(instance)[1][index]
+        lines = [f"[emulator] {task_name}: task instance {instance.task_instance_id(index)}, run 1"]
+        lines += [f"[emulator] {task_name}: step {step} of 30 done" for step in range(1, 31)]
+        if status == "Failure":
+            lines += [
+                "FAILED: ODPS-0130071:[1,8] Semantic analysis exception - column sale_amount cannot be resolved",
+                "Current task status: ERROR",
+            ]
+        elif status == "Success":
+            lines.append("Current task status: FINISH")
+        return {"TaskInstanceLog": "\n".join(lines) + "\n" if status != "NotRun" else ""}
+
 
 class _Refused(Exception):
     def __init__(self, response: web.Response) -> None:

@@ -559,7 +559,23 @@ class EnOSBatchEmulator:
     def _taskinstances_getlog(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         task_inst_id = request.query.get("taskInstId", "")
         text = f"[emulator] log of task instance {task_inst_id}\nexit code 0\n"
+        if self._task_failed(task_inst_id):
+            steps = "".join(f"[emulator] step {step} of 30 done\n" for step in range(1, 31))
+            text = (
+                f"[emulator] log of task instance {task_inst_id}\n{steps}"
+                'Traceback (most recent call last):\n  File "job.py", line 42, in <module>\n'
+                "ZeroDivisionError: division by zero\nexit code 1\n"
+            )
         max_length = request.query.get("maxLength")
         if max_length and max_length.isdigit():
             text = text[: int(max_length)]
         return 0, "Success", {"log": text}
+
+    def _task_failed(self, task_inst_id: str) -> bool:
+        """Whether ``<task id>-<trigger time>`` is the task that failed its run (the last task of a failed run)."""
+        task_id, _, stamp = task_inst_id.rpartition("-")
+        for flow in self.flows.values():
+            if flow.tasks and flow.tasks[-1][0] == task_id:
+                instance = self._lookup(f"{flow.flow_id}-{stamp}")
+                return instance is not None and self._progress(instance)[0] == -1
+        return False

@@ -1,0 +1,191 @@
+"""Why a remote run failed: its failed and cancelled nodes, and the last lines of their logs, in the task log.
+
+Called once, where a sensor or an operator is about to fail a task on a failure state, so a successful
+wait costs nothing. Every platform call made here is allowed to fail: what it could not read is said in
+the log, and the task still fails with the real error (the run's failure), never with the log read's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode, NodeKind
+
+#: How many failed nodes get their log read: a run where hundreds failed needs the first few, not all.
+MAX_NODES_WITH_LOG = 5
+#: What is shown of each log: its last lines, and at most this many characters of them.
+TAIL_LINES = 20
+TAIL_CHARS = 4000
+#: The most an EnOS log read asks for (its ``maxLength``): bounds the transfer of a huge log.
+ENOS_FETCH_CHARS = 1_000_000
+#: Node states that make a node worth naming.
+BAD_NODE_STATES = (FlowState.FAILED, FlowState.CANCELLED)
+#: Extras that hold secrets, whatever the platform (the password field always does).
+SECRET_EXTRAS = ("app_secret", "security_token", "password", "secret", "token")
+REDACTED = "***"
+
+LogReader = Callable[[Any, GraphNode], str]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What was found: the bad nodes (failed first), and per node id its log tail or why there is none."""
+
+    nodes: tuple[GraphNode, ...]
+    logs: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+    #: Said in the error message when no node is to blame (a BPM process terminated by someone).
+    cause: str | None = None
+
+    @property
+    def first_failed(self) -> GraphNode | None:
+        return self.nodes[0] if self.nodes else None
+
+
+def bad_nodes(instance: FlowInstance) -> tuple[GraphNode, ...]:
+    """The failed nodes in graph order, then the cancelled ones: the first is the one to name."""
+    if instance.graph is None:
+        return ()
+    nodes = instance.graph.nodes
+    return tuple(node for state in BAD_NODE_STATES for node in nodes if node.state is state)
+
+
+def tail(text: str, *, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The last ``lines`` lines of ``text``, cut to its last ``chars`` characters."""
+    last = "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    return last if len(last) <= chars else "…" + last[-(chars - 1) :]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced, longest first (a secret may contain a shorter one)."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def connection_secrets(hook: Any) -> tuple[str, ...]:
+    """The connection's password, its secret extras and whatever its authenticator holds (tokens too)."""
+    found: list[str] = []
+    connection = getattr(hook, "_connection", None)
+    if connection is not None:
+        found.append(connection.password or "")
+        extras = connection.extra_dejson if connection.extra else {}
+        found += [str(value) for key, value in extras.items() if any(word in key.lower() for word in SECRET_EXTRAS)]
+    settings = getattr(hook, "_settings", None)
+    if settings is not None:
+        found += list(settings.auth.secrets())
+    return tuple(secret for secret in found if secret)
+
+
+def _enos_batch_log(hook: Any, node: GraphNode) -> str:
+    text: str = hook.get_task_instance_log(node.instance_id, max_length=ENOS_FETCH_CHARS)
+    return text
+
+
+def _dataworks_log(hook: Any, node: GraphNode) -> str:
+    text: str = hook.get_task_instance_log(node.instance_id)
+    return text
+
+
+#: Platforms with a task-log call (EnOS Get Task Instance Log, DataWorks GetTaskInstanceLog).
+LOG_READERS: Mapping[str, LogReader] = {"enos_batch": _enos_batch_log, "dataworks": _dataworks_log}
+
+
+def _bpm_termination(details: Mapping[str, Any]) -> str | None:
+    if not (details.get("terminateReason") or details.get("terminatedBy")):
+        return None
+    by = details.get("terminatedBy")
+    who = (_person(by) if isinstance(by, Mapping) else None) or "-"
+    return f"terminated by {who}: {details.get('terminateReason') or 'no reason given'}"
+
+
+def _platform_notes(instance: FlowInstance) -> tuple[str, ...]:
+    """What a platform without a task-log call can still tell: BPM's current task and its assignee."""
+    details = instance.details
+    if instance.platform == "enos_bpm":
+        assignee = details.get("assignee")
+        who = _person(assignee) if isinstance(assignee, Mapping) else None
+        notes = [f"current task: {details.get('taskName') or '-'}, assignee: {who or '-'}"]
+        termination = _bpm_termination(details)
+        if termination:
+            notes.append(termination)
+        notes.append("EnOS BPM has no task-log call; the process's history is in the BPM console")
+        return tuple(notes)
+    if instance.platform == "lsf_pm":
+        return ("LSF Process Manager's web services offer no graph and no job-log call; see the flow in Flow Manager",)
+    return ()
+
+
+def _person(record: Mapping[str, Any]) -> str | None:
+    name = record.get("fullName") or " ".join(str(record.get(k) or "") for k in ("firstName", "lastName")).strip()
+    return str(name or record.get("id") or "") or None
+
+
+def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
+    """Read what explains the failure: the graph if the wait did not read it, then each bad node's log."""
+    notes: list[str] = list(_platform_notes(instance))
+    reader = LOG_READERS.get(instance.platform)
+    if instance.graph is None and instance.platform not in ("lsf_pm",):
+        try:
+            instance = hook.get_instance(instance.instance_id, include_graph=True)
+        except Exception as exc:
+            notes.append(f"could not read the run's graph: {exc}")
+    nodes = bad_nodes(instance)
+    secrets = connection_secrets(hook)
+    logs: dict[str, str] = {}
+    readable = [node for node in nodes if node.kind is NodeKind.TASK and node.instance_id]
+    for node in readable[:MAX_NODES_WITH_LOG]:
+        if reader is None:
+            break
+        try:
+            logs[node.id] = tail(redact(reader(hook, node), secrets))
+        except Exception as exc:  # a failing log read must never hide the run's own failure
+            logs[node.id] = f"(its log could not be read: {redact(str(exc), secrets)})"
+    if reader is not None and len(readable) > MAX_NODES_WITH_LOG:
+        notes.append(f"logs shown for the first {MAX_NODES_WITH_LOG} of {len(readable)} failed tasks")
+    cause = _bpm_termination(instance.details) if instance.platform == "enos_bpm" else None
+    return Diagnosis(nodes=nodes, logs=logs, notes=tuple(notes), cause=cause)
+
+
+def report_lines(diagnosis: Diagnosis, instance: FlowInstance) -> list[str]:
+    """The diagnosis as log messages: one per bad node, each followed by its log tail."""
+    if not diagnosis.nodes:
+        lines = [f"{instance.platform} {instance.instance_id}: no failed or cancelled remote node is known"]
+    else:
+        lines = []
+    for node in diagnosis.nodes:
+        lines.append(
+            f"Remote {node.kind.value} {node.name or node.id} ({node.instance_id or node.id}) {node.state.value}"
+            f" [platform state {node.raw_state}]"
+        )
+        if node.id in diagnosis.logs:
+            lines.append(f"Last lines of the log of {node.name or node.id}:\n{diagnosis.logs[node.id]}")
+    return lines + list(diagnosis.notes)
+
+
+def explain_failure(hook: Any, instance: FlowInstance, message: str, log: logging.Logger | Any) -> str:
+    """Log why ``instance`` failed and return ``message`` naming its first failed node.
+
+    ``hook`` is the platform hook, or a connection id to build one from; nothing here raises.
+    """
+    try:
+        if isinstance(hook, str):
+            from airflow_provider_flowinst.hooks import get_hook
+
+            hook = get_hook(hook)
+        diagnosis = diagnose(hook, instance)
+        for line in report_lines(diagnosis, instance):
+            log.error(line)  # already formatted: the same text through stdlib logging and structlog
+    except Exception:
+        log.exception("Could not diagnose the failure of %s %s", instance.platform, instance.instance_id)
+        return message
+    first = diagnosis.first_failed
+    if first is None:
+        return f"{message}; {diagnosis.cause}" if diagnosis.cause else message
+    return (
+        f"{message}; first failed node: {first.name or first.id} "
+        f"({first.state.value}, platform state {first.raw_state!r})"
+    )

@@ -1,0 +1,152 @@
+"""The "Remote graph" tab's routes inside Airflow's real api-server app: who may see them, and what they show."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+from sqlalchemy import select
+
+from tests.dags import sensor_dags
+from tests.helpers import run_dag
+from tests.test_secrets import STATIC_SECRETS, credentials_received, tokens_handed_out
+
+PREFIX = "/flowinst/remote-graph"
+
+
+@pytest.fixture(scope="module")
+def client():
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app())
+
+
+@pytest.fixture(scope="module")
+def token(client):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+
+
+def run_id_of(dag_id: str, result) -> str:
+    with create_session() as session:
+        return session.scalars(
+            select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.logical_date == result.logical_date)
+        ).one()
+
+
+@pytest.fixture(scope="module")
+def finished(emulator):
+    dag = sensor_dags.sensor_poke_success
+    result = run_dag(dag)
+    return f"{PREFIX}/{dag.dag_id}/{run_id_of(dag.dag_id, result)}/wait", result.xcom("wait")
+
+
+def secrets_in(page: str, emulator) -> list[str]:
+    """The connection secrets, tokens and signatures (named by kind) that appear in ``page``."""
+    known = {secret: what for what, secret in STATIC_SECRETS.items()}
+    known |= tokens_handed_out(emulator) | credentials_received(emulator)
+    return [what for secret, what in known.items() if secret and secret in page]
+
+
+def drawn(page: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    nodes = dict(re.findall(r'class="node" data-node-id="([^"]+)" data-state="([^"]+)"', page))
+    edges = set(re.findall(r'class="edge" data-source="([^"]+)" data-target="([^"]+)"', page))
+    return nodes, edges
+
+
+def test_anonymous_requests_are_refused(client, finished):
+    url, _ = finished
+    assert client.get(url).status_code == 401
+    assert client.get(url + "/graph.svg").status_code == 401
+
+
+def test_a_forged_token_is_refused(client, finished):
+    url, _ = finished
+    assert client.get(url, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403
+
+
+def test_the_auth_manager_decides_on_the_dags_task_instances(client, token, finished, monkeypatch):
+    from airflow.api_fastapi.app import get_auth_manager
+
+    asked = []
+
+    def refuse(*, method, access_entity=None, details=None, user=None):
+        asked.append((method, access_entity, details.id))
+        return False
+
+    monkeypatch.setattr(get_auth_manager(), "is_authorized_dag", refuse)
+    url, _ = finished
+
+    assert client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    assert asked == [("GET", DagAccessEntity.TASK_INSTANCE, "sensor_poke_success")]
+
+
+def test_a_finished_task_shows_its_xcom_graph_every_node_and_edge(client, token, finished):
+    url, instance = finished
+
+    response = client.get(url, headers={"Authorization": f"Bearer {token}"}, params={"map_index": "{MAP_INDEX}"})
+
+    assert response.status_code == 200
+    assert 'data-source="xcom"' in response.text
+    nodes, edges = drawn(response.text)
+    assert nodes == {node["id"]: node["state"] for node in instance["graph"]["nodes"]}
+    assert edges == {(edge["source"], edge["target"]) for edge in instance["graph"]["edges"]}
+    assert "<title>tass\nstate: success" in response.text  # the hover text
+    assert f'href="{instance["url"]}"' in response.text  # the console link
+
+
+def test_the_svg_alone_is_served_too(client, token, finished):
+    url, _ = finished
+
+    response = client.get(url + "/graph.svg", cookies={"_token": token})  # the UI's session cookie
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.text.startswith("<svg")
+
+
+def test_a_failed_wait_is_read_live_from_the_platform(client, token, emulator):
+    dag = sensor_dags.sensor_poke_failure
+    result = run_dag(dag)
+    assert result.task_states["wait"] == "failed"
+    url = f"{PREFIX}/{dag.dag_id}/{run_id_of(dag.dag_id, result)}/wait"
+
+    response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+    assert 'data-source="live"' in response.text
+    nodes, _ = drawn(response.text)
+    assert nodes["t_105100"] == "failed"
+    # Nothing from the connection: its secrets, and no token or signature the live read used.
+    assert not secrets_in(response.text, emulator)
+
+
+def test_nothing_from_the_connection_reaches_a_finished_tasks_page(client, token, finished, emulator):
+    url, _ = finished
+
+    page = client.get(url, headers={"Authorization": f"Bearer {token}"}).text
+
+    assert not secrets_in(page, emulator)
+
+
+def test_an_unknown_task_instance_is_404(client, token, emulator):
+    response = client.get(f"{PREFIX}/no_dag/no_run/no_task", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 404
+
+
+def test_the_plugin_is_registered_through_its_entry_point():
+    from airflow import plugins_manager
+
+    views, _ = plugins_manager._get_ui_plugins()
+    view = next(view for view in views if view["name"] == "Remote graph")
+    assert view["destination"] == "task_instance"
+    assert view["url_route"] == "remote_graph"
+    apps, _ = plugins_manager.get_fastapi_plugins()
+    assert any(app["url_prefix"] == "/flowinst" for app in apps)
