@@ -117,7 +117,12 @@ async def test_a_trigger_polling_through_an_outage_still_succeeds(
     instance_id = "2809-20350401000000"
     caplog.set_level(logging.INFO)
     waiting = asyncio.create_task(
-        first_event(FlowInstanceTrigger(conn_id=OUTAGE_CONN_ID, instance_id=instance_id, poke_interval=0.5))
+        # Enough failed polls allowed to outlast the outage and a slow restart on a loaded machine.
+        first_event(
+            FlowInstanceTrigger(
+                conn_id=OUTAGE_CONN_ID, instance_id=instance_id, poke_interval=0.5, max_consecutive_failures=100
+            )
+        )
     )
 
     await eventually(lambda: outage_emulator.instance_polls() >= 1)
