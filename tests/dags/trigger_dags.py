@@ -60,7 +60,7 @@ for platform, modes in PLATFORMS.items():
             "failure": (bad, {}),
             "unknown": (unknown, {}),
             "timeout": (long, {"timeout": 1}),
-            "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else good, {"wait_for_completion": False}),
+            "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else long, {"wait_for_completion": False}),
         }
         for scenario, (scenario_flow, kwargs) in scenarios.items():
             dag_id = f"trigger_{platform}_{mode}_{scenario}"
