@@ -1,4 +1,4 @@
-"""LSFFlowInstanceSensor in real dag.test() runs against the emulator, in poke and deferrable mode."""
+"""LSFFlowInstanceSensor in real dag.test() runs against the emulator, in poke, reschedule and deferrable mode."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ XCOM_KEYS = {
 }
 
 
-@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_a_done_flow_instance_succeeds_with_its_dict(emulator, mode):
     result = run_dag(getattr(lsf_dags, f"lsf_{mode}_done"))
 
