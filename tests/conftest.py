@@ -49,6 +49,17 @@ from airflow_provider_flowinst.transport import TOKENS  # noqa: E402
 TIME_SCALE = 0.1
 
 
+#: Test modules whose every test is slow, by marker; `make quick` leaves them out (-m "not full_stack").
+SLOW_MODULES = {"test_full_stack.py": "full_stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = SLOW_MODULES.get(item.path.name)
+        if marker:
+            item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:
     """Every platform on a loopback port, for the whole session; its connections are set as env vars."""
