@@ -10,7 +10,7 @@ COMPAT_VERSIONS ?= 3.1.8 3.2.2
 COMPAT_TESTS = $(shell grep -v '^\#' tests/compat_tests.txt)
 DIST_VENV := .venv-dist
 
-.PHONY: install demo test quick lint typecheck unit test-compat dist bench clean
+.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,18 +40,29 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
-## The provider's tests (tests/compat_tests.txt) on each older supported Airflow, in a venv of its own.
+## The provider's tests (tests/compat_tests.txt) on each older supported Airflow, in a venv of its own. The
+## venvs are built one after the other; the releases' tests then run side by side (each log is printed after).
 test-compat:
-	@status=0; for version in $(COMPAT_VERSIONS); do \
+	@for version in $(COMPAT_VERSIONS); do \
 	  venv=.venv-$${version%.*}; constraints=constraints/airflow-$$version.txt; \
 	  if [ ! -f $$venv/.installed ] || [ $$constraints -nt $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    echo "== Airflow $$version: building $$venv"; \
 	    rm -rf $$venv && $(PYTHON) -m venv $$venv && \
 	    $$venv/bin/python -m pip install $(PIP_FLAGS) -c $$constraints "apache-airflow==$$version" -e '.[dev]' && \
 	    touch $$venv/.installed || exit 1; \
 	  fi; \
-	  echo "== Airflow $$version ($$venv): the tests in tests/compat_tests.txt"; \
-	  $$venv/bin/pytest -q -p no:cacheprovider $(COMPAT_TESTS) || status=1; \
-	done; exit $$status
+	done
+	@for version in $(COMPAT_VERSIONS); do \
+	  venv=.venv-$${version%.*}; \
+	  ( $$venv/bin/pytest -q -p no:cacheprovider $(COMPAT_TESTS) > $$venv/compat.log 2>&1; echo $$? > $$venv/compat.rc ) & \
+	done; wait
+	@status=0; for version in $(COMPAT_VERSIONS); do \
+	  venv=.venv-$${version%.*}; \
+	  echo "== Airflow $$version ($$venv): the tests in tests/compat_tests.txt"; cat $$venv/compat.log; \
+	  [ "$$(cat $$venv/compat.rc)" = 0 ] || { echo "== Airflow $$version: FAILED"; status=1; }; \
+	done; \
+	for version in $(COMPAT_VERSIONS); do venv=.venv-$${version%.*}; echo "== Airflow $$version: $$(grep -E '[0-9]+ (passed|failed)' $$venv/compat.log | tail -1)"; done; \
+	exit $$status
 
 ## Build the sdist and wheel, check them, install the wheel into a clean venv with the newest Airflow, and
 ## show that Airflow lists the provider and its hooks.
@@ -71,6 +82,10 @@ dist: install
 ## The benchmarks (a few minutes on 2 cores); ends with one `bench:` line. Figures: benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+## PostgreSQL's server binaries for the full-stack test (which also runs this itself): apt-get installs them if missing.
+postgres:
+	sh scripts/ensure_postgres.sh
 
 clean:
 	rm -rf $(VENV) .venv-3.* $(DIST_VENV) dist .demo .mypy_cache .ruff_cache .pytest_cache

@@ -74,10 +74,13 @@ PLATFORMS: dict[str, dict[str, Any]] = {
         "hook": "DataWorksHook",
         "relabeling": {"login": "AccessKey ID", "password": "AccessKey secret"},
         "fields": {
-            "region_id": _field("Region", "e.g. cn-hangzhou; endpoint dataworks.<region>.aliyuncs.com"),
+            "region_id": _field(
+                "Region", "e.g. cn-hangzhou; endpoint dataworks.<region>.aliyuncs.com (some: dataworks.aliyuncs.com)"
+            ),
             "endpoint": _field("Endpoint", "Overrides the region's endpoint; may carry a scheme and port"),
             "security_token": _field("STS token", "For temporary (STS) credentials", format="password"),
             "project_id": _field("Workspace ID", "Default DataWorks workspace (ProjectId)", "integer"),
+            "timezone": _field("Timezone", "IANA zone of business dates (BizDate)", default="Asia/Shanghai"),
             "verify": _VERIFY,
             **_RETRIES,
         },

@@ -141,3 +141,5 @@ async def instance_poller(conn_id: str) -> AsyncIterator[InstancePoller]:
         poller.users -= 1
         if poller.users == 0 and pollers.get(conn_id) is poller:
             del pollers[conn_id]
+            if poller._hook is not None:  # the last wait on the connection: end its session (LSF logs out)
+                await poller._hook.aclose()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import json
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from airflow_provider_flowinst._compat import AirflowException
 
@@ -48,6 +52,24 @@ class FlowPlatformError(AirflowException):
         suffix = f" ({', '.join(extras)})" if extras else ""
         return f"{title}: {self.call} failed: {self.platform_message}{suffix}"
 
+    def redact(self, secrets: Iterable[str]) -> None:
+        """Hide every one of ``secrets`` in this error's text, in place (the traceback stays as it was).
+
+        A chained exception that shows one of them is dropped from the chain: a traceback prints it too.
+        """
+        forms = secret_forms(secrets)
+        if not forms:
+            return
+        message = redact_text(self.platform_message, forms)
+        code = None if self.code is None else redact_text(self.code, forms)
+        if (message, code) != (self.platform_message, self.code):
+            self.platform_message, self.code = message, code
+            self.args = (self._compose(),)
+        if any(_mentions(str(link), forms) for link in _chain(self)):
+            self.__cause__ = None
+            self.__context__ = None
+            self.__suppress_context__ = True
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments do not survive the default exception pickling (used by Airflow's runners).
         return (
@@ -60,6 +82,19 @@ class FlowInstanceNotFound(FlowPlatformError):
     """The platform says the instance (or flow) does not exist."""
 
 
+class RunOutcomeUnknown(FlowPlatformError):
+    """A call that may change the platform (start, submit, create, trigger) may or may not have acted.
+
+    Its answer was lost (a 5xx, a dropped connection, a timeout after the request went out), or the platform
+    refused it as a repeat of a call it already carried out. It is never sent again blindly: the run it may
+    have made is looked for first (``PlatformClient.find_started_run``).
+    """
+
+
+class AmbiguousStart(FlowPlatformError):
+    """Several runs could be the one a start made, and the platform gives no way to tell them apart."""
+
+
 def _rebuild(
     cls: type[FlowPlatformError],
     platform: str,
@@ -70,3 +105,51 @@ def _rebuild(
     retryable: bool,
 ) -> FlowPlatformError:
     return cls(platform, call, platform_message, code=code, http_status=http_status, retryable=retryable)
+
+
+#: What a secret is replaced by in messages and log records (as Airflow's masker writes it).
+REDACTED = "***"
+#: Shorter values are not looked for: hiding every "ab" in a message protects nothing and garbles it.
+MIN_SECRET_LENGTH = 4
+
+
+def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Each secret as it may appear in an answer that echoes a request: as is, XML/HTML-escaped, JSON-escaped,
+    percent-encoded; longest first, so that a secret inside another is not replaced before it."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            continue
+        forms.update(
+            (
+                secret,
+                html.escape(secret, quote=True),
+                html.escape(secret, quote=False),
+                json.dumps(secret)[1:-1],
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                quote(secret, safe=""),
+                quote_plus(secret, safe=""),
+            )
+        )
+    return tuple(sorted((form for form in forms if len(form) >= MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def redact_text(text: str, forms: Iterable[str]) -> str:
+    """``text`` with every form of a secret (see ``secret_forms``) replaced by ``***``."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def _mentions(text: str, forms: Iterable[str]) -> bool:
+    return any(form in text for form in forms)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    link = error.__cause__ or error.__context__
+    while link is not None and link not in seen and len(seen) < 20:
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return seen

@@ -7,8 +7,12 @@ same generator, so every line of protocol logic is shared and testable without a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
+import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
@@ -117,6 +121,43 @@ class Sleep:
 Operation = Generator[HttpRequest | Sleep, HttpResponse, T]
 
 
+@dataclass(frozen=True)
+class StartAttempt:
+    """One attempt to start a run, recorded *before* the start call, so that whoever comes after an unclear
+    failure (this call, or the task's next try after a crash) can find the run it made instead of starting
+    another.
+
+    ``marker`` is unique per attempt; a platform that can carry it with the run (the run's name, a variable)
+    does, and finds the run by it. ``requested_at_ms`` is the epoch ms just before the start call: a search
+    for the run looks from a little before it (clocks differ).
+    """
+
+    flow: str
+    requested_at_ms: int
+    marker: str
+
+    @classmethod
+    def new(cls, flow: str, now_ms: int) -> StartAttempt:
+        return cls(flow=flow, requested_at_ms=now_ms, marker=uuid.uuid4().hex)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flow": self.flow, "requested_at_ms": self.requested_at_ms, "marker": self.marker}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StartAttempt:
+        return cls(flow=str(data["flow"]), requested_at_ms=int(data["requested_at_ms"]), marker=str(data["marker"]))
+
+
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def credential_digest(*credentials: str | None) -> str:
+    """A digest of every credential, keyed with a secret of this process, for token cache keys: two
+    connections that differ in any credential never share a token, and the key reveals nothing."""
+    text = "\0".join(value or "" for value in credentials)
+    return hmac.new(_PROCESS_KEY, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 class Authenticator(Protocol):
     """How one platform proves who is calling; pure, so it is tested without a network."""
 
@@ -126,10 +167,15 @@ class Authenticator(Protocol):
 
     @property
     def cache_key(self) -> str:
-        """Identifies the credential for the process-wide token cache, without revealing it."""
+        """Identifies the credential for the process-wide token cache, without revealing it: a digest of every
+        credential (``credential_digest``), so that connections differing in any of them never share a token."""
 
     def login(self) -> Operation[Token] | None:
         """The operation that obtains a token, or None where each request is signed on its own."""
+
+    def renew(self, token: Token) -> Operation[Token] | None:
+        """The operation that renews ``token`` once it ran out without a new login (EnOS BPM's refresh
+        token, sparing the password), or None where only a new login helps."""
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         """The request as it goes on the wire."""
@@ -152,8 +198,23 @@ class PlatformClient(Protocol):
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         """One instance, normalised."""
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
-        """Start a run of ``flow``; the new instance's id."""
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
+        """Start a run of ``flow``; the new instance's id.
+
+        Raises ``RunOutcomeUnknown`` where the platform's answer leaves open whether a run was started (the
+        transport raises it for a lost answer; a platform module for a refusal such as EnOS's "triggered less
+        than a minute ago"), and ``AmbiguousStart`` where it cannot tell its run from another's.
+        """
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if the platform shows one; None where it shows none.
+
+        Looks by whatever the platform keeps (the attempt's marker, the flow, the calling user, a time window
+        from a little before ``attempt.requested_at_ms``); raises ``AmbiguousStart`` naming the candidates
+        where several runs could be this attempt's. Only reads: it never starts anything.
+        """
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         """Stop (cancel, kill, terminate) a run."""

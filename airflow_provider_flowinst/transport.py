@@ -8,25 +8,29 @@ notion of timeouts and TLS settings.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email.utils
 import logging
+import os
 import random
 import re
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import requests
 import tenacity
+import urllib3
 import yarl
 
-from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
 from airflow_provider_flowinst.protocol import (
     Authenticator,
     HttpRequest,
@@ -44,11 +48,22 @@ T = TypeVar("T")
 #: Tokens are renewed this long before the platform says they expire.
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: The largest answer read (decompressed), unless the connection's extra ``max_response_bytes`` says otherwise.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Bytes read from the socket (or out of the decompressor) at a time.
+READ_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class TransportSettings:
-    """How one connection talks to its platform."""
+    """How one connection talks to its platform.
+
+    ``read_timeout`` bounds the whole answer, not just each wait for a byte: an attempt whose answer has not
+    fully arrived ``read_timeout`` seconds after it began fails (a server that trickles it), and no attempt
+    lasts longer than ``connect_timeout`` + ``read_timeout``. A request is sent at most ``max_retries`` + 1
+    times, each retry after a wait of at most ``retry_max_wait``: a call's time is bounded by
+    (``max_retries`` + 1) x (``connect_timeout`` + ``read_timeout``) + ``max_retries`` x ``retry_max_wait``.
+    """
 
     platform: str
     auth: Authenticator
@@ -57,18 +72,32 @@ class TransportSettings:
     read_timeout: float = 60.0
     max_retries: int = 5
     retry_max_wait: float = 60.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     #: Returns a retry delay in seconds when a response with a 2xx/4xx status is a throttling answer.
     is_throttled: Callable[[HttpResponse], bool] | None = None
 
 
 class TransientFault(Exception):
-    """A fault that may pass: the request is sent again after a backoff."""
+    """A fault that may pass: the request is sent again after a backoff.
 
-    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None) -> None:
+    ``may_have_acted`` is False only where the platform provably did not act on the request: the
+    connection was never made (refused, or not set up in time), or the platform answered that it refused
+    the call (429, throttling). A call that is not repeatable is sent again only then.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        may_have_acted: bool = True,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+        self.may_have_acted = may_have_acted
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -126,30 +155,31 @@ def _honour_retry_after(delay: float, fault: TransientFault, max_wait: float) ->
     return delay if fault.retry_after is None else max(delay, min(fault.retry_after, max_wait))
 
 
-def _first_retry_delay(settings: TransportSettings, fault: TransientFault) -> float:
+def _first_retry_delay(settings: TransportSettings, fault: TransientFault, scrub: Callable[[str], str]) -> float:
     """The wait before the first retry, logged as tenacity logs the others."""
     delay = min(settings.retry_max_wait, BACKOFF_FIRST + random.uniform(0, BACKOFF_JITTER))
     delay = _honour_retry_after(delay, fault, settings.retry_max_wait)
-    log.warning("Transient fault (%s); attempt 1, retrying in %.1f s", fault, delay)
+    log.warning("Transient fault (%s); attempt 1, retrying in %.1f s", scrub(str(fault)), delay)
     return delay
 
 
-def _retry_kwargs(settings: TransportSettings) -> dict[str, Any]:
+def _retry_kwargs(settings: TransportSettings, scrub: Callable[[str], str]) -> dict[str, Any]:
     """The retries after the first one: ``max_retries`` attempts in all."""
+
+    def log_retry(retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        delay = retry_state.next_action.sleep if retry_state.next_action else 0
+        attempt = retry_state.attempt_number + 1
+        log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", scrub(str(error)), attempt, delay)
+
     return {
         "retry": tenacity.retry_if_exception_type(TransientFault),
         "stop": tenacity.stop_after_attempt(settings.max_retries),
         "wait": _WaitRetryAfterOrBackoff(settings.retry_max_wait),
         "reraise": True,
-        "before_sleep": _log_retry,
+        "before_sleep": log_retry,
     }
-
-
-def _log_retry(retry_state: tenacity.RetryCallState) -> None:
-    outcome = retry_state.outcome
-    error = outcome.exception() if outcome is not None else None
-    delay = retry_state.next_action.sleep if retry_state.next_action else 0
-    log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", error, retry_state.attempt_number + 1, delay)
 
 
 class TokenCache:
@@ -158,6 +188,7 @@ class TokenCache:
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
+        self._sync_locks: dict[str, threading.Lock] = {}
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
         )
@@ -171,6 +202,10 @@ class TokenCache:
     def put(self, key: str, token: Token) -> None:
         self._tokens[key] = token
 
+    def stale(self, key: str) -> Token | None:
+        """The token last put under ``key``, even one that ran out: what a renewal starts from."""
+        return self._tokens.get(key)
+
     def invalidate(self, key: str, token: Token | None) -> None:
         """Drop ``token`` unless another caller already replaced it."""
         if token is not None and self._tokens.get(key) is token:
@@ -179,9 +214,10 @@ class TokenCache:
     def clear(self) -> None:
         self._tokens.clear()
 
-    @property
-    def sync_lock(self) -> threading.Lock:
-        return self._lock
+    def sync_lock(self, key: str) -> threading.Lock:
+        """The lock a login for ``key`` holds: a login waits only for logins of the same credential."""
+        with self._lock:
+            return self._sync_locks.setdefault(key, threading.Lock())
 
     def async_lock(self, key: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -201,18 +237,62 @@ def _classify(settings: TransportSettings, request: HttpRequest, response: HttpR
     stopped something did act, so sending it again could start a second run. Any other answer goes to the
     platform module, which reads it or reports it.
     """
+    if 300 <= response.status < 400:
+        raise _redirect_error(settings, request, response)
     throttled = settings.is_throttled is not None and settings.is_throttled(response)
     if response.status in TRANSIENT_STATUSES or throttled:
         raise TransientFault(
             f"HTTP {response.status}: {readable_snippet(response)}",
             http_status=response.status,
             retry_after=retry_after_seconds(response),
+            may_have_acted=not (throttled or response.status == 429),
         )
     if request.repeatable and is_damaged_json(response):
         raise TransientFault(
             f"HTTP {response.status}: the JSON answer is malformed: {readable_snippet(response)!r}",
             http_status=response.status,
         )
+
+
+def _redirect_error(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> FlowPlatformError:
+    location = (response.header("location") or "").strip()
+    try:
+        host = yarl.URL(location).host if location else None
+    except ValueError:
+        host = None
+    where = f" to {host}" if host else ""
+    return FlowPlatformError(
+        settings.platform,
+        request.call,
+        f"the platform answered with a redirect (HTTP {response.status}){where}, which is not followed: check "
+        "the connection's host and schema (a login page or a proxy may stand in front of the API)",
+        http_status=response.status,
+    )
+
+
+def _too_large(settings: TransportSettings, request: HttpRequest) -> FlowPlatformError:
+    """An answer past ``max_response_bytes``; for a call that may have acted, its outcome is unknown."""
+    message = (
+        f"the answer is larger than {settings.max_response_bytes} bytes (the connection's extra "
+        "'max_response_bytes'), so it was not read to its end"
+    )
+    error = FlowPlatformError if request.repeatable else RunOutcomeUnknown
+    return error(settings.platform, request.call, message)
+
+
+def _read_deadline_passed(settings: TransportSettings) -> TransientFault:
+    return TransientFault(
+        f"the answer did not arrive in full within read_timeout ({settings.read_timeout:g} s)", may_have_acted=True
+    )
+
+
+def _classify_once(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> None:
+    """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
+    try:
+        _classify(settings, request, response)
+    except TransientFault as fault:
+        _may_send_again(settings, request, fault)
+        raise
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -262,6 +342,13 @@ def tls_error(settings: TransportSettings, request: HttpRequest, exc: BaseExcept
     )
 
 
+def _obtain_token(auth: Authenticator, stale: Token | None) -> Operation[Token] | None:
+    """The operation that gets a new token: a renewal of ``stale`` where the authenticator offers one, else
+    a login."""
+    renewal = None if stale is None else auth.renew(stale)
+    return renewal if renewal is not None else auth.login()
+
+
 def _mask_token(token: Token) -> None:
     """Register every credential a login handed out with Airflow's secret masker (logs show ***)."""
     try:
@@ -283,6 +370,37 @@ def _gave_up(settings: TransportSettings, request: HttpRequest, fault: Transient
     )
 
 
+def _outcome_unknown(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> RunOutcomeUnknown:
+    return RunOutcomeUnknown(
+        settings.platform,
+        request.call,
+        f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again",
+        http_status=fault.http_status,
+    )
+
+
+def _may_send_again(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> None:
+    """A call that starts or stops something is sent again only where it provably was not acted on."""
+    if fault.may_have_acted and not request.repeatable:
+        raise _outcome_unknown(settings, request, fault)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """requests/urllib3: the connection was refused or not set up in time, so nothing was sent."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError is one too
+            return True
+        stack += [getattr(error, "reason", None), error.__cause__, error.__context__]
+        stack += [arg for arg in error.args if isinstance(arg, BaseException)]
+    return False
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -296,14 +414,125 @@ def _on_the_wire(settings: TransportSettings, request: HttpRequest, token: Token
     return request
 
 
+#: Where ``verify: true`` finds its CA certificates, on both paths: the first of these variables that is set
+#: (a bundle file or a directory), else certifi's bundle (what requests trusts by default).
+CA_ENVIRONMENT_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def trust_store(verify: bool | str) -> str | bool:
+    """The CA bundle file or directory both paths verify with, or False (verification off)."""
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return verify
+    for name in CA_ENVIRONMENT_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return str(requests.utils.DEFAULT_CA_BUNDLE_PATH)
+
+
+_SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
+
+
+def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl`` for ``verify``: a context trusting exactly what requests trusts (see ``trust_store``)."""
+    store = trust_store(verify)
+    if store is False:
+        return False
+    assert isinstance(store, str)
+    context = _SSL_CONTEXTS.get(store)
+    if context is None:
+        if os.path.isdir(store):
+            context = ssl.create_default_context(capath=store)
+        else:
+            context = ssl.create_default_context(cafile=store)
+        _SSL_CONTEXTS[store] = context
+    return context
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy for ``url`` from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, decided as requests does
+    (its own function), so the async path goes where the sync path goes."""
+    proxies = requests.utils.get_environ_proxies(url)
+    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
+
+
+_CREDENTIAL_HEADER = re.compile(r"token|signature|secret|password|authorization|cookie", re.IGNORECASE)
+
+
+class SecretsSeen:
+    """What this connection must never show: its credentials, the tokens it holds, what it signed.
+
+    Every FlowPlatformError leaving a transport, and every log record it writes, is redacted against these,
+    where the error is built: a triggerer never registered them with Airflow's masker.
+    """
+
+    #: Signed header values kept (a few per request): enough for the requests of one operation and its retries.
+    KEPT_SIGNATURES = 256
+    #: Parts of signed values shorter than this are names and flags (``Bearer``, ``SignedHeaders``), not secrets.
+    MIN_PART_LENGTH = 16
+    _PART = re.compile(r"[A-Za-z0-9+/=_.~%#\"-]{16,}")
+
+    def __init__(self, auth: Authenticator) -> None:
+        self._static = tuple(value for value in auth.secrets() if value)
+        self._tokens: set[str] = set()
+        self._signed: collections.deque[str] = collections.deque(maxlen=self.KEPT_SIGNATURES)
+
+    def token(self, token: Token | None) -> None:
+        if token is not None:
+            self._tokens.update(value for value in (token.value, token.bearer, token.refresh_value) if value)
+
+    def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
+        """Keep what signing or stamping added to a request (signatures, tokens, a token request's proof) and
+        every credential header (a login that carries another login's token)."""
+        # Kept whole (a poll's hot path); split into their parts only when an error is redacted.
+        for name, value in wire.headers.items():
+            if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
+                self._signed.append(value)
+        if wire.params != original.params:
+            before = set(original.params)
+            self._signed.extend(value for param in wire.params if param not in before for value in param[1:])
+        if wire.body != original.body and wire.body:
+            self._signed.append(wire.body.decode("utf-8", errors="replace"))
+
+    def _parts(self, value: str) -> list[str]:
+        """A signed value, its comma/semicolon-separated pieces, what follows their ``=`` or last space, and
+        the long runs of token characters in it (a stamped body's proof)."""
+        parts = [value, *self._PART.findall(value)]
+        for piece in re.split(r"[,;]", value):
+            piece = piece.strip()
+            parts += [piece, piece.partition("=")[2], piece.rpartition(" ")[2]]
+        return [part for part in dict.fromkeys(parts) if len(part) >= self.MIN_PART_LENGTH]
+
+    def values(self) -> Iterable[str]:
+        signed = (part for value in dict.fromkeys(self._signed) for part in self._parts(value))
+        return (*self._static, *self._tokens, *signed)
+
+    def scrub(self, text: str) -> str:
+        return redact_text(text, secret_forms(self.values()))
+
+    def redact(self, error: FlowPlatformError) -> None:
+        error.redact(self.values())
+
+
 class SyncTransport:
     """Runs operations with ``requests``; one session (and its connection pool) per transport."""
 
     def __init__(self, settings: TransportSettings, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.session = session or requests.Session()
+        self.seen = SecretsSeen(settings.auth)
+        self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
     def run(self, operation: Operation[T]) -> T:
+        try:
+            return self._drive(operation)
+        except FlowPlatformError as error:  # the platform's own text may echo a secret: hide it here
+            self.seen.redact(error)
+            raise
+
+    def _drive(self, operation: Operation[T]) -> T:
         try:
             step = next(operation)
         except StopIteration as done:  # an operation that needed no request at all
@@ -329,23 +558,23 @@ class SyncTransport:
         response = self._send_with_retries(request, token)
         if self.settings.auth.is_token_expired(response):
             TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = self._send_with_retries(request, self._token())
+            response = self._send_with_retries(request, self._token(refused=token))
         return response
 
-    def _token(self) -> Token | None:
+    def _token(self, refused: Token | None = None) -> Token | None:
         auth = self.settings.auth
         token = TOKENS.get(auth.cache_key)
-        if token is not None:
-            return token
-        with TOKENS.sync_lock:
-            token = TOKENS.get(auth.cache_key)
-            if token is None:
-                login = auth.login()
-                if login is None:
-                    return None
-                token = self.run(login)
-                _mask_token(token)
-                TOKENS.put(auth.cache_key, token)
+        if token is None:
+            with TOKENS.sync_lock(auth.cache_key):
+                token = TOKENS.get(auth.cache_key)
+                if token is None:
+                    login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
+                    if login is None:
+                        return None
+                    token = self._drive(login)
+                    _mask_token(token)
+                    TOKENS.put(auth.cache_key, token)
+        self.seen.token(token)
         return token
 
     def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
@@ -355,9 +584,9 @@ class SyncTransport:
             first = fault
         if self.settings.max_retries < 1:
             raise _gave_up(self.settings, request, first)
-        time.sleep(_first_retry_delay(self.settings, first))
+        time.sleep(_first_retry_delay(self.settings, first, self.seen.scrub))
         try:
-            for attempt in tenacity.Retrying(**_retry_kwargs(self.settings)):
+            for attempt in tenacity.Retrying(**_retry_kwargs(self.settings, self.seen.scrub)):
                 with attempt:
                     return self._send_once(request, token)
         except TransientFault as fault:
@@ -366,36 +595,72 @@ class SyncTransport:
 
     def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
         wire = _on_the_wire(self.settings, request, token)
+        self.seen.sent(request, wire)
+        settings = self.settings
+        deadline = time.monotonic() + settings.read_timeout  # the whole answer, not each wait for a byte
         try:
             raw = self.session.request(
                 wire.method,
                 wire.full_url,
                 headers=dict(wire.headers),
                 data=wire.body,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                verify=self.settings.verify,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                verify=self._verify,
                 allow_redirects=False,
+                stream=True,  # the body is read below, against the deadline and the size limit
             )
+            try:
+                body = self._read_body(raw, request, deadline)
+            finally:
+                raw.close()
         except requests.exceptions.SSLError as exc:
-            raise tls_error(self.settings, request, exc) from None
+            raise tls_error(settings, request, exc) from None
         except (
             requests.ConnectionError,
             requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,  # the answer was cut off mid-body
+            requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
+            urllib3.exceptions.HTTPError,  # the answer was cut off, timed out or garbled mid-body
         ) as exc:
-            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
+            raise self._fault(request, exc) from None
         except requests.RequestException as exc:  # an invalid URL or header: sending again cannot help
             raise FlowPlatformError(
-                self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
+                settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
             ) from None
+        except OSError as exc:  # the socket failed mid-body
+            raise self._fault(request, exc) from None
         response = HttpResponse(
             status=raw.status_code,
             headers={name.lower(): value for name, value in raw.headers.items()},
-            body=raw.content,
+            body=body,
         )
-        _classify(self.settings, request, response)
+        _classify_once(settings, request, response)
         return response
+
+    def _fault(self, request: HttpRequest, exc: BaseException) -> TransientFault:
+        fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not _never_connected(exc))
+        _may_send_again(self.settings, request, fault)
+        return fault
+
+    def _read_body(self, raw: requests.Response, request: HttpRequest, deadline: float) -> bytes:
+        """The decompressed body, read a chunk at a time: past ``deadline`` the attempt fails (a trickle),
+        past ``max_response_bytes`` the call does (a huge answer or a gzip bomb; never held in full)."""
+        limit = self.settings.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if time.monotonic() > deadline:
+                fault = _read_deadline_passed(self.settings)
+                _may_send_again(self.settings, request, fault)
+                raise fault
+            # read1: whatever one read of the socket brings (decompressed, at most a chunk), not a full chunk
+            data = raw.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+            if not data:
+                return b"".join(chunks)
+            size += len(data)
+            if size > limit:
+                raise _too_large(self.settings, request)
+            chunks.append(data)
 
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
@@ -444,23 +709,29 @@ async def shared_session_lease() -> AsyncIterator[None]:
             await close_shared_session()
 
 
-def _ssl_option(verify: bool | str) -> ssl.SSLContext | bool:
-    if verify is False:
-        return False
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return True
-
-
 class AsyncTransport:
     """Runs the same operations on aiohttp without blocking the event loop."""
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
-        self._ssl = _ssl_option(settings.verify)
-        self._timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
+        self.seen = SecretsSeen(settings.auth)
+        self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
+        self._proxies: dict[str, str | None] = {}
+        # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.connect_timeout + settings.read_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
 
     async def run(self, operation: Operation[T]) -> T:
+        try:
+            return await self._drive(operation)
+        except FlowPlatformError as error:  # the platform's own text may echo a secret: hide it here
+            self.seen.redact(error)
+            raise
+
+    async def _drive(self, operation: Operation[T]) -> T:
         try:
             step = next(operation)
         except StopIteration as done:  # an operation that needed no request at all
@@ -483,23 +754,23 @@ class AsyncTransport:
         response = await self._send_with_retries(request, token)
         if self.settings.auth.is_token_expired(response):
             TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = await self._send_with_retries(request, await self._token())
+            response = await self._send_with_retries(request, await self._token(refused=token))
         return response
 
-    async def _token(self) -> Token | None:
+    async def _token(self, refused: Token | None = None) -> Token | None:
         auth = self.settings.auth
         token = TOKENS.get(auth.cache_key)
-        if token is not None:
-            return token
-        async with TOKENS.async_lock(auth.cache_key):
-            token = TOKENS.get(auth.cache_key)
-            if token is None:
-                login = auth.login()
-                if login is None:
-                    return None
-                token = await self.run(login)
-                _mask_token(token)
-                TOKENS.put(auth.cache_key, token)
+        if token is None:
+            async with TOKENS.async_lock(auth.cache_key):
+                token = TOKENS.get(auth.cache_key)
+                if token is None:
+                    login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
+                    if login is None:
+                        return None
+                    token = await self._drive(login)
+                    _mask_token(token)
+                    TOKENS.put(auth.cache_key, token)
+        self.seen.token(token)
         return token
 
     async def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
@@ -509,9 +780,9 @@ class AsyncTransport:
             first = fault
         if self.settings.max_retries < 1:
             raise _gave_up(self.settings, request, first)
-        await asyncio.sleep(_first_retry_delay(self.settings, first))
+        await asyncio.sleep(_first_retry_delay(self.settings, first, self.seen.scrub))
         try:
-            async for attempt in tenacity.AsyncRetrying(**_retry_kwargs(self.settings)):
+            async for attempt in tenacity.AsyncRetrying(**_retry_kwargs(self.settings, self.seen.scrub)):
                 with attempt:
                     return await self._send_once(request, token)
         except TransientFault as fault:
@@ -520,29 +791,62 @@ class AsyncTransport:
 
     async def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
         wire = _on_the_wire(self.settings, request, token)
+        self.seen.sent(request, wire)
+        settings = self.settings
         try:
-            async with _shared_session().request(
-                wire.method,
-                yarl.URL(wire.full_url, encoded=True),
-                headers=dict(wire.headers),
-                data=wire.body,
-                ssl=self._ssl,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as raw:
-                body = await raw.read()
-                response = HttpResponse(
-                    status=raw.status,
-                    headers={name.lower(): value for name, value in raw.headers.items()},
-                    body=body,
-                )
+            response = await self._exchange(wire, request, time.monotonic() + settings.read_timeout)
         except aiohttp.ClientSSLError as exc:
-            raise tls_error(self.settings, request, exc) from None
+            raise tls_error(settings, request, exc) from None
         except aiohttp.InvalidURL as exc:  # sending again cannot help
             raise FlowPlatformError(
-                self.settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
+                settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
             ) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransientFault(f"{type(exc).__name__}: {exc}") from None
-        _classify(self.settings, request, response)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            # ClientConnectorError and ConnectionTimeoutError: the connection was never made, nothing was sent.
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not never_sent)
+            _may_send_again(settings, request, fault)
+            raise fault from None
+        _classify_once(settings, request, response)
         return response
+
+    async def _exchange(self, wire: HttpRequest, request: HttpRequest, deadline: float) -> HttpResponse:
+        async with _shared_session().request(
+            wire.method,
+            yarl.URL(wire.full_url, encoded=True),
+            headers=dict(wire.headers),
+            data=wire.body,
+            ssl=self._ssl,
+            proxy=self._proxy(wire.url),
+            timeout=self._timeout,
+            allow_redirects=False,
+        ) as raw:
+            return HttpResponse(
+                status=raw.status,
+                headers={name.lower(): value for name, value in raw.headers.items()},
+                body=await self._read_body(raw, request, deadline),
+            )
+
+    def _proxy(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            self._proxies[origin] = proxy_for(url)
+        return self._proxies[origin]
+
+    async def _read_body(self, raw: aiohttp.ClientResponse, request: HttpRequest, deadline: float) -> bytes:
+        """The decompressed body, a chunk at a time, never more than ``max_response_bytes`` of it, and no
+        later than ``deadline`` (aiohttp's ``total`` timeout bounds the attempt too; this says why it ended)."""
+        limit = self.settings.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for data in raw.content.iter_any():
+            if time.monotonic() > deadline:
+                fault = _read_deadline_passed(self.settings)
+                _may_send_again(self.settings, request, fault)
+                raise fault
+            size += len(data)
+            if size > limit:
+                raise _too_large(self.settings, request)
+            chunks.append(data)
+        return b"".join(chunks)

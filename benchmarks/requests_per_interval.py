@@ -9,6 +9,9 @@ requests of that platform the emulator saw (every call: reads, list pages, logon
 the intervals. It measures whatever the triggers do (one call per wait, or batched list calls): it
 assumes nothing. Goal: <= 10 per interval on DataWorks and LSF (one call per wait would be 1,000).
 
+``--enos-page-cap N`` makes the emulated EnOS Batch service serve at most N rows a search page (whatever
+``pageSize`` asks), as a real deployment may: batching should then cost about 1,000 / N pages per interval.
+
     .venv/bin/python benchmarks/requests_per_interval.py
 """
 
@@ -67,7 +70,7 @@ def platform_requests(stats: dict[str, dict[str, int]], keys: tuple[str, ...]) -
 
 
 async def count(
-    emulator: EmulatorProcess, platform: str, waits: int, interval: float, intervals: int
+    emulator: EmulatorProcess, platform: str, waits: int, interval: float, intervals: int, enos_page_cap: int = 0
 ) -> dict[str, float]:
     """Requests per interval of ``waits`` waits on ``platform``, and a check that the waits are answered.
 
@@ -94,6 +97,8 @@ async def count(
             return
 
     emulator.control("POST", "/_emulator/reset")
+    if platform == "enos_batch" and enos_page_cap:
+        emulator.control("POST", "/_emulator/enos_batch/settings", {"page_cap": enos_page_cap})
     started = time.perf_counter()
     short = make_short(emulator, interval)
     tasks = [
@@ -144,7 +149,9 @@ async def measure(args: argparse.Namespace) -> None:
     with _common.emulator() as emulator:
         for platform in args.platforms:
             try:
-                results[platform] = await count(emulator, platform, args.waits, args.interval, args.intervals)
+                results[platform] = await count(
+                    emulator, platform, args.waits, args.interval, args.intervals, args.enos_page_cap
+                )
             except RuntimeError as exc:  # the other platforms are still measured
                 failures[platform] = str(exc)
                 print(f"  {platform:<11} FAILED: {exc}")
@@ -173,6 +180,7 @@ def main() -> None:
     parser.add_argument("--waits", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between a wait's polls")
     parser.add_argument("--intervals", type=int, default=2, help="intervals counted after one of start-up")
+    parser.add_argument("--enos-page-cap", type=int, default=0, help="rows per EnOS search page at most (0: none)")
     asyncio.run(measure(parser.parse_args()))
 
 

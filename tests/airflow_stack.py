@@ -1,15 +1,16 @@
 """Real Airflow processes on a temporary AIRFLOW_HOME, for the full-stack test.
 
-``AirflowStack`` migrates a fresh SQLite database and runs ``airflow api-server``, ``airflow scheduler``
-(LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer`` as separate processes, each in a process
-group of its own with its output in a log file. ``stop()`` ends every group (SIGTERM, then SIGKILL) and is
-safe to call twice; every wait is bounded and fails with the tail of each process's log.
+``AirflowStack`` migrates a fresh database (a SQLite file, or the empty PostgreSQL one at ``database_url``) and
+runs ``airflow api-server``, ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow
+triggerer`` as separate processes, each in a process group of its own with its output in a log file.
+``stop()`` ends every group (SIGTERM, then SIGKILL) and is safe to call twice; every wait is bounded and fails
+with the tail of each process's log.
 
 Airflow 3.3 runs all of this on SQLite with the LocalExecutor (what ``airflow standalone`` does). The
 LocalExecutor's workers run tasks through the Execution API, which ``airflow api-server`` serves (the
 triggerer and the dag-processor use an in-process one). Nothing here imports Airflow: the test process has
 its own Airflow configuration (tests/conftest.py), so the stack is read through its REST API and its
-SQLite file.
+database (the SQLite file read-only, or a read-only PostgreSQL session).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg2
 import requests
 from cryptography.fernet import Fernet
 
@@ -71,6 +73,8 @@ class AirflowStack:
     other_logs: dict[str, Path] = field(default_factory=dict)
     components: dict[str, Component] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: A SQLAlchemy URL of an empty PostgreSQL database; None: a new SQLite file in the home.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         self.home = self.root / "airflow-home"
@@ -94,7 +98,7 @@ class AirflowStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or f"sqlite:///{self.db_path}",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -153,6 +157,23 @@ class AirflowStack:
         self.timings["execution api warm"] = time.monotonic() - began
         return self
 
+    @contextmanager
+    def running(self, dag_ids: set[str], timeout: float = 120.0) -> Iterator[AirflowStack]:
+        """Started, and the REST API lists ``dag_ids``. On leaving, whatever happened, every process group is
+        ended (asserted from /proc) and the timings are written to ``timings.json``."""
+        try:
+            self.start(timeout=timeout)
+            self.wait_for(
+                lambda: dag_ids <= {dag["dag_id"] for dag in self.api("GET", "/dags")["dags"]},
+                timeout,
+                "the dag-processor to parse the DAGs",
+            )
+            yield self
+        finally:
+            leftover = self.stop()
+            (self.root / "timings.json").write_text(json.dumps(self.timings, indent=2))
+            assert leftover == [], f"processes still running after stop(): {leftover}"
+
     def start_component(self, name: str, args: list[str] | None = None) -> Component:
         """Start ``airflow <args>``; without ``args``, start a stopped component again as it was."""
         component = self.components.get(name)
@@ -186,6 +207,14 @@ class AirflowStack:
         self.timings[f"stop {name}"] = took = time.monotonic() - began
         return took
 
+    def kill_component(self, name: str) -> None:
+        """SIGKILL to the component's whole process group at once, as when its machine is lost: nothing cleans up."""
+        component = self.components[name]
+        if component.process is not None:
+            _signal_group(component.process.pid, signal.SIGKILL)
+            _reap(component.process, wait=True)
+            component.process = None
+
     def stop(self) -> list[int]:
         """End every component's process group; returns the pids still alive afterwards (none)."""
         atexit.unregister(self.stop)
@@ -218,7 +247,7 @@ class AirflowStack:
             self.check_alive()
             try:
                 result = probe()
-            except (requests.RequestException, sqlite3.Error) as exc:  # not up yet, or the DB is busy
+            except (requests.RequestException, sqlite3.Error, psycopg2.Error) as exc:  # not up yet, or the DB is busy
                 result, last_error = None, exc
             if result:
                 return result
@@ -233,6 +262,11 @@ class AirflowStack:
                 raise AssertionError(
                     f"airflow {component.name} exited with code {component.process.returncode}\n{self.tails()}"
                 )
+
+    def log_lines(self, name: str, *fragments: str) -> list[str]:
+        """The lines of a component's log that contain every one of ``fragments``."""
+        text = self.components[name].log_path.read_text(errors="replace")
+        return [line for line in text.splitlines() if all(fragment in line for fragment in fragments)]
 
     def tails(self, lines: int = 30) -> str:
         logs = [Component(name, [], path) for name, path in self.other_logs.items()]
@@ -254,9 +288,18 @@ class AirflowStack:
         return response.json() if response.content else None
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Rows from the metadata database, read-only (Airflow keeps writing to it meanwhile)."""
-        with closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)) as db:
-            return db.execute(sql, params).fetchall()
+        """Rows from the metadata database, read-only (Airflow keeps writing to it meanwhile).
+
+        ``sql`` marks its parameters with ``?`` on either database."""
+        if self.database_url is None:
+            with closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)) as db:
+                return db.execute(sql, params).fetchall()
+        dsn = "postgresql://" + self.database_url.split("://", 1)[1]  # without SQLAlchemy's "+driver"
+        with closing(psycopg2.connect(dsn, connect_timeout=10)) as pg:
+            pg.set_session(readonly=True, autocommit=True)
+            with pg.cursor() as cursor:
+                cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+                return cursor.fetchall()
 
     def trigger_dag(self, dag_id: str, conf: dict[str, Any]) -> str:
         run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})

@@ -49,17 +49,6 @@ from airflow_provider_flowinst.transport import TOKENS  # noqa: E402
 TIME_SCALE = 0.1
 
 
-#: Test modules whose every test is slow, by marker; `make quick` leaves them out (-m "not full_stack").
-SLOW_MODULES = {"test_full_stack.py": "full_stack"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        marker = SLOW_MODULES.get(item.path.name)
-        if marker:
-            item.add_marker(marker)
-
-
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:
     """Every platform on a loopback port, for the whole session; its connections are set as env vars."""
@@ -76,9 +65,12 @@ def emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(autouse=True)
 def _fresh_tokens_and_faults(request: pytest.FixtureRequest) -> Iterator[None]:
-    """No test sees another's cached token, pending fault or request counts."""
+    """No test sees another's cached token, pending fault or request counts (nor a module fixture set up
+    after it: faults a test injected but did not use up are dropped when it ends, too)."""
     TOKENS.clear()
     if "emulator" in request.fixturenames:
         request.getfixturevalue("emulator").control("POST", "/_emulator/reset")
     yield
     TOKENS.clear()
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").control("POST", "/_emulator/reset")

@@ -37,7 +37,7 @@ FIRST_CALL = {
 #: Token (login) requests of each platform, as the emulator counts them.
 TOKEN_COUNTERS = {
     "enos_batch": ("enos_gateway",),
-    "enos_bpm": ("enos_gateway", "enos_bpm_portal"),
+    "enos_bpm": ("enos_gateway", "enos_bpm_refresh"),  # renewed by the refresh token, not the password
     "lsf_pm": ("lsf_pm",),
     "dataworks": (),
 }
@@ -222,3 +222,76 @@ def matrix_markdown() -> str:
 
 def test_the_documented_matrix_is_this_one():
     assert matrix_markdown() in DOC.read_text(encoding="utf-8")
+
+
+# -- a start acted on, its answer lost: exactly one run ------------------------------------------------------
+
+#: platform -> (the flows to start, one per cell: EnOS refuses a second start of a flow within a minute),
+#: and the start call as the emulator's faults match it (path, query or DataWorks action).
+STARTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "enos_batch": (tuple(f"53{n:02d}" for n in range(3, 9)), "action=trigger"),
+    "enos_bpm": (("purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",), "/process-instances "),
+    "lsf_pm": (("jsmith:flow1",), "/flow/definitions/submit"),
+    "dataworks": (("1001",), "CreateWorkflowInstances"),
+}
+START_FAULTS = (
+    ("act_then_503", "start acted on, answer lost: 503 instead of the answer"),
+    ("act_then_reset", "start acted on, answer lost: the connection dropped"),
+    ("act_then_slow", "start acted on, answer lost: the answer came after read_timeout"),
+)
+START_CELLS = [
+    (kind, platform, path) for kind, _ in START_FAULTS for platform in PLATFORMS for path in ("sync", "async")
+]
+
+
+def start_flow(kind: str, platform: str, path: str) -> str:
+    flows = STARTS[platform][0]
+    return flows[START_CELLS.index((kind, platform, path)) % len(flows)] if platform == "enos_batch" else flows[0]
+
+
+def runs_of(server, platform: str, flow: str) -> set[str]:
+    """The ids of every run of ``flow`` the emulator holds (started by a call, not made by the emulator)."""
+    emulator = server.emulator
+    if platform == "enos_batch":
+        return {i.instance_id for i in emulator.enos_batch.instances.values() if i.flow.flow_id == flow and i.manual}
+    if platform == "enos_bpm":
+        return {i.instance_id for i in emulator.enos_bpm.instances.values() if i.definition.definition_id == flow}
+    if platform == "lsf_pm":
+        return {str(run.id) for run in emulator.lsf.runs.values() if run.flow.full_name == flow}
+    return {str(i.instance_id) for i in emulator.dataworks.instances.values() if str(i.workflow.workflow_id) == flow}
+
+
+@pytest.mark.parametrize(("kind", "platform", "path"), START_CELLS)
+async def test_a_start_acted_on_whose_answer_is_lost_makes_exactly_one_run(emulator, monkeypatch, kind, platform, path):
+    flow = start_flow(kind, platform, path)
+    conn_id = quick_retry_connection(monkeypatch, emulator.url, f"{platform}_default")
+    before = runs_of(emulator, platform, flow)
+    emulator.inject_fault(kind, platform=platform, call_contains=STARTS[platform][1], delay=3)
+
+    if path == "sync":
+        started = get_hook(conn_id).start_run(flow)
+    else:
+        try:
+            started = await (await aget_hook(conn_id)).astart_run(flow)
+        finally:
+            await close_shared_session()
+
+    new = runs_of(emulator, platform, flow) - before
+    assert emulator.stats()["requests"][f"{platform} acted, answer spoilt: {kind}"] == 1  # the fault did meet it
+    assert new == {started}  # exactly one run, and the one the caller now tracks
+
+
+def start_matrix_markdown() -> str:
+    """The start rows as docs/reliability.md shows them."""
+    titles = {"enos_batch": "EnOS Batch", "enos_bpm": "EnOS BPM", "lsf_pm": "LSF PM", "dataworks": "DataWorks"}
+    lines = [
+        "| fault (emulator kind) | " + " | ".join(titles[platform] for platform in PLATFORMS) + " |",
+        "|---|" + "---|" * len(PLATFORMS),
+    ]
+    for kind, label in START_FAULTS:
+        lines.append(f"| {label} (`{kind}`) | " + " | ".join("✓ exactly one run" for _ in PLATFORMS) + " |")
+    return "\n".join(lines)
+
+
+def test_the_documented_start_rows_are_these():
+    assert start_matrix_markdown() in DOC.read_text(encoding="utf-8")

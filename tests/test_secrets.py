@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import traceback
 from typing import Any
 
 import pytest
 from airflow.sdk.log import redact
 
 from airflow_provider_flowinst.errors import FlowPlatformError
-from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.hooks import aget_hook, get_hook
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials
@@ -32,6 +33,7 @@ from airflow_provider_flowinst.testing.emulator.dataworks import (
     STS_ACCESS_KEY_SECRET,
     STS_SECURITY_TOKEN,
 )
+from airflow_provider_flowinst.transport import close_shared_session
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceEventTrigger, FlowInstanceTrigger
 from tests.helpers import run_dag
 from tests.test_example_dags import load_example
@@ -191,3 +193,83 @@ def test_no_secret_reaches_logs_xcom_trigger_kwargs_or_error_messages(emulator, 
         if value in redact(f"before {value} after")
     ]
     assert unmasked == []
+
+
+# -- error answers that echo the request: the platform's own text is redacted where the error is built -------
+
+#: platform -> (the call the echo answers, connection changes, the secrets the request carried).
+ECHOES = {
+    "lsf_pm": ("/logon", {}, {"LSF password": credentials.LSF_PASSWORD}),
+    "enos_bpm": (
+        "/login",
+        {},
+        {"BPM password": credentials.BPM_PASSWORD, "EnOS app secret": credentials.ENOS_APP_SECRET},
+    ),
+    "dataworks": (
+        "GetWorkflowInstance",
+        {
+            "login": STS_ACCESS_KEY_ID,
+            "password": STS_ACCESS_KEY_SECRET,
+            "extra": {"security_token": STS_SECURITY_TOKEN},
+        },
+        {"DataWorks STS token": STS_SECURITY_TOKEN, "DataWorks STS secret": STS_ACCESS_KEY_SECRET},
+    ),
+}
+ECHO_INSTANCES = {"lsf_pm": "101", "enos_bpm": "0b7c5e00-e39a-11ea-b667-e2b39eaec001", "dataworks": "700001"}
+
+
+def echo_connection(server, monkeypatch, platform: str) -> str:
+    _, changes, _ = ECHOES[platform]
+    extra = {"max_retries": 1, "retry_max_wait": 0.05, **changes.get("extra", {})}
+    conn_id = f"{platform}_echo"
+    spec = connection(f"{platform}_default", server.url, **{**changes, "extra": extra})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", spec)
+    return conn_id
+
+
+def leaks_in(text: str, server, platform: str) -> list[str]:
+    looked_for = {**{value: name for name, value in ECHOES[platform][2].items()}, **credentials_received(server)}
+    looked_for.update(tokens_handed_out(server))
+    return sorted({what for value, what in looked_for.items() if value in text})
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+@pytest.mark.parametrize("platform", sorted(ECHOES))
+async def test_an_error_answer_that_echoes_the_request_shows_no_secret(emulator, monkeypatch, caplog, platform, path):
+    caplog.set_level(logging.DEBUG)
+    conn_id = echo_connection(emulator, monkeypatch, platform)
+    emulator.inject_fault("echo", platform=platform, call_contains=ECHOES[platform][0], count=10)
+
+    with pytest.raises(FlowPlatformError) as error:
+        if path == "sync":
+            get_hook(conn_id).get_instance(ECHO_INSTANCES[platform])
+        else:
+            try:
+                await (await aget_hook(conn_id)).aget_instance(ECHO_INSTANCES[platform])
+            finally:
+                await close_shared_session()
+
+    text = f"{error.value} | {error.value.platform_message} | {error.value.code}"
+    assert "Cannot process POST" in text or "Cannot process GET" in text  # the echo reached the message
+    assert "***" in text
+    assert leaks_in(text, emulator, platform) == []
+    assert leaks_in(caplog.text, emulator, platform) == []
+    assert leaks_in("".join(traceback.format_exception(error.value)), emulator, platform) == []
+
+
+async def test_a_trigger_event_carries_no_secret_from_an_echoing_answer(emulator, monkeypatch, caplog):
+    # The triggerer never registered these secrets with Airflow's masker: only redaction at the source helps.
+    caplog.set_level(logging.DEBUG)
+    conn_id = echo_connection(emulator, monkeypatch, "dataworks")
+    emulator.inject_fault("echo", platform="dataworks", call_contains="GetWorkflowInstance", count=10)
+    trigger = FlowInstanceTrigger(conn_id=conn_id, instance_id="700001", poke_interval=0.1, max_consecutive_failures=1)
+
+    events = []
+    async for event in trigger.run():
+        events.append(event.payload)
+        break
+
+    assert [event["status"] for event in events] == ["error"]
+    assert "InvalidParameter" in events[0]["message"] and "***" in events[0]["message"]
+    assert leaks_in(json.dumps(events), emulator, "dataworks") == []
+    assert leaks_in(caplog.text, emulator, "dataworks") == []

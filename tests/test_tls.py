@@ -1,8 +1,10 @@
 """TLS against a loopback HTTPS emulator with a certificate from a private CA made at test time.
 
 Verification is on by default: the unknown CA is a clear FlowPlatformError naming TLS and the certificate,
-at once (not retried). ``verify: false`` turns it off; ``verify: <CA bundle path>`` trusts that CA. Both the
-sync (requests) and the async (aiohttp) paths, on every platform.
+at once (not retried). ``verify: false`` turns it off; ``verify: <CA bundle path>`` or a CA directory
+trusts that CA. Both the sync (requests) and the async (aiohttp) paths, on every platform, trust the same
+store (the CA variables, else certifi) and take the same proxy (HTTPS_PROXY / HTTP_PROXY / NO_PROXY,
+through a loopback proxy).
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import shutil
+import socket
 import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -175,3 +182,144 @@ async def test_verify_with_a_ca_bundle_path_trusts_that_ca(https_emulator, monke
     instance = await read(conn_id, INSTANCES[platform], path)
 
     assert (instance.platform, instance.instance_id) == (platform, INSTANCES[platform])
+
+
+# -- one trust store and one proxy decision for both paths -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+async def test_the_ca_variables_are_honoured_alike_on_both_paths(https_emulator, monkeypatch, variable, path):
+    # Before, requests read only REQUESTS_CA_BUNDLE and aiohttp only SSL_CERT_FILE: a wait worked in poke mode
+    # and failed deferred, or the reverse.
+    server, ca = https_emulator
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, str(ca))
+    conn_id = connect(monkeypatch, server, "dataworks")
+
+    instance = await read(conn_id, INSTANCES["dataworks"], path)
+
+    assert instance.instance_id == INSTANCES["dataworks"]
+
+
+def hashed_ca_directory(ca: Path, directory: Path) -> Path:
+    """A directory of CA certificates as OpenSSL looks them up: named by subject hash (``c_rehash``)."""
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(ca)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    directory.mkdir()
+    shutil.copy(ca, directory / f"{subject_hash}.0")
+    return directory
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_verify_with_a_ca_directory_trusts_its_cas(https_emulator, monkeypatch, tmp_path, platform, path):
+    server, ca = https_emulator
+    conn_id = connect(monkeypatch, server, platform, verify=str(hashed_ca_directory(ca, tmp_path / "cas")))
+
+    instance = await read(conn_id, INSTANCES[platform], path)
+
+    assert (instance.platform, instance.instance_id) == (platform, INSTANCES[platform])
+
+
+class LoopbackProxy:
+    """A tiny HTTP proxy on a loopback port: CONNECT tunnels (for https) and absolute-form forwarding (for
+    http), recording each request line it was asked for."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.seen: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(65536)
+                if not data:
+                    return
+                head += data
+            line = head.split(b"\r\n", 1)[0].decode()
+            self.seen.append(line)
+            method, target, _ = line.split(" ", 2)
+            address = target if method == "CONNECT" else urlsplit(target).netloc
+            host, _, port = address.rpartition(":")
+            with socket.create_connection((host, int(port))) as upstream:
+                if method == "CONNECT":
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                else:
+                    upstream.sendall(head)  # the emulator reads an absolute-form request target as well
+                pipe = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+                pipe.start()
+                _copy(client, upstream)
+                pipe.join(timeout=5)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _copy(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch) -> Iterator[LoopbackProxy]:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    running = LoopbackProxy()
+    yield running
+    running.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_https_proxy_is_used_on_both_paths(https_emulator, monkeypatch, proxy, platform, path):
+    server, ca = https_emulator
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    conn_id = connect(monkeypatch, server, platform, verify=str(ca))
+
+    instance = await read(conn_id, INSTANCES[platform], path)
+
+    assert instance.instance_id == INSTANCES[platform]
+    assert any(line.startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.") for line in proxy.seen), proxy.seen
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_http_proxy_forwards_plain_http_on_both_paths(emulator, monkeypatch, proxy, path):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    spec = emulator_connection_specs(emulator.url)["lsf_pm_default"]
+    monkeypatch.setenv("AIRFLOW_CONN_LSF_PM_PROXIED", json.dumps(spec))
+
+    instance = await read("lsf_pm_proxied", "101", path)
+
+    assert instance.instance_id == "101"
+    # The logon, then the read on the same kept-alive connection: both in absolute form, through the proxy.
+    assert proxy.seen[0] == f"POST {emulator.url}/platform/ws/logon HTTP/1.1", proxy.seen
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_no_proxy_is_honoured_on_both_paths(https_emulator, monkeypatch, proxy, path):
+    server, ca = https_emulator
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    conn_id = connect(monkeypatch, server, "dataworks", verify=str(ca))
+
+    assert (await read(conn_id, INSTANCES["dataworks"], path)).instance_id == INSTANCES["dataworks"]
+    assert proxy.seen == []

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+import tracemalloc
 
 import pytest
 from airflow.sdk import Connection
 
-from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.hooks import aget_hook, get_hook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
 from airflow_provider_flowinst.protocol import HttpResponse
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.transport import close_shared_session, retry_after_seconds
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+from tests.helpers import quick_retry_connection
 
 
 def enos_hook(emulator, **extra) -> EnOSBatchHook:
@@ -204,3 +209,229 @@ async def test_the_async_path_shares_retries_and_tokens(emulator):
 def test_retry_after_forms(headers, seconds):
     now = 1445412480.0  # 2015-10-21 07:28:00 UTC
     assert retry_after_seconds(HttpResponse(429, headers, b""), now=now) == seconds
+
+
+# -- every platform, both paths: answers judged by their real status, bounded in time and size ---------------
+
+#: An instance each platform's emulator serves from the start (EnOS periodic ids exist when asked for).
+INSTANCES = {
+    "enos_batch": "2809-20360101000000",
+    "enos_bpm": "0b7c5e00-e39a-11ea-b667-e2b39eaec001",
+    "lsf_pm": "101",
+    "dataworks": "700001",
+}
+PLATFORMS = sorted(INSTANCES)
+PATHS = ["sync", "async"]
+
+
+async def read(conn_id: str, platform: str, path: str):
+    """``get_instance`` (requests) or ``aget_instance`` (aiohttp) of the platform's instance."""
+    if path == "sync":
+        return get_hook(conn_id).get_instance(INSTANCES[platform])
+    try:
+        return await (await aget_hook(conn_id)).aget_instance(INSTANCES[platform])
+    finally:
+        await close_shared_session()
+
+
+async def logged_in(monkeypatch, emulator, platform: str, path: str, **extra) -> str:
+    """A quick-retry connection of ``platform`` that has read once (so its token is cached); counters reset."""
+    conn_id = quick_retry_connection(monkeypatch, emulator.url, f"{platform}_default", **extra)
+    await read(conn_id, platform, path)
+    emulator.control("POST", "/_emulator/reset")
+    return conn_id
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_a_redirect_is_an_error_naming_its_status_and_host_never_not_found(emulator, monkeypatch, platform, path):
+    # An LSF read answered with a 302 was reported as "not found (HTTP 404)": a retried start then ran twice.
+    conn_id = await logged_in(monkeypatch, emulator, platform, path)
+    emulator.inject_fault("redirect", platform=platform, location="https://sso.corp.example/login?next=/api")
+
+    with pytest.raises(FlowPlatformError) as error:
+        await read(conn_id, platform, path)
+
+    assert not isinstance(error.value, FlowInstanceNotFound)
+    assert error.value.http_status == 302
+    assert "answered with a redirect (HTTP 302) to sso.corp.example, which is not followed" in str(error.value)
+    assert "not found" not in str(error.value).lower()
+    assert not error.value.retryable
+    assert emulator.stats()["requests"][f"{platform} fault: redirect"] == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_a_trickling_answer_fails_the_attempt_at_read_timeout(emulator, monkeypatch, platform, path):
+    # Headers at once, then one byte every 0.3 s: each byte comes well within read_timeout, the answer never does.
+    conn_id = await logged_in(monkeypatch, emulator, platform, path, max_retries=1, read_timeout=1)
+    emulator.inject_fault("trickle", platform=platform, delay=0.3, count=10)
+
+    started = time.monotonic()
+    with pytest.raises(FlowPlatformError) as error:
+        await read(conn_id, platform, path)
+    elapsed = time.monotonic() - started
+
+    assert "still failing after 2 attempts: the answer did not arrive in full within read_timeout (1 s)" in str(
+        error.value
+    )
+    assert error.value.retryable
+    assert 2.0 <= elapsed < 6.0  # two attempts of about 1 s each and a short wait: bounded, never a hang
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_trickle_that_passes_is_retried_and_the_read_succeeds(emulator, monkeypatch, path):
+    conn_id = await logged_in(monkeypatch, emulator, "enos_batch", path, read_timeout=1)
+    emulator.inject_fault("trickle", platform="enos_batch", delay=0.3, count=1)
+
+    instance = await read(conn_id, "enos_batch", path)
+
+    assert instance.instance_id == INSTANCES["enos_batch"]
+    assert emulator.stats()["faults_pending"] == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["oversized", "gzip_bomb"])
+async def test_an_answer_past_max_response_bytes_fails_fast_without_being_held(emulator, monkeypatch, kind, path):
+    # 512 MiB (the bomb: about 0.5 MB on the wire); the default limit is 64 MiB.
+    conn_id = await logged_in(monkeypatch, emulator, "lsf_pm", path, read_timeout=30)
+    emulator.inject_fault(kind, platform="lsf_pm", size=512 * 1024**2)
+
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(FlowPlatformError) as error:
+            await read(conn_id, "lsf_pm", path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert "the answer is larger than 67108864 bytes (the connection's extra 'max_response_bytes')" in str(error.value)
+    assert not error.value.retryable
+    assert time.monotonic() - started < 20
+    assert peak < 160 * 1024**2  # what was read up to the limit, never the whole answer
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_max_response_bytes_is_the_connections_to_choose(emulator, monkeypatch, path):
+    conn_id = await logged_in(monkeypatch, emulator, "dataworks", path, max_response_bytes=100_000)
+    emulator.inject_fault("oversized", platform="dataworks", size=200_000)
+
+    with pytest.raises(FlowPlatformError, match="larger than 100000 bytes"):
+        await read(conn_id, "dataworks", path)
+    assert (await read(conn_id, "dataworks", path)).instance_id == INSTANCES["dataworks"]  # a usual answer fits
+
+
+# -- the extras, checked when the connection is read ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "value", "says"),
+    [
+        ("read_timeout", 0, "must be above 0"),
+        ("read_timeout", "nan", "must be a finite number"),
+        ("read_timeout", "inf", "must be a finite number"),
+        ("read_timeout", -1, "must be above 0"),
+        ("read_timeout", 1e9, "must be at most 3600"),
+        ("connect_timeout", "soon", "must be a number"),
+        ("connect_timeout", True, "must be a number"),
+        ("max_retries", "nan", "must be a finite number"),
+        ("max_retries", 2.5, "must be a whole number"),
+        ("max_retries", -1, "must be 0 or more"),
+        ("max_retries", 1e6, "must be at most 100"),
+        ("retry_max_wait", "inf", "must be a finite number"),
+        ("retry_max_wait", "1e400", "must be a finite number"),
+        ("max_response_bytes", 0, "must be above 0"),
+        ("verify", "flase", "must be true, false or the path of a CA bundle file or directory"),
+    ],
+)
+def test_a_transport_extra_out_of_range_is_refused_by_name_when_the_connection_is_read(emulator, extra, value, says):
+    with pytest.raises(FlowPlatformError) as error:
+        enos_hook(emulator, **{extra: value})
+
+    message = str(error.value)
+    assert message.startswith("EnOS Batch Processing: reading connection 'enos_batch_default' failed: ")
+    assert f"the connection's extra {extra!r} {says}" in message
+
+
+def test_transport_extras_in_range_are_taken(emulator, tmp_path):
+    hook = enos_hook(
+        emulator, read_timeout="2.5", connect_timeout=3, max_retries="4", retry_max_wait=0, verify=str(tmp_path)
+    )
+    settings = hook._settings
+    assert settings is not None
+    assert (settings.read_timeout, settings.connect_timeout, settings.max_retries, settings.retry_max_wait) == (
+        2.5,
+        3.0,
+        4,
+        0.0,
+    )
+    assert settings.verify == str(tmp_path)  # a CA directory
+    assert settings.max_response_bytes == 64 * 1024**2
+
+
+# -- the token cache: one token per credential, a login waits only for logins of the same credential ---------
+
+
+def test_connections_differing_only_in_their_secret_never_share_a_token(emulator):
+    good = enos_hook(emulator)
+    good.get_my_flows()
+    bad = EnOSBatchHook("enos_batch_other")
+    bad.use_connection(
+        Connection(
+            conn_id="enos_batch_other",
+            conn_type="enos_batch",
+            host=emulator.url,
+            login="emulator-app-key",  # the same app key
+            password="not-the-app-secret",
+            extra=json.dumps({"org_id": "o15000000000001", "user_id": "u15000000000001", "max_retries": 0}),
+        )
+    )
+
+    with pytest.raises(FlowPlatformError, match="Get Access Token failed: The encryption is not valid"):
+        bad.get_my_flows()
+    good.get_my_flows()
+
+    assert emulator.stats()["token_requests"] == {"enos_gateway": 2}  # the good token stayed cached
+
+
+def test_a_stalled_login_holds_up_only_logins_of_the_same_credential(emulator, monkeypatch):
+    lsf_conn = quick_retry_connection(monkeypatch, emulator.url, "lsf_pm_default", read_timeout=10)
+    emulator.inject_fault("act_then_slow", platform="lsf_pm", call_contains="/logon", delay=4)
+    stalled = threading.Thread(target=lambda: get_hook(lsf_conn).get_instance("101"), daemon=True)
+    stalled.start()
+    deadline = time.monotonic() + 5
+    while emulator.stats()["faults_pending"] and time.monotonic() < deadline:
+        time.sleep(0.02)  # the LSF logon is now under way, held by the emulator
+
+    started = time.monotonic()
+    instance = get_hook("enos_batch_default").get_instance(INSTANCES["enos_batch"])
+    elapsed = time.monotonic() - started
+    stalled.join(timeout=15)
+
+    assert instance.instance_id == INSTANCES["enos_batch"]
+    assert stalled.is_alive() is False
+    assert elapsed < 2.0  # it did not wait for the LSF logon (4 s)
+
+
+# -- a deferred wait: its poll never runs past end_time by more than one attempt -----------------------------
+
+
+async def test_a_trigger_whose_poll_trickles_ends_by_its_end_time_plus_one_attempt(emulator, monkeypatch):
+    # Every answer trickles: each attempt fails at read_timeout, and the retries (5, with pauses) would take
+    # about 12 s; end_time is 1 s away, one attempt lasts at most connect_timeout + read_timeout = 3 s.
+    conn_id = quick_retry_connection(
+        monkeypatch, emulator.url, "lsf_pm_default", max_retries=5, read_timeout=2, connect_timeout=1
+    )
+    await read(conn_id, "lsf_pm", "async")  # logged in: the trickle meets the poll itself
+    emulator.inject_fault("trickle", platform="lsf_pm", delay=0.5, count=100)
+    trigger = FlowInstanceTrigger(conn_id=conn_id, instance_id="101", poke_interval=0.2, end_time=time.time() + 1)
+
+    started = time.monotonic()
+    try:
+        event = await asyncio.wait_for(trigger.run().__anext__(), timeout=30)
+    finally:
+        await close_shared_session()
+
+    assert event.payload["status"] == "timeout"
+    assert time.monotonic() - started < 1 + 3 + 1.5

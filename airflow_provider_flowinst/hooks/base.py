@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -9,17 +11,26 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
+from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient
+from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
+from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
-from airflow_provider_flowinst.transport import AsyncTransport, SyncTransport, TransportSettings
+from airflow_provider_flowinst.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AsyncTransport,
+    SyncTransport,
+    TransportSettings,
+)
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT", bound=PlatformClient)
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+#: The transport extras' bounds: a value outside them is a mistake (a unit slip, a typo), refused by name.
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RETRIES = 100
 
 
 class ConnectionReader:
@@ -62,7 +73,8 @@ class ConnectionReader:
         return f"{scheme}://{raw}:{port}" if port else f"{scheme}://{raw}"
 
     def verify(self) -> bool | str:
-        """TLS verification: on unless the connection says false; a path names a CA bundle."""
+        """TLS verification: on unless the connection says false; else the path of a CA bundle file or a
+        directory of CA certificates, which must exist (a typo such as "flase" is refused here, by name)."""
         value = self.extra("verify", True)
         if isinstance(value, bool):
             return value
@@ -71,6 +83,11 @@ class ConnectionReader:
             return True
         if text.lower() in FALSE_WORDS:
             return False
+        if not os.path.exists(text):
+            raise self.error(
+                f"the connection's extra 'verify' must be true, false or the path of a CA bundle file or "
+                f"directory, got {text!r} (no such file or directory)"
+            )
         return text
 
     def timezone(self) -> str:
@@ -79,15 +96,46 @@ class ConnectionReader:
         except ValueError as exc:
             raise self.error(str(exc)) from None
 
-    def number(self, name: str, default: float) -> float:
+    def number(
+        self, name: str, default: float, *, maximum: float = math.inf, positive: bool = False, integer: bool = False
+    ) -> float:
+        """A finite number extra, not negative (``positive``: above zero), at most ``maximum``."""
         value = self.extra(name, default)
+        kind = "a whole number" if integer else "a number"
         try:
+            if isinstance(value, bool):  # JSON true is not 1 second
+                raise TypeError
             number = float(value)
-        except (TypeError, ValueError):
-            raise self.error(f"the connection's extra {name!r} must be a number, got {value!r}") from None
-        if number < 0:
-            raise self.error(f"the connection's extra {name!r} must not be negative")
+        except (TypeError, ValueError, OverflowError):
+            raise self.error(f"the connection's extra {name!r} must be {kind}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise self.error(f"the connection's extra {name!r} must be a finite number, got {value!r}")
+        if integer and not number.is_integer():
+            raise self.error(f"the connection's extra {name!r} must be {kind}, got {value!r}")
+        if number < 0 or (positive and number == 0):
+            bound = "above 0" if positive else "0 or more"
+            raise self.error(f"the connection's extra {name!r} must be {bound}, got {value!r}")
+        if number > maximum:
+            raise self.error(f"the connection's extra {name!r} must be at most {maximum:g}, got {value!r}")
         return number
+
+    def transport_settings(self, auth: Authenticator, **options: Any) -> TransportSettings:
+        """The transport extras (see API.md), each checked: a call can never wait forever or unbounded."""
+        return TransportSettings(
+            platform=self.platform,
+            auth=auth,
+            verify=self.verify(),
+            connect_timeout=self.number("connect_timeout", 10.0, maximum=MAX_TIMEOUT_SECONDS, positive=True),
+            read_timeout=self.number("read_timeout", 60.0, maximum=MAX_TIMEOUT_SECONDS, positive=True),
+            max_retries=int(self.number("max_retries", 5, maximum=MAX_RETRIES, integer=True)),
+            retry_max_wait=self.number("retry_max_wait", 60.0, maximum=MAX_TIMEOUT_SECONDS),
+            max_response_bytes=int(
+                self.number(
+                    "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, integer=True, positive=True, maximum=2**40
+                )
+            ),
+            **options,
+        )
 
     def error(self, message: str) -> FlowPlatformError:
         return FlowPlatformError(self.platform, f"reading connection {self.connection.conn_id!r}", message)
@@ -142,20 +190,20 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         client, auth = self.build(reader)
         for secret in auth.secrets():
             _mask(secret)
+        settings = reader.transport_settings(auth, is_throttled=self.is_throttled)
         self._connection = connection
         self._client = client
-        self._settings = TransportSettings(
-            platform=self.platform,
-            auth=auth,
-            verify=reader.verify(),
-            max_retries=int(reader.number("max_retries", 5)),
-            retry_max_wait=reader.number("retry_max_wait", 60.0),
-            connect_timeout=reader.number("connect_timeout", 10.0),
-            read_timeout=reader.number("read_timeout", 60.0),
-            is_throttled=self.is_throttled,
-        )
+        self._settings = settings
         self._sync = None
         self._async = None
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one attempt of a call can last: the connection's connect_timeout + read_timeout."""
+        if self._settings is None:
+            self.use_connection(self.get_connection(self.conn_id))
+        assert self._settings is not None
+        return self._settings.connect_timeout + self._settings.read_timeout
 
     @property
     def client(self) -> ClientT:
@@ -197,15 +245,38 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+    def start_run(
+        self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
+    ) -> str:
         """Start a run of ``flow`` (an EnOS flow id, an LSF ``owner:flowname``, a DataWorks workflow id or a
-        BPM process definition id); the new instance's id."""
-        client = self.client
-        return self.run(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+        BPM process definition id); the new instance's id.
 
-    async def astart_run(self, flow: str, parameters: Mapping[str, Any] | None = None) -> str:
+        Never starts two runs: after a fault that leaves open whether the platform acted, the run this
+        ``attempt`` made is looked for instead (see ``starts``). Pass an ``attempt`` recorded beforehand to
+        be able to find its run later, after a crash.
+        """
+        client = self.client
+        flow = require_id(flow, self.platform, "flow")
+        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        try:
+            return self.run(client.start_run(flow, parameters, attempt))
+        except RunOutcomeUnknown as unclear:
+            return self.run(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+
+    async def astart_run(
+        self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
+    ) -> str:
         client = await self.aclient()
-        return await self.arun(client.start_run(require_id(flow, self.platform, "flow"), parameters, _now_ms()))
+        flow = require_id(flow, self.platform, "flow")
+        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        try:
+            return await self.arun(client.start_run(flow, parameters, attempt))
+        except RunOutcomeUnknown as unclear:
+            return await self.arun(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+
+    def find_started_run(self, attempt: StartAttempt, parameters: Mapping[str, Any] | None = None) -> str | None:
+        """The run an earlier ``attempt`` made (e.g. by a task try that crashed mid-start), or None."""
+        return self.run(self.client.find_started_run(attempt.flow, parameters, attempt))
 
     def stop_run(self, instance_id: str) -> None:
         """Stop a run: EnOS cancel, LSF kill, DataWorks StopWorkflowInstances, BPM terminate."""
@@ -240,8 +311,12 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         raise NotImplementedError
 
     def close(self) -> None:
+        """The task is done with this hook (a platform that holds a session for it ends it here)."""
         if self._sync is not None:
             self._sync.close()
+
+    async def aclose(self) -> None:
+        """The triggerer's waits are done with this hook; ``close`` for the async path."""
 
 
 def _now_ms() -> int:

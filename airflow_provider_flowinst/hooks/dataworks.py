@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, require_id
 from airflow_provider_flowinst.platforms.dataworks import (
+    DEFAULT_TIMEZONE,
     PLATFORM,
     DataWorksClient,
     DataWorksSettings,
     DataWorksSigner,
     endpoint_url,
     is_throttled,
+    zone_of,
 )
 from airflow_provider_flowinst.protocol import HttpResponse
 
@@ -25,7 +27,8 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
 
     :param dataworks_conn_id: a ``dataworks`` connection: login = AccessKey ID, password = AccessKey secret,
         extras ``region_id`` or ``endpoint`` (one is required), ``security_token`` (STS), ``project_id``
-        (default workspace), ``verify``.
+        (default workspace), ``timezone`` (the zone business dates are counted in, default Asia/Shanghai),
+        ``verify``.
     """
 
     platform: ClassVar[str] = PLATFORM
@@ -55,7 +58,14 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
         except ValueError as exc:
             raise reader.error(str(exc)) from None
         project_id = reader.extra("project_id")
-        settings = DataWorksSettings(endpoint=endpoint, project_id=None if project_id is None else str(project_id))
+        timezone = str(reader.extra("timezone", DEFAULT_TIMEZONE)).strip()
+        try:
+            zone_of(timezone)
+        except ValueError as exc:
+            raise reader.error(f"the extra 'timezone': {exc}") from None
+        settings = DataWorksSettings(
+            endpoint=endpoint, project_id=None if project_id is None else str(project_id), timezone=timezone
+        )
         token = reader.extra("security_token")
         auth = DataWorksSigner(
             access_key_id=reader.required("login", "the AccessKey ID"),
@@ -82,7 +92,8 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
     def list_task_instances(
         self, *, workflow_instance_id: str, bizdate: int | str | dt.date, project_id: Any = None
     ) -> list[dict[str, Any]]:
-        """ListTaskInstances of a workflow instance, every page; ``bizdate`` in epoch ms (or a date)."""
+        """ListTaskInstances of a workflow instance, every page; ``bizdate`` in epoch ms, or a date (its
+        midnight in the connection's business zone)."""
         return self.run(
             self.client.list_task_instances(
                 workflow_instance_id=require_id(workflow_instance_id, PLATFORM, "workflow instance id"),
@@ -114,6 +125,10 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
             )
         )
 
+    def get_workflow(self, id: str) -> dict[str, Any]:
+        """GetWorkflow: the workflow's record (its ``Trigger.Type`` says how it may be run)."""
+        return self.run(self.client.get_workflow(require_id(id, PLATFORM, "workflow id")))
+
     def create_workflow_instances(
         self,
         *,
@@ -127,7 +142,10 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
     ) -> list[str]:
         """CreateWorkflowInstances and wait until GetCreateWorkflowInstancesResult says Created.
 
-        :param parameters: workflow parameters (sent as the ``WorkflowParameters`` JSON string).
+        :param type: ``ManualWorkflow`` (manually triggered workflows only), ``SupplementData`` (a backfill of a
+            scheduled workflow: give ``periods`` and ``default_run_properties``), ``TriggerWorkflow``...
+        :param parameters: workflow parameters (``WorkflowParameters``: JSON for ManualWorkflow, ``key=value``
+            text for the other types).
         :return: the new workflow instances' ids.
         """
         workflow_id = require_id(workflow_id, PLATFORM, "workflow id")

@@ -14,8 +14,8 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
     """Talks to EnOS Batch Processing through the EnOS API gateway (token plus per-call signature).
 
     :param enos_batch_conn_id: an ``enos_batch`` connection: host = gateway URL, login = appKey,
-        password = appSecret, extras ``org_id`` and ``user_id`` (required), ``api_version``, ``timezone``,
-        ``verify``, ``console_url``.
+        password = appSecret, extras ``org_id`` and ``user_id`` (required), ``api_version``, ``timezone``
+        (default: the zone the service reports through Get Time Zone), ``verify``, ``console_url``.
     """
 
     platform: ClassVar[str] = PLATFORM
@@ -35,7 +35,7 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
             "relabeling": {"host": "API gateway URL", "login": "App key", "password": "App secret"},
             "placeholders": {
                 "host": "https://apim-gateway.example.com",
-                "extra": '{"org_id": "o15...", "user_id": "u15...", "api_version": "v2.1", "timezone": "UTC"}',
+                "extra": '{"org_id": "o15...", "user_id": "u15...", "api_version": "v2.1"}',
             },
         }
 
@@ -47,7 +47,8 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
                 org_id=reader.required_extra("org_id"),
                 user_id=reader.required_extra("user_id"),
                 api_version=str(reader.extra("api_version", "v2.1")),
-                timezone=reader.timezone(),
+                # None: the deployment's zone is read from the service (Get Time Zone), once per hook.
+                timezone=reader.timezone() if reader.extra("timezone") is not None else None,
                 console_url=reader.extra("console_url"),
             )
         except ValueError as exc:
@@ -74,7 +75,8 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
         return self.run(self.client.get_my_flows(expression))
 
     def search_flow_instances(self, **filters: Any) -> list[dict[str, Any]]:
-        """List Flow Instances, every page; ``filters`` are the API's own keys (type, expression, status...)."""
+        """List Flow Instances, every page; ``filters`` are the API's own keys (type, expression, status,
+        fromTriggerTime, toTriggerTime...). Mandatory keys left out are filled in (see the client)."""
         return self.run(self.client.search_flow_instances(**filters))
 
     def trigger_flow(

@@ -16,7 +16,8 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
 
     :param enos_bpm_conn_id: an ``enos_bpm`` connection: host = gateway URL, login = portal account,
         password = its password, extras ``app_key`` and ``app_secret`` (required), ``org_id`` (the
-        organization to choose after logging in), ``timezone``, ``verify``, ``console_url``.
+        organization to choose after logging in; may be left out when the account belongs to exactly one),
+        ``timezone``, ``verify``, ``console_url``.
     """
 
     platform: ClassVar[str] = PLATFORM

@@ -43,7 +43,10 @@ class FlowInstanceStatusOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = get_hook(self.conn_id)
-        instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
+        try:
+            instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
+        finally:
+            hook.close()  # done with the platform (LSF logs out)
         push_instance_url(context, instance.url)
         self.log.info(
             "%s instance %s: %s (%s)", instance.platform, instance.instance_id, instance.state.value, instance.raw_state

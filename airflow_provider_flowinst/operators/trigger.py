@@ -12,17 +12,19 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
 from airflow_provider_flowinst.durable import RunMemory
-from airflow_provider_flowinst.errors import FlowInstanceNotFound
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.protocol import StartAttempt
 from airflow_provider_flowinst.sensors.flow_instance import (
     DEFAULT_FAILURE_STATES,
     DEFAULT_SUCCESS_STATES,
     failure_message,
 )
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger, describe
+from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures, positive_count
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
 #: Airflow's own deferral timeout is a backstop this long after the trigger's own end time.
@@ -53,6 +55,8 @@ class TriggerFlowOperator(BaseOperator):
     :param poke_interval: seconds between two looks at the run.
     :param timeout: seconds to wait for the run; past them it is stopped (``cancel_on_kill``) and the task fails.
     :param cancel_on_kill: stop the remote run when the task is killed or times out.
+    :param max_consecutive_failures: looks at the run that may fail in a row (5xx, resets, timeouts, after
+        the transport's own retries) before the task fails; a permanent refusal fails it at once.
     """
 
     template_fields: Sequence[str] = ("conn_id", "flow", "parameters")
@@ -74,6 +78,7 @@ class TriggerFlowOperator(BaseOperator):
         success_states: Iterable[str] = DEFAULT_SUCCESS_STATES,
         failure_states: Iterable[str] = DEFAULT_FAILURE_STATES,
         include_graph: bool = True,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,15 +93,21 @@ class TriggerFlowOperator(BaseOperator):
         self.success_states = FlowState.parse_many(success_states, argument="success_states")
         self.failure_states = FlowState.parse_many(failure_states, argument="failure_states")
         self.include_graph = include_graph
+        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.instance_id: str | None = None
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         hook = get_hook(self.conn_id)
+        try:
+            return self._execute(context, hook)
+        finally:
+            hook.close()  # done with the platform (LSF logs out), also when deferring
+
+    def _execute(self, context: Any, hook: FlowPlatformHook[Any]) -> dict[str, Any] | None:
         memory = RunMemory(context)
         instance = self._reattach(hook, memory)
         if instance is None:
-            self.instance_id = hook.start_run(self.flow, self.parameters)
-            memory.remember(self.instance_id)
+            self.instance_id = self._start(hook, memory)
             self.log.info("Started %s run %s of %s", hook.platform, self.instance_id, self.flow)
         else:
             self.instance_id = instance.instance_id
@@ -121,15 +132,27 @@ class TriggerFlowOperator(BaseOperator):
                     poke_interval=self.poke_interval,
                     end_time=time.time() + self.timeout,
                     cancel_on_kill=self.cancel_on_kill,
+                    max_consecutive_failures=self.max_consecutive_failures,
                 ),
                 method_name="execute_complete",
                 timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
             )
         return self._wait(hook, memory, self.instance_id)
 
+    def _start(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str:
+        """Start a run; the attempt is stored first, so a try that dies mid-start is reconciled by the next."""
+        attempt = StartAttempt.new(self.flow, int(time.time() * 1000))
+        memory.remember_attempt(attempt)
+        instance_id = self._send_start(hook, attempt)
+        memory.remember(instance_id, attempt)
+        return instance_id
+
+    def _send_start(self, hook: FlowPlatformHook[Any], attempt: StartAttempt) -> str:
+        return hook.start_run(self.flow, self.parameters, attempt=attempt)
+
     def _reattach(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> FlowInstance | None:
         """The run an earlier try of this task started, unless it is gone or has failed."""
-        previous = memory.recall()
+        previous = self._previous_run(hook, memory)
         if previous is None:
             return None
         try:
@@ -143,10 +166,36 @@ class TriggerFlowOperator(BaseOperator):
         self.log.info("Reattaching to run %s, started by an earlier try (%s)", previous, instance.state.value)
         return instance
 
+    def _previous_run(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str | None:
+        """The id of the run an earlier try started: remembered, or found by the attempt it left behind."""
+        remembered = memory.recall_start()
+        if remembered.instance_id is not None or remembered.attempt is None:
+            return remembered.instance_id
+        attempt = remembered.attempt
+        if attempt.flow != self.flow:
+            return None
+        found = hook.find_started_run(attempt, self.parameters)
+        if found is None:
+            self.log.info(
+                "An earlier try's start of %s (attempt %s) made no run; starting one", self.flow, attempt.marker
+            )
+            return None
+        self.log.warning("An earlier try stopped while starting %s; the run it made is %s", self.flow, found)
+        memory.remember(found, attempt)
+        return found
+
     def _wait(self, hook: FlowPlatformHook[Any], memory: RunMemory, instance_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
+        failures = ConsecutiveFailures(self.max_consecutive_failures)
         while True:
-            instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+            try:
+                instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+            except FlowPlatformError as exc:
+                failures.failed(exc)
+                self.log.warning("Could not look at run %s (%d in a row): %s", instance_id, failures.count, exc)
+                time.sleep(min(self.poke_interval, max(0.0, deadline - time.monotonic())))
+                continue
+            failures.reset()
             self.log.info("%s is %s (%s)", describe(instance), instance.state.value, instance.raw_state)
             if instance.state in self.success_states:
                 memory.forget()
@@ -190,7 +239,11 @@ class TriggerFlowOperator(BaseOperator):
     def _stop_remembered(self, context: Any, why: str) -> None:
         instance_id = RunMemory(context).recall()
         if instance_id is not None:
-            self._stop(get_hook(self.conn_id), instance_id, why)
+            hook = get_hook(self.conn_id)
+            try:
+                self._stop(hook, instance_id, why)
+            finally:
+                hook.close()
 
     def _stop(self, hook: FlowPlatformHook[Any], instance_id: str, why: str) -> None:
         if not self.cancel_on_kill:

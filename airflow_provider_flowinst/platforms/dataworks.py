@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,15 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+import pendulum
+
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
     Sleep,
+    StartAttempt,
     Token,
     as_id,
+    credential_digest,
     decode_json,
     parse_json,
     require,
@@ -45,9 +48,35 @@ ALGORITHM = "ACS3-HMAC-SHA256"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DEFAULT_PORTS = {"http": 80, "https": 443}
-#: The largest page ListTaskInstances accepts.
+#: The largest page ListTaskInstances accepts (its SDK model: "Maximum value: 500"). ListWorkflowInstances and
+#: ListUpstreamTaskInstances name no maximum: a page size they refuse is retried smaller (PAGE_SIZE_STEPS).
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
+#: The page sizes tried, largest first, when the platform refuses one; 10 is every listing's default.
+PAGE_SIZE_STEPS = (500, 200, 100, 50, 20, 10)
+#: A listing that goes on past this many pages is the platform misbehaving, not data.
+MAX_PAGES = 10_000
+#: The zone business dates (BizDate, Bizdate) are counted in unless the connection says otherwise: the SDK's
+#: example 1743350400000 is 2025-03-31 00:00 at UTC+8 (China Standard Time).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: Regions the official SDK's endpoint map (``alibabacloud_dataworks_public20240518`` Client._endpoint_map)
+#: sends to the central endpoint; every other region of that map is ``dataworks.<region>.aliyuncs.com``.
+CENTRAL_ENDPOINT = "dataworks.aliyuncs.com"
+CENTRAL_ENDPOINT_REGIONS = frozenset(
+    {
+        "ap-northeast-2-pop", "ap-south-1", "ap-southeast-2", "cn-beijing-finance-pop", "cn-beijing-gov-1",
+        "cn-beijing-nu16-b01", "cn-edge-1", "cn-fujian", "cn-haidian-cm12-c01", "cn-hangzhou-bj-b01",
+        "cn-hangzhou-finance", "cn-hangzhou-internal-prod-1", "cn-hangzhou-internal-test-1",
+        "cn-hangzhou-internal-test-2", "cn-hangzhou-internal-test-3", "cn-hangzhou-test-306",
+        "cn-hongkong-finance-pop", "cn-huhehaote", "cn-huhehaote-nebula-1", "cn-qingdao", "cn-qingdao-nebula",
+        "cn-shanghai-et15-b01", "cn-shanghai-et2-b01", "cn-shanghai-inner", "cn-shanghai-internal-test-1",
+        "cn-shenzhen-inner", "cn-shenzhen-st4-d01", "cn-shenzhen-su18-b01", "cn-wuhan", "cn-yushanfang",
+        "cn-zhangbei", "cn-zhangbei-na61-b01", "cn-zhangjiakou-na62-a01", "cn-zhengzhou-nebula-1",
+        "eu-west-1-oxs", "rus-west-1-pop",
+    }
+)  # fmt: skip
+#: How a start finds the run it made: business dates around the request, this far either side (clocks differ).
+FIND_MARGIN_MS = 2 * 60 * 1000
 #: How long ``create_workflow_instances`` polls GetCreateWorkflowInstancesResult, in seconds of waiting.
 CREATE_TIMEOUT_SECONDS = 600.0
 #: The first and the longest pause between two polls; pauses double in between.
@@ -221,7 +250,11 @@ class DataWorksSigner:
 
     @property
     def cache_key(self) -> str:
-        return f"dataworks|{self.access_key_id}"
+        return f"dataworks|{self.access_key_id}|{credential_digest(self.access_key_secret, self.security_token)}"
+
+    def renew(self, token: Token) -> None:
+        """No renewal without a new login."""
+        return None
 
     def login(self) -> None:
         return None
@@ -299,7 +332,8 @@ def read_response(response: HttpResponse, *, call: str) -> dict[str, Any]:
 
 
 def endpoint_url(region_id: str | None, endpoint: str | None) -> str:
-    """``endpoint`` (scheme optional, https by default; port kept) or ``https://dataworks.<region>.aliyuncs.com``."""
+    """``endpoint`` (scheme optional, https by default; port kept), else the region's endpoint as the SDK's
+    map gives it: ``dataworks.aliyuncs.com`` for CENTRAL_ENDPOINT_REGIONS, ``dataworks.<region>.aliyuncs.com``."""
     if endpoint and str(endpoint).strip():
         text = str(endpoint).strip()
         if "://" not in text:
@@ -309,17 +343,44 @@ def endpoint_url(region_id: str | None, endpoint: str | None) -> str:
             raise ValueError(f"the endpoint must be an http or https host, got {endpoint!r}")
         return text.rstrip("/")
     if region_id and str(region_id).strip():
-        return f"https://dataworks.{str(region_id).strip()}.aliyuncs.com"
+        region = str(region_id).strip()
+        return (
+            f"https://{CENTRAL_ENDPOINT}"
+            if region in CENTRAL_ENDPOINT_REGIONS
+            else f"https://dataworks.{region}.aliyuncs.com"
+        )
     raise ValueError("set the connection's extra 'region_id' (e.g. cn-hangzhou) or 'endpoint'")
 
 
-def to_epoch_ms(value: int | str | dt.date | dt.datetime) -> int:
-    """A DataWorks time (BizDate, Bizdate): epoch milliseconds; a date means its midnight UTC (inferred)."""
+def zone_of(name: str) -> dt.tzinfo:
+    """The zone an IANA name stands for (ValueError naming it when unknown)."""
+    try:
+        zone: dt.tzinfo = pendulum.timezone(name)
+    except Exception:
+        raise ValueError(f"unknown timezone {name!r}; use an IANA name such as {DEFAULT_TIMEZONE!r}") from None
+    return zone
+
+
+def business_day_ms(day: dt.date, timezone: str = DEFAULT_TIMEZONE) -> int:
+    """A business date as DataWorks sends it: 00:00:00 of ``day`` in the business zone, in epoch ms
+    (2025-03-31 in Asia/Shanghai is 1743350400000, the SDK's own example)."""
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=zone_of(timezone))
+    return int(midnight.timestamp() * 1000)
+
+
+def business_date(epoch_ms: int, timezone: str = DEFAULT_TIMEZONE) -> dt.date:
+    """The day an epoch-ms moment falls on in the business zone."""
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=zone_of(timezone)).date()
+
+
+def to_epoch_ms(value: int | str | dt.date | dt.datetime, timezone: str = DEFAULT_TIMEZONE) -> int:
+    """A DataWorks time (BizDate, Bizdate) in epoch ms: a date is its midnight in the business zone, a naive
+    datetime is read in that zone, numbers pass as they are."""
     if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=zone_of(timezone))
         return int(moment.timestamp() * 1000)
     if isinstance(value, dt.date):
-        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+        return business_day_ms(value, timezone)
     return int(value)
 
 
@@ -346,6 +407,8 @@ def _int_or_text(value: Any) -> int | str:
 class DataWorksSettings:
     endpoint: str
     project_id: str | None = None
+    #: The zone business dates are counted in (the connection's extra ``timezone``).
+    timezone: str = DEFAULT_TIMEZONE
 
 
 class DataWorksClient:
@@ -354,8 +417,14 @@ class DataWorksClient:
     platform = PLATFORM
 
     def __init__(self, settings: DataWorksSettings) -> None:
+        zone_of(settings.timezone)  # an unknown zone fails here, not at the first business date
         self.settings = settings
         self.url = settings.endpoint.rstrip("/") + "/"
+        #: The largest page size each action has accepted on this connection, once it refused a larger one.
+        self.page_size_limits: dict[str, int] = {}
+
+    def bizdate_ms(self, value: int | str | dt.date | dt.datetime) -> int:
+        return to_epoch_ms(value, self.settings.timezone)
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -390,24 +459,45 @@ class DataWorksClient:
         key: str,
         page_size: int,
     ) -> Operation[list[dict[str, Any]]]:
-        """Every page of a ``PagingInfo{TotalCount, <key>[]}`` answer, PageNumber from 1."""
+        """Every page of a ``PagingInfo{TotalCount, <key>[]}`` answer, PageNumber from 1.
+
+        The listing ends only where the platform shows there is no more: ``TotalCount`` reached, or an empty
+        page (a page shorter than asked is not the end: a server may cap pages without saying so). A page size
+        the platform refuses is tried smaller, and the size it takes is kept for this connection.
+        """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        size = min(page_size, self.page_size_limits.get(action, page_size))
         found: list[dict[str, Any]] = []
-        for page_number in itertools.count(1):
-            request = self.request(method, action, {**params, "PageNumber": page_number, "PageSize": page_size})
-            payload = yield from self._call(request)
+        page_number = 1
+        for _ in range(MAX_PAGES):
+            request = self.request(method, action, {**params, "PageNumber": page_number, "PageSize": size})
+            try:
+                payload = yield from self._call(request)
+            except FlowPlatformError as exc:
+                smaller = smaller_page_size(size) if is_page_size_refusal(exc) else None
+                if smaller is None:
+                    raise
+                self.page_size_limits[action] = size = smaller
+                found, page_number = [], 1  # start again at the size the platform takes
+                continue
             paging = payload.get("PagingInfo")
             if not isinstance(paging, dict):
                 raise FlowPlatformError(PLATFORM, action, "the answer has no PagingInfo object")
             page = _records(paging.get(key), what=key, call=action)
             found.extend(page)
-            total = paging.get("TotalCount")
-            text = str(total) if isinstance(total, (int, str)) else ""
-            total_count = int(text) if text.isascii() and text.isdigit() else None
-            if len(page) < page_size or (total_count is not None and len(found) >= total_count):
+            total_count = _count(paging.get("TotalCount"))
+            if not page or (total_count is not None and len(found) >= total_count):
                 return found
-        raise AssertionError("unreachable")  # pragma: no cover
+            if len(page) < size and len(found) % len(page) == 0:
+                # Maybe a silent cap: go on at the size the server served, so the next page starts where this
+                # one ended. Kept for the connection only where TotalCount shows rows remain (a cap for sure).
+                size = len(page)
+                if total_count is not None:
+                    self.page_size_limits[action] = size
+                page_number = len(found) // size
+            page_number += 1
+        raise FlowPlatformError(PLATFORM, action, f"the listing did not end after {MAX_PAGES} pages")
 
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
@@ -437,7 +527,7 @@ class DataWorksClient:
         """ListWorkflowInstances, every page; ``filters`` are the API's own names (Name, Owner, SortBy...)."""
         params = {
             "ProjectId": self.project(project_id),
-            "BizDate": to_epoch_ms(bizdate),
+            "BizDate": self.bizdate_ms(bizdate),
             "WorkflowId": workflow_id,
             "Ids": None if ids is None else [_int_or_text(item) for item in ids],
             "Type": type,
@@ -456,7 +546,7 @@ class DataWorksClient:
         """ListTaskInstances of one workflow instance, every page (note ``Bizdate`` with a lower-case d)."""
         params = {
             "ProjectId": self.project(project_id),
-            "Bizdate": to_epoch_ms(bizdate),
+            "Bizdate": self.bizdate_ms(bizdate),
             "WorkflowInstanceId": _int_or_text(workflow_instance_id),
         }
         return (yield from self._pages("POST", "ListTaskInstances", params, "TaskInstances", page_size))
@@ -467,6 +557,16 @@ class DataWorksClient:
         """ListUpstreamTaskInstances: ``{DependencyType, TaskInstance}`` records, every page."""
         params = {"Id": _int_or_text(task_instance_id)}
         return (yield from self._pages("GET", "ListUpstreamTaskInstances", params, "UpstreamTaskInstances", page_size))
+
+    def get_workflow(self, workflow_id: str, env_type: str | None = None) -> Operation[dict[str, Any]]:
+        """GetWorkflow: the workflow's record, with ``Trigger.Type`` (Scheduler, Manual, TriggerWorkflow) and
+        its ``Tasks``."""
+        request = self.request("GET", "GetWorkflow", {"Id": _int_or_text(workflow_id), "EnvType": env_type})
+        payload = yield from self._call(request)
+        record = payload.get("Workflow")
+        if not isinstance(record, dict):
+            raise FlowPlatformError(PLATFORM, request.call, f"the answer has no Workflow object for {workflow_id!r}")
+        return record
 
     def create_workflow_instances(
         self,
@@ -480,7 +580,13 @@ class DataWorksClient:
         default_run_properties: Mapping[str, Any] | None = None,
         timeout: float = CREATE_TIMEOUT_SECONDS,
     ) -> Operation[list[str]]:
-        """CreateWorkflowInstances, then GetCreateWorkflowInstancesResult until Created: the new instance ids."""
+        """CreateWorkflowInstances, then GetCreateWorkflowInstancesResult until Created: the new instance ids.
+
+        ``parameters`` travel as ``WorkflowParameters``: JSON for a ManualWorkflow, ``key=value`` text for the
+        other types (the SDK model: "For a periodic workflow or an event-triggered workflow, the format is
+        key=value ... For a manually triggered workflow, the format is JSON"). The create is a POST the
+        transport never sends twice; GetCreateWorkflowInstancesResult is a read.
+        """
         params = {
             "ProjectId": self.project(project_id),
             "WorkflowId": _int_or_text(workflow_id),
@@ -488,7 +594,7 @@ class DataWorksClient:
             "Type": type,
             "Periods": None if periods is None else dict(periods),
             "DefaultRunProperties": None if default_run_properties is None else dict(default_run_properties),
-            "WorkflowParameters": None if parameters is None else param_text(dict(parameters)),
+            "WorkflowParameters": workflow_parameters_text(parameters, type),
         }
         request = self.request("POST", "CreateWorkflowInstances", params)
         payload = yield from self._call(request)
@@ -578,15 +684,54 @@ class DataWorksClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
-        """CreateWorkflowInstances for the workflow ``flow``, waiting until it is created."""
-        stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
+        """Run the workflow ``flow`` once, the way its trigger type allows, and wait until it is created.
+
+        GetWorkflow tells how the workflow is triggered: a manual one gets a ``ManualWorkflow`` instance, an
+        event-triggered one a ``TriggerWorkflow`` instance, a scheduled (periodic) one a one-day data backfill
+        (``SupplementData``) of the business day before the request, as its schedule would have run today.
+        CreateWorkflowInstances has no idempotency token (its 2024-05-18 model has none), so the instance's
+        ``Name`` carries the attempt's marker, and ``find_started_run`` finds it by that.
+        """
+        workflow = yield from self.get_workflow(flow)
+        plan = creation_plan(workflow, flow, attempt, self.settings.timezone)
         ids = yield from self.create_workflow_instances(
-            workflow_id=flow, name=f"airflow_{flow}_{stamp}", parameters=parameters
+            workflow_id=flow,
+            name=run_name(flow, attempt),
+            type=plan.type,
+            project_id=as_id(workflow.get("ProjectId")),
+            periods=plan.periods,
+            parameters=parameters,
+            default_run_properties=plan.default_run_properties,
         )
         if not ids:
             raise FlowPlatformError(PLATFORM, "CreateWorkflowInstances", "the platform created no instance")
         return ids[0]
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The instance ``attempt`` created: ListWorkflowInstances of the workflow, for the business dates
+        around the request, whose ``Name`` holds the attempt's marker; None when there is none. Only reads."""
+        workflow = yield from self.get_workflow(flow)
+        project = as_id(workflow.get("ProjectId"))
+        matched: dict[str, str] = {}
+        for bizdate in attempt_bizdates(attempt.requested_at_ms, self.settings.timezone):
+            records = yield from self.list_workflow_instances(
+                bizdate=bizdate, project_id=project, workflow_id=flow, Name=attempt.marker
+            )
+            for record in records:
+                instance_id = as_id(record.get("Id"))
+                if instance_id and attempt.marker in str(record.get("Name") or ""):
+                    matched.setdefault(instance_id, str(record.get("Name")))
+        if len(matched) > 1:
+            listed = ", ".join(sorted(matched))
+            raise AmbiguousStart(
+                PLATFORM,
+                "ListWorkflowInstances",
+                f"several instances carry the start's marker {attempt.marker}: {listed}",
+            )
+        return next(iter(matched), None)
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.stop_workflow_instances([instance_id], comment="Stopped by Apache Airflow")
@@ -615,18 +760,23 @@ class DataWorksClient:
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
-        """Instances of the workflow ``flow`` for the data timestamps in ``filters["bizdates"]``.
+        """Instances of the workflow ``flow`` for the data timestamps in ``filters["bizdates"]``, each once.
 
-        ListWorkflowInstances needs a BizDate: by default yesterday's and today's (UTC), as a run's data
-        timestamp is usually the day before the day it runs. ``filters`` may also name a ``project_id``.
+        ListWorkflowInstances needs a BizDate: by default yesterday's and today's in the business zone, as a
+        run's data timestamp is usually the day before the day it runs. ``filters`` may also name a
+        ``project_id``. An instance a listing returns twice (pages shifting under it) is kept once.
         """
         options = dict(filters)
-        bizdates = options.pop("bizdates", None) or recent_bizdates(dt.datetime.now(dt.timezone.utc).date())
-        found: list[FlowInstance] = []
+        today = dt.datetime.now(zone_of(self.settings.timezone)).date()
+        bizdates = options.pop("bizdates", None) or recent_bizdates(today)
+        found: dict[str, FlowInstance] = {}
         for bizdate in bizdates:
             records = yield from self.list_workflow_instances(bizdate=bizdate, workflow_id=flow, **options)
-            found += [self.to_flow_instance(record) for record in records if as_id(record.get("WorkflowId")) == flow]
-        return found
+            for record in records:
+                if as_id(record.get("WorkflowId")) == flow:
+                    instance = self.to_flow_instance(record)
+                    found.setdefault(instance.instance_id, instance)
+        return list(found.values())
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -657,6 +807,95 @@ class DataWorksClient:
         return None  # the console's instance pages need the account's own console address (not known here)
 
 
+#: CreateWorkflowInstances ``Type`` per GetWorkflow ``Trigger.Type``.
+INSTANCE_TYPE_BY_TRIGGER: Mapping[str, str] = {
+    "Manual": "ManualWorkflow",
+    "Scheduler": "SupplementData",
+    "TriggerWorkflow": "TriggerWorkflow",
+}
+
+
+@dataclass(frozen=True)
+class CreationPlan:
+    """What CreateWorkflowInstances needs besides the workflow, its name and its parameters."""
+
+    type: str
+    periods: Mapping[str, Any] | None = None
+    default_run_properties: Mapping[str, Any] | None = None
+
+
+def creation_plan(workflow: Mapping[str, Any], flow: str, attempt: StartAttempt, timezone: str) -> CreationPlan:
+    """How to run ``workflow`` (a GetWorkflow record) once, by its trigger type.
+
+    A scheduled workflow runs as a backfill of one business date (the day before the request, in the business
+    zone) of all its tasks: ``Mode`` ManualSelection with every task as a root, serial, no analysis (the
+    model names Mode, Parallelism, Analysis and RootTaskIds as required for SupplementData).
+    """
+    trigger = workflow.get("Trigger")
+    trigger_type = as_id(trigger.get("Type")) if isinstance(trigger, Mapping) else None
+    instance_type = INSTANCE_TYPE_BY_TRIGGER.get(trigger_type or "")
+    if instance_type is None:
+        raise FlowPlatformError(
+            PLATFORM,
+            "GetWorkflow",
+            f"workflow {flow} has the trigger type {trigger_type!r}; only Manual, Scheduler and TriggerWorkflow "
+            "workflows can be started",
+        )
+    if instance_type != "SupplementData":
+        return CreationPlan(type=instance_type)
+    tasks = workflow.get("Tasks")
+    task_ids = [_int_or_text(task.get("Id")) for task in tasks or [] if isinstance(task, Mapping) and task.get("Id")]
+    if not task_ids:
+        raise FlowPlatformError(PLATFORM, "GetWorkflow", f"the scheduled workflow {flow} lists no tasks to run")
+    day = (business_date(attempt.requested_at_ms, timezone) - dt.timedelta(days=1)).isoformat()
+    return CreationPlan(
+        type=instance_type,
+        periods={"BizDates": [{"StartBizDate": day, "EndBizDate": day}]},
+        default_run_properties={
+            "Mode": "ManualSelection",
+            "RootTaskIds": task_ids,
+            "Parallelism": 1,
+            "Analysis": {"Enabled": False, "Blocked": False},
+        },
+    )
+
+
+def run_name(flow: str, attempt: StartAttempt) -> str:
+    """The instance's Name: readable, and holding the attempt's marker so that the run can be found by it."""
+    stamp = dt.datetime.fromtimestamp(attempt.requested_at_ms / 1000, dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"airflow_{flow}_{stamp}_{attempt.marker}"
+
+
+def attempt_bizdates(requested_at_ms: int, timezone: str) -> list[dt.date]:
+    """The business dates an instance created at about ``requested_at_ms`` can carry: the day of the request
+    (either side of a clock-skew margin) and the day before it (a backfill's, and a manual run's usual one)."""
+    days = {
+        business_date(moment, timezone)
+        for moment in (requested_at_ms - FIND_MARGIN_MS, requested_at_ms + FIND_MARGIN_MS)
+    }
+    return sorted(days | {day - dt.timedelta(days=1) for day in days})
+
+
+def workflow_parameters_text(parameters: Mapping[str, Any] | None, instance_type: str) -> str | None:
+    """``WorkflowParameters``: a JSON object for a ManualWorkflow; ``key=value`` pairs, separated by spaces as
+    DataWorks writes scheduling parameters, for the other types (the separator is inferred)."""
+    if not parameters:
+        return None
+    if instance_type == "ManualWorkflow":
+        return param_text(dict(parameters))
+    pairs = []
+    for key, value in parameters.items():
+        text = param_text(value)
+        if not str(key) or any(char.isspace() or char == "=" for char in str(key)) or any(c.isspace() for c in text):
+            raise FlowPlatformError(
+                PLATFORM,
+                "checking input",
+                f"the parameter {key!r} cannot travel as key=value text (no spaces, and no '=' in the name)",
+            )
+        pairs.append(f"{key}={text}")
+    return " ".join(pairs)
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -664,6 +903,26 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 def recent_bizdates(today: dt.date) -> list[dt.date]:
     return [today - dt.timedelta(days=1), today]
+
+
+def _count(value: Any) -> int | None:
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def is_page_size_refusal(exc: FlowPlatformError) -> bool:
+    """A 400 that names PageSize in its code or message: the page asked for is larger than the action takes.
+
+    (The platform's code for it is not documented; the emulator answers ``InvalidParameter.PageSize``.)
+    """
+    if exc.http_status != 400 or isinstance(exc, FlowInstanceNotFound):
+        return False
+    return "pagesize" in (exc.code or "").lower() or "pagesize" in exc.platform_message.lower()
+
+
+def smaller_page_size(size: int) -> int | None:
+    """The next page size to try below ``size``, or None where none is left."""
+    return next((step for step in PAGE_SIZE_STEPS if step < size), None)
 
 
 def poll_pauses() -> Iterator[float]:

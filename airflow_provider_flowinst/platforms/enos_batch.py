@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import datetime as dt
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms.enos_gateway import read_enos_envelope
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     as_id,
     decode_embedded_json,
     json_body,
     required_id,
 )
-from airflow_provider_flowinst.timeparse import parse_local_time
+from airflow_provider_flowinst.timeparse import parse_local_time, validate_timezone
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "enos_batch"
 API_BASE_PATHS = {
@@ -27,8 +34,22 @@ API_BASE_PATHS = {
     "v2.0": "/dataflow-batch-service/v2.0",
 }
 NOT_FOUND_CODE = "62102"
+#: "Invalid parameter": also the answer to a page size too large (inferred: the limit is not documented).
+INVALID_PARAMETER_CODE = "62102"
 SEARCH_PAGE_SIZE = 100
 RECENT_PAGE_SIZE = 100
+#: Smaller page sizes tried, in turn, when the platform refuses the one asked for (the limit is undocumented).
+SMALLER_PAGE_SIZES = (50, 20, 10)
+#: A listing that goes on longer than this is a server that ignores ``pageNo``: it is stopped with an error.
+MAX_PAGES = 10_000
+#: List Flow Instances ``type``: the flow's scheduling type (0 manual, 1 periodic, 2 temporary).
+FLOW_TYPES = (0, 1, 2)
+#: The trigger-time window when a search names none: 2000-01-01 to 2100-01-01 (UTC), every instance.
+EARLIEST_TRIGGER_MS = 946_684_800_000
+LATEST_TRIGGER_MS = 4_102_444_800_000
+DAY_MS = 86_400_000
+#: How far the clocks of this host and the platform may differ, for the window of a start's search.
+CLOCK_SKEW_MS = 2 * 60 * 1000
 #: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
 BATCH_MAX_FLOW_SEARCHES = 4
 
@@ -84,7 +105,8 @@ class EnOSBatchSettings:
     org_id: str
     user_id: str
     api_version: str = "v2.1"
-    timezone: str = "UTC"
+    #: The zone of the platform's times, which carry no offset; None: ask the service (Get Time Zone).
+    timezone: str | None = None
     console_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -93,13 +115,26 @@ class EnOSBatchSettings:
 
 
 class EnOSBatchClient:
-    """Builds each EnOS Batch Processing call and reads its answer."""
+    """Builds each EnOS Batch Processing call and reads its answer.
+
+    It remembers, for the connection it serves, what the service told it: the deployment's time zone, each
+    flow's scheduling type and the largest page size the service gives.
+    """
 
     platform = PLATFORM
 
-    def __init__(self, settings: EnOSBatchSettings) -> None:
+    def __init__(self, settings: EnOSBatchSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.service_url = settings.base_url + API_BASE_PATHS[settings.api_version]
+        #: v2.0 counts search pages from 0 (``search_flow.md``: "starting from 0"), v2.1 from 1.
+        self.first_page_no = 0 if settings.api_version == "v2.0" else 1
+        #: Get My Flow's filter: ``searchValue`` on v2.0, ``expression`` on v2.1.
+        self.flow_filter_name = "searchValue" if settings.api_version == "v2.0" else "expression"
+        self.timezone: str | None = settings.timezone
+        #: Lowered when the service refuses a page size or caps its pages; kept for the connection.
+        self.page_size = SEARCH_PAGE_SIZE
+        self.flow_types: dict[str, tuple[int, ...]] = {}
+        self.clock = clock
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -132,6 +167,51 @@ class EnOSBatchClient:
         response = yield request
         return read_envelope(response, call=request.call, not_found_code=not_found_code)
 
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- what the service says about itself ----------------------------------------------------------
+
+    def deployment_zone(self) -> Operation[str]:
+        """The zone of the platform's times: the connection's ``timezone``, else Get Time Zone (asked once,
+        when the first answer with times is read)."""
+        if self.timezone is None:
+            request = self._request("GET", "time", "getTimeZone", "Get Time Zone")
+            try:
+                data = yield from self._call(request)
+                self.timezone = zone_from_answer(data.get("timezone") if isinstance(data, dict) else data)
+            except FlowPlatformError as exc:
+                if exc.retryable:  # the service did not answer: the next call asks again
+                    raise
+                log.warning(
+                    "%s; its times are read as UTC. Set the connection's extra 'timezone' to the deployment's zone",
+                    exc,
+                )
+                self.timezone = "UTC"
+        return self.timezone
+
+    def get_flow(self, flow_id: str) -> Operation[dict[str, Any]]:
+        request = self._request("GET", "flows", "get", "Get Flow", {"flowId": flow_id})
+        data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
+        if not isinstance(data, dict):
+            raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow {flow_id!r}")
+        return data
+
+    def types_of_flow(self, flow_id: str) -> Operation[tuple[int, ...]]:
+        """The ``type`` values a search for ``flow_id``'s instances needs: the flow's own (Get Flow, asked once
+        per flow), or all three where Get Flow does not say (one search per type then)."""
+        if flow_id not in self.flow_types:
+            try:
+                flow = yield from self.get_flow(flow_id)
+            except FlowPlatformError as exc:
+                if exc.retryable:
+                    raise
+                flow = {}
+            kind = flow.get("type")
+            known = isinstance(kind, int) and not isinstance(kind, bool) and kind in FLOW_TYPES
+            self.flow_types[flow_id] = (kind,) if isinstance(kind, int) and known else FLOW_TYPES
+        return self.flow_types[flow_id]
+
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
     def get_flow_instance(self, flow_inst_id: str) -> Operation[dict[str, Any]]:
@@ -144,38 +224,111 @@ class EnOSBatchClient:
         return data
 
     def get_my_flows(self, expression: str | None = None) -> Operation[list[dict[str, Any]]]:
-        request = self._request("GET", "flows", "getMyFlow", "Get My Flow", {"expression": expression})
+        request = self._request("GET", "flows", "getMyFlow", "Get My Flow", {self.flow_filter_name: expression})
         data = yield from self._call(request)
         return _as_list(data, call=request.call)
 
     def search_flow_instances(self, **filters: Any) -> Operation[list[dict[str, Any]]]:
-        """Every page of ``flowInstances?action=search``; ``filters`` are the body's own keys."""
+        """Every page of ``flowInstances?action=search``; ``filters`` are the body's own keys.
+
+        The Mandatory fields the caller leaves out are filled in: any name and owner, every status, trigger
+        times from 2000 to 2100, and, without ``type``, one search per type.
+        """
+        filters = dict(filters)
+        page_size = filters.pop("page_size", None)
+        kinds = (filters.pop("type"),) if "type" in filters else FLOW_TYPES
         found: list[dict[str, Any]] = []
-        page_size = int(filters.pop("page_size", SEARCH_PAGE_SIZE))
-        for page_no in itertools.count(1):
-            body = {**filters, "pagination": {"pageNo": page_no, "pageSize": page_size}}
-            request = self._request("POST", "flowInstances", "search", "List Flow Instances", body=body)
-            data = yield from self._call(request)
+        for kind in kinds:
+            body = search_body(kind, from_ms=EARLIEST_TRIGGER_MS, to_ms=LATEST_TRIGGER_MS, extra=filters)
+            found += yield from self._list_all(body, None if page_size is None else int(page_size))
+        return found
+
+    def _list_all(
+        self, body: Mapping[str, Any], page_size: int | None = None, sorters: list[dict[str, str]] | None = None
+    ) -> Operation[list[dict[str, Any]]]:
+        """Every row of a search, whatever ``count`` means and however the service caps its pages.
+
+        ``count`` is "the number of searched workflow instances": the total, or the page's length. A page
+        shorter than asked proves nothing (the service may cap it), so the listing ends only on an empty page,
+        on a page with no row not seen already (a service that ignores ``pageNo``), or once ``count``, shown to
+        be a total (it differed from a page's length), is reached.
+        """
+        size = min(page_size or self.page_size, self.page_size)
+        rows: dict[str, dict[str, Any]] = {}
+        received = 0  # rows received
+        total: int | None = None
+        short_first: int | None = None  # the length of a short first page, until shown to be a cap
+        for index in range(MAX_PAGES):
+            page, count, size = yield from self._search_page(
+                body, self.first_page_no + index, size, sorters, first=index == 0
+            )
+            if not page:
+                return list(rows.values())
+            if received and all(_key(record) in rows for record in page):
+                return list(rows.values())
+            rows.update((_key(record), record) for record in page)
+            if isinstance(count, int) and not isinstance(count, bool) and count != len(page):
+                total = count  # not this page's length: the total
+            if short_first is not None:  # a second page came after a short first one: the cap is real
+                self.page_size = min(self.page_size, short_first)
+                short_first = None
+            received += len(page)
+            if index == 0 and len(page) < size:
+                # Shorter than asked: the end, or a cap. The next page is asked at this size, so it starts
+                # right after these rows whichever the service counts pages by.
+                short_first, size = len(page), len(page)
+                if total is not None and total > len(page):
+                    self.page_size = min(self.page_size, len(page))
+                    short_first = None
+            if total is not None and received >= total:
+                return list(rows.values())
+        raise FlowPlatformError(PLATFORM, "List Flow Instances", f"still paging after {MAX_PAGES} pages")
+
+    def _search_page(
+        self, body: Mapping[str, Any], page_no: int, size: int, sorters: list[dict[str, str]] | None, *, first: bool
+    ) -> Operation[tuple[list[dict[str, Any]], Any, int]]:
+        """One page: (rows, count, the page size that served). A first page whose size the service refuses is
+        asked again smaller, and the size that works is kept for the connection."""
+        sizes = [size] + [smaller for smaller in SMALLER_PAGE_SIZES if smaller < size] if first else [size]
+        for attempt, asked in enumerate(sizes):
+            pagination: dict[str, Any] = {"pageNo": page_no, "pageSize": asked}
+            if sorters:
+                pagination["sorters"] = sorters
+            request = self._request(
+                "POST", "flowInstances", "search", "List Flow Instances", body={**body, "pagination": pagination}
+            )
+            try:
+                data = yield from self._call(request)
+            except FlowPlatformError as exc:
+                refused_size = exc.code == INVALID_PARAMETER_CODE or exc.http_status in (400, 413)
+                if not refused_size or exc.retryable or attempt == len(sizes) - 1:
+                    raise
+                log.info("%s with pageSize %d; asking for %d rows", exc, asked, sizes[attempt + 1])
+                continue
+            if attempt > 0:  # a smaller size served after a refusal: keep it for the connection
+                self.page_size = min(self.page_size, asked)
             if not isinstance(data, dict):
                 raise FlowPlatformError(PLATFORM, request.call, "the answer has no flowInsts object")
-            page = _as_list(data.get("flowInsts") or [], call=request.call)
-            found.extend(page)
-            total = data.get("count")
-            if not page or len(page) < page_size or (isinstance(total, int) and len(found) >= total):
-                return found
+            return _as_list(data.get("flowInsts") or [], call=request.call), data.get("count"), asked
         raise AssertionError("unreachable")  # pragma: no cover
 
     def trigger_flow(
         self, flow_id: str, trigger_time: int | None = None, parameters: Mapping[str, Any] | None = None
     ) -> Operation[str]:
+        """Trigger Flow (``flowId``, ``triggerTime`` only); with ``parameters``, Update And Trigger Flow, whose
+        ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only."""
         body: dict[str, Any] = {"flowId": _int_if_digits(flow_id)}
-        if trigger_time is not None:
-            body["triggerTime"] = int(trigger_time)
+        if trigger_time is not None or parameters:
+            body["triggerTime"] = int(self._now_ms() if trigger_time is None else trigger_time)
         if parameters:
-            # (inferred) the same JSON-in-a-string shape the instance's own ``parameters`` field has.
-            body["parameters"] = json_body([{"key": k, "value": v} for k, v in parameters.items()]).decode()
-        request = self._request("POST", "flows", "trigger", "Trigger Flow", body=body)
-        data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
+            body["parameters"] = [{"key": str(key), "value": _parameter_text(v)} for key, v in parameters.items()]
+            request = self._request("POST", "flows", "updateAndTrigger", "Update And Trigger Flow", body=body)
+        else:
+            request = self._request("POST", "flows", "trigger", "Trigger Flow", body=body)
+        try:
+            data = yield from self._call(request)
+        except FlowPlatformError as exc:
+            raise _trigger_refusal(exc) from None
         instance_id = data.get("flowInstanceId") if isinstance(data, dict) else data
         if not instance_id:
             raise FlowPlatformError(PLATFORM, request.call, "the answer has no flowInstanceId")
@@ -202,13 +355,45 @@ class EnOSBatchClient:
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         record = yield from self.get_flow_instance(instance_id)
+        yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
         return self.to_flow_instance(record, include_graph=include_graph)
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
-        """Trigger Flow now; there is no other way to run a flow (no public rerun)."""
-        return (yield from self.trigger_flow(flow, trigger_time=now_ms, parameters=parameters))
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
+        """Trigger Flow at the attempt's time: the instance shows that time back, which finds it again."""
+        return (yield from self.trigger_flow(flow, trigger_time=attempt.requested_at_ms, parameters=parameters))
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The instance of ``flow`` whose ``triggerTime`` is the one ``attempt`` sent (to the second).
+
+        The instance keeps the trigger time it was given (``trigger_flow.md``: the time "is passed into the
+        time parameters"). Should a platform stamp its own time instead, an instance triggered within the
+        clock-skew margin of the attempt may be it: that is an AmbiguousStart naming them, never a guess.
+        """
+        sent_s = attempt.requested_at_ms // 1000
+        window = (attempt.requested_at_ms - CLOCK_SKEW_MS, attempt.requested_at_ms + CLOCK_SKEW_MS)
+        records: list[dict[str, Any]] = []
+        for kind in (yield from self.types_of_flow(flow)):
+            body = search_body(kind, expression=flow, from_ms=window[0], to_ms=window[1], status=ALL_STATUSES)
+            records += yield from self._list_all(body, sorters=[{"field": "triggerTime", "order": "DESC"}])
+        mine = [record for record in records if as_id(record.get("flowId")) == flow]
+        zone = (yield from self.deployment_zone()) if mine else "UTC"
+        exact = [record for record in mine if _trigger_seconds(record, zone) == sent_s]
+        if len(exact) == 1:
+            return required_id(exact[0], "instanceId", platform=PLATFORM, call="List Flow Instances")
+        candidates = exact or mine
+        if candidates:
+            ids = ", ".join(str(record.get("instanceId")) for record in candidates)
+            raise AmbiguousStart(
+                PLATFORM,
+                "List Flow Instances",
+                f"no single instance of flow {flow} carries the trigger time this start sent "
+                f"({attempt.requested_at_ms}); instances triggered around it: {ids}",
+            )
+        return None
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.cancel_flow_instance(instance_id))
@@ -218,18 +403,34 @@ class EnOSBatchClient:
     ) -> Operation[dict[str, FlowInstance]]:
         """The instances not yet ended, in a few search pages: a wait missing from them has ended.
 
-        The search cannot filter by id: when the waits are on a few flows it searches those flows only
-        (ids are ``<flowId>-<time>``), otherwise every active instance the user can see.
+        The search cannot filter by id. Ids are ``<flowId>-<trigger time>``: when the waits are on a few flows
+        it searches those flows only (each with its own type), otherwise every active instance the user can
+        see (one search per type), in the trigger-time window of the ids, a day wider each side (the id's time
+        is local to the deployment). Ids of another shape are left to single reads.
         """
-        active = ",".join(str(code) for code, state in STATE_BY_CODE.items() if not state.is_terminal)
-        flows = {instance_id.rsplit("-", 1)[0] for instance_id in ids}
+        times: dict[str, list[int]] = {}
+        for instance_id in ids:
+            # The day of margin covers any zone: the zone need not be known yet (it is asked below).
+            flow, moment = split_instance_id(instance_id, self.timezone or "UTC")
+            if moment is not None:
+                times.setdefault(flow, []).append(moment)
         records: list[dict[str, Any]] = []
-        if len(flows) <= BATCH_MAX_FLOW_SEARCHES:
-            for flow in sorted(flows):
-                page = yield from self.search_flow_instances(status=active, expression=flow)
-                records += [record for record in page if as_id(record.get("flowId")) == flow]
-        else:
-            records = yield from self.search_flow_instances(status=active)
+        if len(times) <= BATCH_MAX_FLOW_SEARCHES:
+            for flow in sorted(times):
+                window = (min(times[flow]) - DAY_MS, max(times[flow]) + DAY_MS)
+                for kind in (yield from self.types_of_flow(flow)):
+                    body = search_body(
+                        kind, expression=flow, from_ms=window[0], to_ms=window[1], status=ACTIVE_STATUSES
+                    )
+                    page = yield from self._list_all(body)
+                    records += [record for record in page if as_id(record.get("flowId")) == flow]
+        elif times:
+            every = [moment for moments in times.values() for moment in moments]
+            for kind in FLOW_TYPES:
+                body = search_body(kind, from_ms=min(every) - DAY_MS, to_ms=max(every) + DAY_MS, status=ACTIVE_STATUSES)
+                records += yield from self._list_all(body)
+        if records:
+            yield from self.deployment_zone()
         wanted = set(ids)
         return {
             instance.instance_id: instance
@@ -240,19 +441,31 @@ class EnOSBatchClient:
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
     ) -> Operation[list[FlowInstance]]:
-        """The newest instances of ``flow`` (one search page), narrowed to ``states`` where codes allow."""
-        codes = sorted({code for code, state in STATE_BY_CODE.items() if state in set(states)})
-        body: dict[str, Any] = {"expression": flow, **filters}
-        if codes:
-            body["status"] = ",".join(str(code) for code in codes)
-        body["pagination"] = {
-            "pageNo": 1,
-            "pageSize": RECENT_PAGE_SIZE,
-            "sorters": [{"field": "triggerTime", "order": "DESC"}],
-        }
-        request = self._request("POST", "flowInstances", "search", "List Flow Instances", body=body)
-        data = yield from self._call(request)
-        records = _as_list(data.get("flowInsts") if isinstance(data, dict) else None, call=request.call)
+        """The newest instances of ``flow`` (one search page per type), narrowed to ``states`` where codes allow."""
+        wanted = set(states)
+        codes = sorted({code for code, state in STATE_BY_CODE.items() if state in wanted})
+        types = (filters["type"],) if "type" in filters else (yield from self.types_of_flow(flow))
+        records: list[dict[str, Any]] = []
+        for kind in types:
+            body = search_body(
+                kind,
+                expression=flow,
+                # Every trigger time: the newest come first, and old runs belong to the watcher's baseline.
+                from_ms=EARLIEST_TRIGGER_MS,
+                to_ms=LATEST_TRIGGER_MS,
+                status=",".join(str(code) for code in codes) if codes else ALL_STATUSES,
+                extra={key: value for key, value in filters.items() if key != "type"},
+            )
+            page, _, _ = yield from self._search_page(
+                body,
+                self.first_page_no,
+                min(RECENT_PAGE_SIZE, self.page_size),
+                [{"field": "triggerTime", "order": "DESC"}],
+                first=True,
+            )
+            records += page
+        if records:
+            yield from self.deployment_zone()
         # The expression matches ids and names fuzzily: keep the flow's own instances only.
         return [
             self.to_flow_instance(record, include_graph=False)
@@ -272,8 +485,8 @@ class EnOSBatchClient:
                 details["parameters"], platform=PLATFORM, call=call, what="parameters"
             )
         try:
-            started_at = parse_local_time(record.get("startTime"), self.settings.timezone)
-            ended_at = parse_local_time(record.get("endTime"), self.settings.timezone)
+            started_at = parse_local_time(record.get("startTime"), self.timezone or "UTC")
+            ended_at = parse_local_time(record.get("endTime"), self.timezone or "UTC")
         except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
             raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
@@ -382,3 +595,117 @@ def _as_list(data: Any, *, call: str) -> list[dict[str, Any]]:
 def _int_if_digits(value: str) -> int | str:
     text = str(value)
     return int(text) if text.isascii() and text.isdigit() else value
+
+
+ALL_STATUSES = ",".join(str(code) for code in STATE_BY_CODE)
+ACTIVE_STATUSES = ",".join(str(code) for code, state in STATE_BY_CODE.items() if not state.is_terminal)
+
+
+def search_body(
+    kind: Any,
+    *,
+    expression: str = "",
+    from_ms: int,
+    to_ms: int,
+    status: str = ALL_STATUSES,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A List Flow Instances body with every Mandatory field (``v2.1/list_flow_instances.md``).
+
+    The table and the JSON sample name the window ``fromTriggerTime``/``toTriggerTime``; the doc's Java
+    sample ``startTriggerTime``/``endTriggerTime``. Both are sent, with the same values, so the window holds
+    whichever the service reads (a JSON binder ignores the names it does not know).
+    """
+    body: dict[str, Any] = {
+        "type": kind,
+        "expression": expression,
+        "owner": "",  # any owner, as the doc's own request sample sends
+        "fromTriggerTime": from_ms,
+        "toTriggerTime": to_ms,
+        "status": status,
+        **(extra or {}),
+    }
+    body["startTriggerTime"], body["endTriggerTime"] = body["fromTriggerTime"], body["toTriggerTime"]
+    return body
+
+
+_GMT = re.compile(r"^(?:GMT|UTC)?\s*(?P<sign>[+-])\s*(?P<hours>\d{1,2})(?::?(?P<minutes>\d{2}))?$", re.IGNORECASE)
+#: Offsets that are not whole hours, by the zone that keeps them all year (IANA has no Etc/ name for them).
+_PART_HOUR_ZONES = {
+    (3, 30): "Asia/Tehran",
+    (4, 30): "Asia/Kabul",
+    (5, 30): "Asia/Kolkata",
+    (5, 45): "Asia/Kathmandu",
+    (6, 30): "Asia/Yangon",
+    (8, 45): "Australia/Eucla",
+    (9, 30): "Australia/Darwin",
+    (-9, 30): "Pacific/Marquesas",
+}
+
+
+def zone_from_answer(value: Any) -> str:
+    """Get Time Zone's ``timezone`` ("GMT+8", in the doc's ``GMT+N`` format) as a zone name pendulum knows."""
+    text = str(value or "").strip()
+    if text.upper() in ("GMT", "UTC", "Z"):
+        return "UTC"
+    match = _GMT.match(text)
+    if match is None:
+        try:
+            return validate_timezone(text)  # an IANA name, should a deployment answer one
+        except ValueError:
+            raise FlowPlatformError(PLATFORM, "Get Time Zone", f"unreadable time zone {value!r}") from None
+    hours, minutes = int(match["hours"]), int(match["minutes"] or 0)
+    sign = -1 if match["sign"] == "-" else 1
+    if minutes == 0 and hours <= 14:
+        # Etc/GMT names count the other way round: GMT+8 is "Etc/GMT-8".
+        return "UTC" if hours == 0 else f"Etc/GMT{'-' if sign > 0 else '+'}{hours}"
+    zone = _PART_HOUR_ZONES.get((sign * hours, minutes))
+    if zone is None:
+        raise FlowPlatformError(PLATFORM, "Get Time Zone", f"unsupported time zone {value!r}")
+    return zone
+
+
+_INSTANCE_ID = re.compile(r"^(?P<flow>.+)-(?P<stamp>\d{14})$")
+
+
+def split_instance_id(instance_id: str, zone: str) -> tuple[str, int | None]:
+    """(flow id, trigger time in epoch ms) of an ``<flowId>-<yyyyMMddHHmmss>`` id; the time local to ``zone``."""
+    match = _INSTANCE_ID.match(instance_id)
+    if match is None:
+        return instance_id.rsplit("-", 1)[0], None
+    try:
+        moment = parse_local_time(dt.datetime.strptime(match["stamp"], "%Y%m%d%H%M%S").isoformat(), zone)
+    except ValueError:
+        return match["flow"], None
+    return match["flow"], None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _trigger_seconds(record: Mapping[str, Any], zone: str) -> int | None:
+    try:
+        moment = parse_local_time(record.get("triggerTime"), zone)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return None if moment is None else int(moment.timestamp())
+
+
+def _key(record: Mapping[str, Any]) -> str:
+    instance_id = record.get("instanceId")
+    return str(instance_id) if instance_id not in (None, "") else json.dumps(record, sort_keys=True, default=str)
+
+
+def _parameter_text(value: Any) -> str:
+    """A global parameter's value is text (``key=value``); other values travel as their JSON text."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _trigger_refusal(exc: FlowPlatformError) -> FlowPlatformError:
+    """A refused trigger: "the flow does not exist" is not found; any other 62102 (above all "triggered less
+    than one minute ago": this start, or another, already made a run) leaves open which run there is."""
+    if exc.code != NOT_FOUND_CODE or isinstance(exc, RunOutcomeUnknown):
+        return exc
+    message = exc.platform_message.lower()
+    if "not exist" in message or "not found" in message:
+        return FlowInstanceNotFound(
+            PLATFORM, exc.call, exc.platform_message, code=exc.code, http_status=exc.http_status
+        )
+    return RunOutcomeUnknown(PLATFORM, exc.call, exc.platform_message, code=exc.code, http_status=exc.http_status)

@@ -10,12 +10,13 @@ served under the same ``{apigw-address}`` and the vendor's own samples (Envision
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms.enos_batch import console_link
 from airflow_provider_flowinst.platforms.enos_gateway import (
@@ -29,6 +30,7 @@ from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     Token,
     as_id,
     decode_json,
@@ -40,17 +42,30 @@ from airflow_provider_flowinst.timeparse import parse_epoch_ms
 PLATFORM = "enos_bpm"
 SERVICE_PATH = "/enos-bpm-service/v2.0/work"
 PORTAL_LOGIN_PATH = "/app-portal-service/v2.2/login"
-PORTAL_SESSION_SET_PATH = "/app-portal-service/v2.1/session/set"
-PORTAL_REFRESH_PATH = "/app-portal-service/v2.2/token/refresh"
+#: Choose Organization: v2.2 in the current docs (answers ``code: 0``), v2.1 in the app-portal-api 2.1.0 to
+#: 2.3.0 docs (``code: 200``). Tried in this order; the next one only when a version answers HTTP 404.
+PORTAL_SESSION_SET_PATHS = ("/app-portal-service/v2.2/session/set", "/app-portal-service/v2.1/session/set")
+#: Refresh Access Token: ``GET .../token/refresh?refreshToken=``, v2.2 in app-portal-api 2.2.0 to 3.0.0
+#: (``code: 0``), v2.0 in the 2.1.0 docs (``code: 200``); the same fallback on HTTP 404.
+PORTAL_REFRESH_PATHS = ("/app-portal-service/v2.2/token/refresh", "/app-portal-service/v2.0/token/refresh")
+
+CHOOSE_CALL = "Choose Organization"
+REFRESH_CALL = "Refresh Access Token"
 
 NOT_FOUND_CODE = "33404"
-#: Portal success: ``code: 0`` from v2.2, ``code: 200`` in the v2.0 documentation.
+#: Portal success: ``code: 0`` from v2.2, ``code: 200`` in the v2.0 and v2.1 documentation.
 PORTAL_SUCCESS_CODES = frozenset({"0", "200"})
-#: The portal's common codes for "log in first" (401 unauthenticated) and "token expired" (410
-#: cache.token.expired), as a BPM call may pass them on from the bearer-token check (inferred).
-PORTAL_EXPIRED_CODES = frozenset({"401", "410"})
-#: ``pagination.pageSize`` of each queryList request; the API's own default is 1000.
+#: "Please login first" (31401, documented for an expired or unknown user session), and the portal's common
+#: codes for "log in first" (401) and "token expired" (410), which a BPM call may pass on (inferred).
+PORTAL_EXPIRED_CODES = frozenset({"31401", "401", "410"})
+#: ``pagination.pageSize`` of each queryList request until the platform shows a smaller cap; the API's
+#: own default is 1000.
 QUERY_PAGE_SIZE = 100
+#: Page sizes tried, in turn, after the platform refuses one (caps are not documented; they tend to be
+#: round numbers); below the last one a refusal is not about the page size.
+SMALLER_PAGE_SIZES = (500, 200, 100, 50, 20, 10)
+#: A start's run is looked for from this long before the start was asked for (clocks differ).
+START_SEARCH_MARGIN_MS = 2 * 60 * 1000
 
 PROCESS_STATUSES = ("inProgress", "completed", "terminated")
 #: The reason recorded when an Airflow task stops the process instance it started.
@@ -77,9 +92,11 @@ def _now_ms() -> int:
 class EnOSBPMAuth:
     """The gateway signature plus the portal user's bearer token, obtained by one login and cached together.
 
-    ``login()`` fetches the gateway token, logs the portal account in (and chooses ``org_id`` when given);
-    the resulting ``Token`` holds the gateway token in ``value``, the user token in ``bearer`` and the
-    portal's refresh token (handed out by "Choose Organization") in ``refresh_value``.
+    ``login()`` fetches the gateway token, logs the portal account in and always chooses an organization
+    (``org_id``, or the only one the login answer lists): the login's own token serves Choose Organization
+    only, and the token that call hands out is the one BPM accepts. The resulting ``Token`` holds the
+    gateway token in ``value``, that user token in ``bearer`` and its refresh token in ``refresh_value``.
+    ``renew()`` replaces a refused or spent token by the refresh token, and logs in again only when that fails.
     ``on_secret`` is told every token obtained, so the hook can mask it in logs.
     """
 
@@ -100,66 +117,30 @@ class EnOSBPMAuth:
         return f"enos-bpm|{self.gateway.base_url}|{self.gateway.app_key}|{self.account}|{self.org_id or ''}|{digest}"
 
     def login(self) -> Operation[Token]:
-        gateway_token = yield from self.gateway.login()
-        # Each credential is handed over for masking as soon as it arrives, even if a later step fails.
-        self._reveal(gateway_token.value)
-        response = yield self._portal_request(
-            "POST",
-            PORTAL_LOGIN_PATH,
-            "Log In",
-            gateway_token,
-            body={"account": self.account, "password": self.password},
-        )
-        data = read_portal_envelope(response, call="Log In", platform=self.platform)
-        bearer = _access_token(data, call="Log In", platform=self.platform)
-        self._reveal(bearer)
-        refresh_value: str | None = None
-        if self.org_id:
-            response = yield self._portal_request(
-                "POST", PORTAL_SESSION_SET_PATH, "Choose Organization", gateway_token, bearer, {"orgId": self.org_id}
-            )
-            data = read_portal_envelope(response, call="Choose Organization", platform=self.platform)
-            # The answer repeats the access token now bound to the organization; keep ours if it does not.
-            bearer = as_id(data.get("accessToken")) or bearer
-            refresh_value = as_id(data.get("refreshToken"))
-            self._reveal(bearer, refresh_value)
-        token = Token(
-            value=gateway_token.value,
-            expires_at=gateway_token.expires_at,
-            refresh_value=refresh_value,
-            bearer=bearer,
-        )
-        return token
+        gateway_token = yield from self._gateway_token()
+        return (yield from self._log_in(gateway_token))
+
+    def renew(self, token: Token) -> Operation[Token]:
+        """A new session for one the platform refused or that ran out, without the password if it can be.
+
+        A fresh gateway token (the refused call may have met an expired one), then Refresh Access Token
+        with ``token``'s refresh token; a password login only when there is none or the portal refuses it.
+        """
+        gateway_token = yield from self._gateway_token()
+        if token.refresh_value:
+            try:
+                data = yield from self._refresh_session(gateway_token, token.refresh_value)
+                return self._session_token(gateway_token, data, REFRESH_CALL, refresh_value=token.refresh_value)
+            except FlowPlatformError:
+                pass  # the refresh token expired or was revoked: only the password is left
+        return (yield from self._log_in(gateway_token))
 
     def refresh(self, token: Token) -> Operation[Token]:
-        """Refresh Access Token: a new user token from the refresh token, without sending the password.
-
-        The transport re-logs in with ``login()`` when a call is refused; this is the building block for
-        a caller that holds an expiring token and prefers not to send the password again.
-        """
+        """Refresh Access Token with ``token``'s own gateway token: a new user token, without the password."""
         if not token.refresh_value:
-            raise FlowPlatformError(
-                self.platform,
-                "Refresh Access Token",
-                "no refresh token: the portal hands one out when an organization is chosen (set org_id)",
-            )
-        request = HttpRequest(
-            "GET",
-            self.gateway.base_url + PORTAL_REFRESH_PATH,
-            call="Refresh Access Token",
-            params=(("refreshToken", token.refresh_value),),
-            headers={"Accept": "application/json"},
-            authenticated=False,
-        )
-        response = yield self.gateway.sign(request, token, _now_ms())
-        data = read_portal_envelope(response, call=request.call, platform=self.platform)
-        renewed = replace(
-            token,
-            bearer=_access_token(data, call=request.call, platform=self.platform),
-            refresh_value=as_id(data.get("refreshToken")) or token.refresh_value,
-        )
-        self._reveal(renewed.bearer, renewed.refresh_value)
-        return renewed
+            raise FlowPlatformError(self.platform, REFRESH_CALL, "no refresh token: Choose Organization hands one out")
+        data = yield from self._refresh_session(token, token.refresh_value)
+        return self._session_token(token, data, REFRESH_CALL, refresh_value=token.refresh_value)
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         if token is None or not token.bearer:
@@ -168,7 +149,7 @@ class EnOSBPMAuth:
         return signed.with_headers({"Authorization": f"Bearer {token.bearer}"})
 
     def is_token_expired(self, response: HttpResponse) -> bool:
-        """HTTP 401, the gateway's 1203, or the portal's 401/410 codes inside a BPM answer."""
+        """HTTP 401, the gateway's 1203, or the portal's 31401 "Please login first" (or 401/410) in a BPM answer."""
         if self.gateway.is_token_expired(response):
             return True
         if response.status >= 500 or not response.body.lstrip().startswith(b"{"):
@@ -182,6 +163,73 @@ class EnOSBPMAuth:
     def secrets(self) -> tuple[str, ...]:
         return (self.password, *self.gateway.secrets())
 
+    # -- the steps ------------------------------------------------------------------------------------
+
+    def _gateway_token(self) -> Operation[Token]:
+        gateway_token = yield from self.gateway.login()
+        # Each credential is handed over for masking as soon as it arrives, even if a later step fails.
+        self._reveal(gateway_token.value)
+        return gateway_token
+
+    def _log_in(self, gateway_token: Token) -> Operation[Token]:
+        """Log In, then Choose Organization with the login's token (which serves for nothing else)."""
+        response = yield self._portal_request(
+            "POST",
+            PORTAL_LOGIN_PATH,
+            "Log In",
+            gateway_token,
+            body={"account": self.account, "password": self.password},
+        )
+        data = read_portal_envelope(response, call="Log In", platform=self.platform)
+        login_token = _access_token(data, call="Log In", platform=self.platform)
+        self._reveal(login_token)
+        org_id = self.org_id or only_organization(data.get("organizations"), platform=self.platform)
+        session = yield from self._choose_organization(gateway_token, login_token, org_id)
+        # v2.1 answers with "the access token in the request", now bound to the organization.
+        return self._session_token(gateway_token, session, CHOOSE_CALL, bearer=login_token)
+
+    def _choose_organization(self, gateway_token: Token, login_token: str, org_id: str) -> Operation[dict[str, Any]]:
+        response = None
+        for path in PORTAL_SESSION_SET_PATHS:
+            response = yield self._portal_request(
+                "POST", path, CHOOSE_CALL, gateway_token, login_token, body={"orgId": org_id}
+            )
+            if response.status != 404:  # a portal without this version: try the next one
+                break
+        assert response is not None
+        return read_portal_envelope(response, call=CHOOSE_CALL, platform=self.platform)
+
+    def _refresh_session(self, gateway_token: Token, refresh_token: str) -> Operation[dict[str, Any]]:
+        response = None
+        for path in PORTAL_REFRESH_PATHS:
+            # No bearer token: the portal needs none for a refresh ("the user need not be logged in").
+            response = yield self._portal_request(
+                "GET", path, REFRESH_CALL, gateway_token, params=(("refreshToken", refresh_token),)
+            )
+            if response.status != 404:
+                break
+        assert response is not None
+        return read_portal_envelope(response, call=REFRESH_CALL, platform=self.platform)
+
+    def _session_token(
+        self,
+        gateway_token: Token,
+        data: Mapping[str, Any],
+        call: str,
+        *,
+        bearer: str | None = None,
+        refresh_value: str | None = None,
+    ) -> Token:
+        """The cached token: the gateway token with the portal answer's access and refresh tokens."""
+        bearer = as_id(data.get("accessToken")) or bearer
+        if not bearer:
+            raise FlowPlatformError(self.platform, call, "the answer has no accessToken")
+        refreshed = as_id(data.get("refreshToken")) or refresh_value
+        self._reveal(bearer, refreshed)
+        return Token(
+            value=gateway_token.value, expires_at=gateway_token.expires_at, refresh_value=refreshed, bearer=bearer
+        )
+
     def _portal_request(
         self,
         method: str,
@@ -190,18 +238,22 @@ class EnOSBPMAuth:
         gateway_token: Token,
         bearer: str | None = None,
         body: Any = None,
+        params: tuple[tuple[str, str], ...] = (),
     ) -> HttpRequest:
         # Marked unauthenticated so the transport sends it as it is: it is signed here, with the gateway
         # token this very login obtained, because no cached token exists yet.
-        headers = {"Accept": "application/json", "Content-Type": "application/json;charset=UTF-8"}
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json;charset=UTF-8"
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
         request = HttpRequest(
             method,
             self.gateway.base_url + path,
             call=call,
+            params=params,
             headers=headers,
-            body=json_body(body),
+            body=None if body is None else json_body(body),
             authenticated=False,
             idempotent=True,  # logging in again does no harm
         )
@@ -213,6 +265,23 @@ class EnOSBPMAuth:
         for secret in dict.fromkeys(secrets):
             if secret:
                 self.on_secret(secret)
+
+
+def only_organization(organizations: Any, *, platform: str = PLATFORM) -> str:
+    """The one organization a login answer lists; with none or several, an error saying to set ``org_id``."""
+    listed = [item for item in organizations if isinstance(item, Mapping)] if isinstance(organizations, list) else []
+    known = [(org, as_id(item.get("name"))) for item in listed if (org := as_id(item.get("id")))]
+    if len(known) == 1:
+        return known[0][0]
+    if not known:
+        message = "the login answer lists no organization for this account: set the connection's extra 'org_id'"
+    else:
+        names = ", ".join(f"{org} ({name})" if name else str(org) for org, name in known)
+        message = (
+            f"the account belongs to {len(known)} organizations ({names}): "
+            "set the connection's extra 'org_id' to the one to use"
+        )
+    raise FlowPlatformError(platform, CHOOSE_CALL, message)
 
 
 def read_portal_envelope(response: HttpResponse, *, call: str, platform: str = PLATFORM) -> dict[str, Any]:
@@ -266,6 +335,8 @@ class EnOSBPMClient:
     def __init__(self, settings: EnOSBPMSettings) -> None:
         self.settings = settings
         self.service_url = settings.base_url + SERVICE_PATH
+        #: The page size queryList gets: smaller once the platform refuses or caps one, for this connection.
+        self.page_size = QUERY_PAGE_SIZE
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -307,12 +378,13 @@ class EnOSBPMClient:
         process_status: str,
         *,
         current: int = 0,
-        page_size: int = QUERY_PAGE_SIZE,
+        page_size: int | None = None,
         sorts: list[Mapping[str, str]] | None = None,
         **filters: Any,
     ) -> Operation[dict[str, Any]]:
         """One page of Query Process Instance: ``{pagination, processInstances}``."""
-        body = query_body(process_status, current=current, page_size=page_size, sorts=sorts, **filters)
+        size = page_size or self.page_size
+        body = query_body(process_status, current=current, page_size=size, sorts=sorts, **filters)
         request = self._request("POST", "process-instances/queryList", "Query Process Instance", body=body)
         data = yield from self._call(request)
         if not isinstance(data, dict):
@@ -324,34 +396,55 @@ class EnOSBPMClient:
         self,
         process_status: str,
         *,
-        page_size: int = QUERY_PAGE_SIZE,
+        page_size: int | None = None,
         sorts: list[Mapping[str, str]] | None = None,
         **filters: Any,
     ) -> Operation[list[dict[str, Any]]]:
-        """Every page of Query Process Instance.
+        """Every page of Query Process Instance, as the platform sent the records.
 
-        ``pagination.current`` counts from 0 (the documentation's default, and the vendor's sample). A
-        server that counted from 1 would send its first page twice: records are kept once by id, and a
-        page that adds nothing new ends the loop.
+        ``pagination.current`` counts from 0 ("starting from 0"). The listing ends only where the platform
+        shows there is no more: an empty page, or as many rows handed out as its ``total``. A page shorter
+        than asked may be a cap, not the end: the paging goes on in the platform's own page size, which is
+        remembered, as is a smaller size after the platform refuses one.
         """
+        size = page_size or self.page_size
         found: dict[str, dict[str, Any]] = {}
-        current = 0
+        current = handed = 0  # handed: rows the platform has sent, so the offset of the next page
+        previous: list[str] = []
+        capped_at: int | None = None  # a page size the platform may have capped this listing to
         while True:
-            data = yield from self.query_process_instances_page(
-                process_status, current=current, page_size=page_size, sorts=sorts, **filters
-            )
+            try:
+                data = yield from self.query_process_instances_page(
+                    process_status, current=current, page_size=size, sorts=sorts, **filters
+                )
+            except FlowPlatformError as refused:
+                smaller = smaller_page_size(size, refused) if handed == 0 else None
+                if smaller is None:
+                    raise
+                size = self.page_size = smaller
+                continue
             page = _as_list(data.get("processInstances") or [], call="Query Process Instance")
-            added = 0
-            for record in page:
-                key = as_id(record.get("id")) or as_id(record.get("processInstanceId")) or f"#{len(found)}"
-                if key not in found:
-                    found[key] = record
-                    added += 1
-            pagination = data.get("pagination")
-            total = pagination.get("total") if isinstance(pagination, dict) else None
-            if not page or added == 0 or len(page) < page_size or (isinstance(total, int) and len(found) >= total):
+            keys = [_record_id(record) or f"#{handed + n}" for n, record in enumerate(page)]
+            if not page or keys == previous:  # empty, or the same page again (a server counting from 1)
                 return list(found.values())
+            for key, record in zip(keys, page, strict=True):
+                found.setdefault(key, record)
+            if capped_at is not None:  # rows after a short page: it was a cap, remember it
+                self.page_size, capped_at = min(self.page_size, capped_at), None
+            handed += len(page)
+            pagination = data.get("pagination")
+            pagination = pagination if isinstance(pagination, dict) else {}
+            total = _int_or_none(pagination.get("total"))
+            if total is not None and handed >= total:
+                return list(found.values())
+            if len(page) < size:  # a cap, since the platform says there is more (or does not say)
+                echoed = _int_or_none(pagination.get("pageSize"))
+                capped = echoed if echoed is not None and 0 < echoed < size else len(page)
+                if handed % capped == 0:  # the next page starts where the platform's own paging puts it
+                    size = capped_at = capped
+                    current = handed // size - 1
             current += 1
+            previous = keys
 
     def start_process_instance(
         self, process_definition_id: str, values: Mapping[str, Any] | None = None, name: str | None = None
@@ -390,9 +483,42 @@ class EnOSBPMClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
-        """Start a process instance of the definition ``flow``; ``parameters`` are its ``values``."""
-        return (yield from self.start_process_instance(flow, values=parameters))
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
+        """Start a process instance of the definition ``flow``; ``parameters`` are its ``values``.
+
+        The instance's name carries the attempt's marker, which queryList shows back: that is how
+        ``find_started_run`` tells this attempt's instance from any other.
+        """
+        name = f"{flow.split(':', 1)[0]} {marker_tag(attempt.marker)}"
+        return (yield from self.start_process_instance(flow, values=parameters, name=name))
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The instance whose name carries ``attempt``'s marker, started since a little before it was asked.
+
+        Looks among instances in progress first (a new one nearly always is), then completed and terminated
+        ones. The name is matched here, not by queryList's ``processName``, which may mean the definition's.
+        """
+        tag = marker_tag(attempt.marker)
+        window: dict[str, Any] = {"startedAfter": attempt.requested_at_ms - START_SEARCH_MARGIN_MS}
+        found: list[str] = []
+        for status in PROCESS_STATUSES:
+            records = yield from self.query_process_instances(status, **window)
+            for record in records:
+                name = as_id(record.get("name")) or as_id(record.get("processName")) or ""
+                instance_id = _record_id(record)
+                if tag in name and instance_id and instance_id not in found:
+                    found.append(instance_id)
+            if found:
+                break
+        if len(found) > 1:
+            raise AmbiguousStart(
+                PLATFORM,
+                "Start Process Instance",
+                f"several process instances carry this start's marker {tag}: {', '.join(found)}",
+            )
+        return found[0] if found else None
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.terminate_process_instance(instance_id, STOP_REASON))
@@ -400,14 +526,14 @@ class EnOSBPMClient:
     def batch_instances(
         self, ids: Sequence[str], known: Mapping[str, FlowInstance]
     ) -> Operation[dict[str, FlowInstance]]:
-        """Every instance in progress, in a few query pages: a wait missing from them has ended."""
-        records = yield from self.query_process_instances("inProgress")
+        """Every instance in progress, in a few query pages: a wait missing from them has ended.
+
+        When every wait's start time is known, the query asks only for that window.
+        """
         wanted = set(ids)
-        return {
-            instance.instance_id: instance
-            for instance in (self.to_flow_instance(record) for record in records)
-            if instance.instance_id in wanted
-        }
+        records = yield from self.query_process_instances("inProgress", **started_window(ids, known))
+        instances = (self.to_flow_instance(record, include_graph=False, listed_as="inProgress") for record in records)
+        return {instance.instance_id: instance for instance in instances if instance.instance_id in wanted}
 
     def recent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any]
@@ -419,7 +545,7 @@ class EnOSBPMClient:
         for status in statuses:
             records = yield from self.query_process_instances(status, **filters)
             found += [
-                self.to_flow_instance(record, include_graph=False)
+                self.to_flow_instance(record, include_graph=False, listed_as=status)
                 for record in records
                 if as_id(record.get("processDefinitionId")) == flow
             ]
@@ -427,14 +553,18 @@ class EnOSBPMClient:
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def to_flow_instance(self, record: Mapping[str, Any], *, include_graph: bool = True) -> FlowInstance:
-        call = "Get Process Instance"
+    def to_flow_instance(
+        self, record: Mapping[str, Any], *, include_graph: bool = True, listed_as: str | None = None
+    ) -> FlowInstance:
+        """A record of Get, or of a queryList for ``processStatus`` ``listed_as`` (its records may lack one)."""
+        call = "Get Process Instance" if listed_as is None else "Query Process Instance"
         if not isinstance(record, Mapping):
             raise FlowPlatformError(PLATFORM, call, f"expected an object, got {type(record).__name__}")
         instance_id = as_id(record.get("id")) or as_id(record.get("processInstanceId"))
         if instance_id is None:
             raise FlowPlatformError(PLATFORM, call, "the answer has no 'id' field")
-        raw_state = as_id(require(record, "processStatus", platform=PLATFORM, call=call))
+        status = record.get("processStatus") if record.get("processStatus") is not None else listed_as
+        raw_state = as_id(require({"processStatus": status}, "processStatus", platform=PLATFORM, call=call))
         state = map_status(raw_state)
         flow_id = as_id(record.get("processDefinitionId"))
         try:
@@ -488,6 +618,45 @@ def query_body(
         pagination["sorts"] = [dict(sort) for sort in sorts]
     body["pagination"] = pagination
     return body
+
+
+def marker_tag(marker: str) -> str:
+    """What an instance's name carries of the start attempt that made it: short, and unique enough."""
+    return f"[airflow:{marker[:12]}]"
+
+
+def started_window(ids: Sequence[str], known: Mapping[str, FlowInstance]) -> dict[str, Any]:
+    """queryList's ``startedAfter``/``startedBefore`` around the waits' start times, when all are known.
+
+    A second either side: whether the platform's bounds include the moment itself is not documented.
+    """
+    starts = [known[i].started_at for i in ids if i in known]
+    if not ids or len(starts) < len(ids) or any(moment is None for moment in starts):
+        return {}
+    millis = [_epoch_ms(moment) for moment in starts if moment is not None]
+    return {"startedAfter": min(millis) - 1000, "startedBefore": max(millis) + 1000}
+
+
+def smaller_page_size(size: int, refused: FlowPlatformError) -> int | None:
+    """The page size to try after the platform refused ``size``; None where the refusal is not about it.
+
+    A number below ``size`` in the platform's message is taken as its limit; else the next smaller
+    usual size. A refusal that passed through retries (5xx) or names no code is not a page-size refusal.
+    """
+    if refused.retryable or refused.code is None or isinstance(refused, FlowInstanceNotFound):
+        return None
+    named = [int(n) for n in re.findall(r"\d+", refused.platform_message) if 0 < int(n) < size]
+    if named:
+        return max(named)
+    return next((smaller for smaller in SMALLER_PAGE_SIZES if smaller < size), None)
+
+
+def _record_id(record: Mapping[str, Any]) -> str | None:
+    return as_id(record.get("id")) or as_id(record.get("processInstanceId"))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def current_task_graph(record: Mapping[str, Any], state: FlowState, raw_state: str | None) -> InstanceGraph | None:

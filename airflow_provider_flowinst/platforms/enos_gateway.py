@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Operation, Token, decode_json, json_body
+from airflow_provider_flowinst.protocol import (
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Token,
+    credential_digest,
+    decode_json,
+    json_body,
+)
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
 TOKEN_EXPIRED_CODE = "1203"
@@ -89,7 +97,11 @@ class EnOSGatewayAuth:
 
     @property
     def cache_key(self) -> str:
-        return f"enos-gateway|{self.base_url}|{self.app_key}"
+        return f"enos-gateway|{self.base_url}|{self.app_key}|{credential_digest(self.app_secret)}"
+
+    def renew(self, token: Token) -> None:
+        """No renewal without a new login."""
+        return None
 
     def login(self) -> Operation[Token]:
         response = yield self.token_request(int(time.time() * 1000))

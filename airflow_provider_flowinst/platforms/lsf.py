@@ -3,7 +3,9 @@
 - Logon: POST ``/platform/ws/logon`` with ``<User><name/><pass/></User>`` (``Content-Type: application/xml``)
   answers a token (JSON ``{"token": ...}`` or XML ``<User><token/></User>``). Every later call sends it back as
   the cookie ``platform_token=<token>`` with each ``"`` written ``#quote#``. The server drops a token after 60
-  minutes unused (the call then answers 401) and may refuse a second logon while one is live (409).
+  minutes unused (the call then answers 401) and may refuse a second logon while one is live (409), so a
+  process done with a token logs out (POST ``/platform/ws/logout`` with the cookie; IBM: "the client must call
+  the logout service").
 - Flow instances: GET ``/platform/ws/flow/instances`` (JSON or XML), operations POST
   ``/platform/ws/flow/instances/{kill|suspend|resume|rerun}`` and POST ``/platform/ws/flow/definitions/submit``.
 - Quirks read here: one match may come as a lone object instead of a list; key names (JSON keys and XML
@@ -30,12 +32,13 @@ from xml.sax.saxutils import escape
 import defusedxml
 import defusedxml.ElementTree
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    StartAttempt,
     Token,
     as_id,
     parse_json,
@@ -47,6 +50,7 @@ from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_loc
 PLATFORM = "lsf_pm"
 WS_PATH = "/platform/ws"
 LOGON_PATH = f"{WS_PATH}/logon"
+LOGOUT_PATH = f"{WS_PATH}/logout"
 INSTANCES_PATH = f"{WS_PATH}/flow/instances"
 SUBMIT_PATH = f"{WS_PATH}/flow/definitions/submit"
 TOKEN_COOKIE = "platform_token"
@@ -56,6 +60,11 @@ DEFAULT_PORTS = {"http": 8080, "https": 8443}
 DEFAULT_PAGE_SIZE = 100
 #: Pages of the batched listing that answers many waits at once (inferred: the server sets no maximum).
 BATCH_PAGE_SIZE = 500
+#: A look for the run of an attempt made in another process takes runs started from this long before it
+#: (clocks of the worker and the server differ).
+START_WINDOW_MARGIN_MS = 120_000
+#: Attempts whose "ids before the submit" a client remembers.
+MAX_REMEMBERED_ATTEMPTS = 64
 #: The server forgets a token after this long unused (it is not a fixed lifetime).
 TOKEN_IDLE_SECONDS = 3600
 JSON = "application/json"
@@ -64,6 +73,7 @@ FORM = "application/x-www-form-urlencoded"
 
 QUERY_CALL = "Get Flow Instances"
 LOGON_CALL = "Log On"
+LOGOUT_CALL = "Log Out"
 SUBMIT_CALL = "Submit Flow"
 OPERATION_CALLS: Mapping[str, str] = {
     "kill": "Kill Flow Instances",
@@ -159,6 +169,10 @@ class LSFLogonAuth:
         proof = hmac.new(_PROCESS_KEY, self.password.encode(), hashlib.sha256).hexdigest()[:16]
         return f"{PLATFORM}|{self.base_url}|{self.user}|{proof}"
 
+    def renew(self, token: Token) -> None:
+        """No renewal without a new login."""
+        return None
+
     def login(self) -> Operation[Token]:
         response = yield HttpRequest(
             "POST",
@@ -186,6 +200,23 @@ class LSFLogonAuth:
 
     def secrets(self) -> tuple[str, ...]:
         return (self.password,)
+
+    def logout(self, token: Token) -> Operation[None]:
+        """POST ``/platform/ws/logout`` with the token's cookie: the server frees the token now instead of
+        holding it (and, in single-session mode, refusing the user's next logon) for 60 minutes unused.
+
+        A 401 means the server had already dropped the token: nothing is left to free.
+        """
+        response = yield HttpRequest(
+            "POST",
+            self.base_url + LOGOUT_PATH,
+            call=LOGOUT_CALL,
+            headers={"Accept": JSON, "Cookie": f"{TOKEN_COOKIE}={cookie_value(token.value)}"},
+            authenticated=False,  # carries its own cookie: a logout never logs on first
+            idempotent=True,  # logging out twice does no harm
+        )
+        if response.status != 401:
+            read_answer(response, call=LOGOUT_CALL)
 
 
 # -- reading answers ---------------------------------------------------------------------------------
@@ -312,13 +343,18 @@ def message_text(payload: Any) -> str | None:
 
 
 def read_answer(response: HttpResponse, *, call: str, not_found: bool = False) -> Any:
-    """The decoded answer of a 2xx; otherwise a FlowPlatformError with the platform's message.
+    """The decoded answer of a 2xx; any other status is a FlowPlatformError with the platform's message.
 
-    ``not_found``: a 404 means the instance does not exist (FlowInstanceNotFound).
+    ``not_found``: a 404 means the instance (or flow) does not exist (FlowInstanceNotFound). Only a 404 does:
+    a redirect (a login page, a proxy) or any other status is an error naming that status, never "not found".
     """
-    if response.status < 400:
+    if 200 <= response.status < 300:
         return decode_answer(response, call=call)
     error = FlowInstanceNotFound if not_found and response.status == 404 else FlowPlatformError
+    if 300 <= response.status < 400:
+        # Where it points is left out: a redirect's address may carry a session id.
+        message = f"the server answered a redirect (HTTP {response.status}) instead of the call's answer"
+        raise FlowPlatformError(PLATFORM, call, message, http_status=response.status)
     raise error(PLATFORM, call, _platform_says(response, call), http_status=response.status)
 
 
@@ -427,6 +463,79 @@ def newest_instance_id(
     return None if best is None else str(best)
 
 
+def highest_id(records: Iterable[Mapping[str, Any]], flow: str) -> int | None:
+    """The highest instance id of ``flow`` among ``records``, or None."""
+    newest = newest_instance_id(records, flow)
+    return None if newest is None else int(newest)
+
+
+def new_instance_ids(records: Iterable[Mapping[str, Any]], flow: str, *, newer_than: int) -> list[str]:
+    """The ids of ``flow``'s instances above ``newer_than``, lowest first."""
+    numbers = {
+        number
+        for record in records
+        if flow_id_of(record) == flow and (number := _as_int(record.get("id"))) is not None and number > newer_than
+    }
+    return [str(number) for number in sorted(numbers)]
+
+
+@dataclass(frozen=True)
+class NamedIds:
+    """Instance ids a submit answer names: ``strong`` as ``<id>:<owner>:<flow>`` or in a record of that
+    flow, ``loose`` as a bare id near the word "id" (taken only if it is a new run of the flow)."""
+
+    strong: tuple[str, ...] = ()
+    loose: tuple[str, ...] = ()
+
+
+_LOOSE_ID = re.compile(r"\bid\b\W{0,3}(\d+)", re.IGNORECASE)
+_ID_KEYS = ("id", "instanceId", "flowInstanceId", "flowId")
+
+
+def submitted_instance_ids(answer: Any, flow: str) -> NamedIds:
+    """The ids a submit answer names for ``flow``, if it names any (the documentation does not say it does).
+
+    Read are a record of the flow (``{"id": 107, "fullName": "107:jsmith:flow1"}``), a full name
+    ``107:jsmith:flow1`` in any text, and a message such as "... flow id: 107" (loose: checked against the
+    listing).
+    """
+    strong: list[str] = []
+    loose: list[str] = []
+    full_name = re.compile(r"\b(\d+):" + re.escape(flow) + r"(?![\w-]|\.\w)")  # not a longer name
+
+    def visit(value: Any, depth: int = 0) -> None:
+        if depth > 8:
+            return
+        if isinstance(value, dict):
+            if flow_id_of(value) == flow:
+                for key in _ID_KEYS:
+                    if _as_int(value.get(key)) is not None:
+                        strong.append(str(_as_int(value.get(key))))
+                        break
+            for item in value.values():
+                visit(item, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, depth + 1)
+        elif isinstance(value, str):
+            strong.extend(full_name.findall(value))
+            loose.extend(_LOOSE_ID.findall(value))
+
+    visit(answer)
+    return NamedIds(tuple(dict.fromkeys(strong)), tuple(dict.fromkeys(loose)))
+
+
+def ambiguous_start(flow: str, candidates: Sequence[str]) -> AmbiguousStart:
+    return AmbiguousStart(
+        PLATFORM,
+        SUBMIT_CALL,
+        f"{len(candidates)} runs of {flow} could be the one this submit started ({', '.join(candidates)}), and "
+        "LSF's submit answer does not say which: another start of the same flow ran at about the same time. None "
+        "is taken as this task's. Start one run of an LSF flow at a time: give the tasks that start it an Airflow "
+        "pool with one slot",
+    )
+
+
 def _as_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -485,6 +594,8 @@ class LSFClient:
 
     def __init__(self, settings: LSFSettings) -> None:
         self.settings = settings
+        #: attempt marker -> the highest id of its flow listed just before its submit (0: none).
+        self._floors: dict[str, int] = {}
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -544,21 +655,40 @@ class LSFClient:
         start: int | None = None,
         pagesize: int | None = None,
     ) -> Operation[list[dict[str, Any]]]:
-        """Every page from ``start`` on, ``pagesize`` records at a time, gathered into one list.
+        """The platform's call: with ``pagesize``, that one page from ``start``; without, every page from it."""
+        if pagesize is not None:
+            records, _total = yield from self.query_page(
+                id=id, flowname=flowname, username=username, state=state, start=start, pagesize=_page_size(pagesize)
+            )
+            return records
+        return (yield from self.query_all(id=id, flowname=flowname, username=username, state=state, start=start))
 
-        ``start`` is a 0-based index (inferred: the documentation does not say). The walk ends on a short
-        page, a 404 or a page that brings no record not seen before (so a server that ignores ``start``
-        cannot loop it forever). ``total`` is not trusted to end it: whether it counts every match or the
-        page is not documented.
+    def query_all(
+        self,
+        *,
+        id: str | int | None = None,  # the API's own parameter name
+        flowname: str | None = None,
+        username: str | None = None,
+        state: str | None = None,
+        start: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Operation[list[dict[str, Any]]]:
+        """Every page from ``start`` on, asked ``page_size`` records at a time, gathered into one list.
+
+        The walk ends only where the platform shows there is no more: a 404 or an empty page, a page with no
+        record not seen before (a server that ignores ``start`` cannot loop it), or ``total`` reached. A short
+        page does not end it (a server may cap the page below the size asked). Whether ``total`` counts every
+        match or the page is not documented, so it ends the walk only once it has shown itself a grand total
+        (larger than a page). ``start`` is an index, 0-based (inferred); a 1-based server gives one record
+        twice per page, which the walk drops, and none is lost.
         """
-        page_size = int(pagesize) if pagesize else DEFAULT_PAGE_SIZE
-        if page_size < 1:
-            raise ValueError(f"pagesize must be at least 1, got {pagesize!r}")
+        page_size = _page_size(page_size)
         index = int(start) if start else 0
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
+        grand_total: int | None = None
         while True:
-            page, _total = yield from self.query_page(
+            page, total = yield from self.query_page(
                 id=id,
                 flowname=flowname,
                 username=username,
@@ -570,7 +700,9 @@ class LSFClient:
             found.extend(fresh)
             seen.update(_record_key(record) for record in fresh)
             index += len(page)
-            if not fresh or len(page) < page_size:
+            if total is not None and total > len(page):
+                grand_total = total
+            if not fresh or (grand_total is not None and len(found) + (int(start) if start else 0) >= grand_total):
                 return found
 
     def get_flow_instance(self, instance_id: str) -> Operation[dict[str, Any]]:
@@ -587,11 +719,15 @@ class LSFClient:
             request = self.query_request([("id", instance_id)])
             response = yield request
         payload = read_answer(response, call=request.call, not_found=True)
+        if payload is None:  # not "no match" (that is a 404): an answer with nothing in it says nothing
+            raise FlowPlatformError(PLATFORM, request.call, "the answer is empty", http_status=response.status)
         records, _ = records_of(payload, call=request.call)
         for record in records:
             if as_id(record.get("id")) == instance_id:
                 return record
-        raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow instance {instance_id!r}", http_status=404)
+        raise FlowInstanceNotFound(
+            PLATFORM, request.call, f"the answer lists no flow instance {instance_id!r}", http_status=response.status
+        )
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         """The instance as a FlowInstance; ``include_graph`` is moot: no call offers the graph."""
@@ -648,21 +784,69 @@ class LSFClient:
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
-    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, now_ms: int) -> Operation[str]:
+    def start_run(self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt) -> Operation[str]:
         """Submit ``owner:flowname`` and find the run it started.
 
-        The submit answer does not name the new instance, so the flow's instances are listed before and
-        after: the new run is the newest id above every id seen before (inferred: ids grow with time).
+        The flow's instances are listed before and after the submit: the run is the one new instance of the
+        flow, or the one the submit answer names (undocumented; read when it does). Where several new runs
+        appeared and the answer names none, the run cannot be told from another start's: AmbiguousStart.
+        LSF shows no variable in its listing, so a marker cannot ride with the run.
         """
         owner, name = split_flow(flow)
-        before = yield from self.list_flow_instances(flowname=name, username=owner)
-        floor = max((_as_int(record.get("id")) or 0 for record in before), default=None)
-        yield from self.submit_flow(flow, parameters)
-        after = yield from self.list_flow_instances(flowname=name, username=owner)
-        instance_id = newest_instance_id(after, flow, newer_than=floor)
-        if instance_id is None:
-            raise FlowPlatformError(PLATFORM, SUBMIT_CALL, f"{flow} was submitted, but no new instance of it appeared")
-        return instance_id
+        before = yield from self.query_all(flowname=name, username=owner)
+        self._remember_floor(attempt, highest_id(before, flow) or 0)
+        # The submit is a POST: the transport does not send it again after a fault that may have reached
+        # the platform, it raises RunOutcomeUnknown, and the hook then looks for the run (find_started_run).
+        answer = yield from self.submit_flow(flow, parameters)
+        after = yield from self.query_all(flowname=name, username=owner)
+        new = new_instance_ids(after, flow, newer_than=self._floors[attempt.marker])
+        named = submitted_instance_ids(answer, flow)
+        if len(named.strong) == 1:
+            return named.strong[0]
+        named_new = [instance_id for instance_id in named.loose if instance_id in new]
+        if len(named_new) == 1:
+            return named_new[0]
+        if len(new) == 1:
+            return new[0]
+        if new:
+            raise ambiguous_start(flow, new)
+        raise RunOutcomeUnknown(PLATFORM, SUBMIT_CALL, f"{flow} was submitted, but no new instance of it is listed yet")
+
+    def find_started_run(
+        self, flow: str, parameters: Mapping[str, Any] | None, attempt: StartAttempt
+    ) -> Operation[str | None]:
+        """The run ``attempt`` made, if any (see ``PlatformClient.find_started_run``).
+
+        The flow's instances newer than those listed before this attempt's submit (when this client made the
+        attempt), else those that started from ``START_WINDOW_MARGIN_MS`` before the attempt on (another
+        process's attempt: a task's next try). More than one: AmbiguousStart.
+        """
+        owner, name = split_flow(flow)
+        records = yield from self.query_all(flowname=name, username=owner)
+        floor = self._floors.get(attempt.marker)
+        if floor is not None:
+            candidates = new_instance_ids(records, flow, newer_than=floor)
+        else:
+            since = attempt.requested_at_ms - START_WINDOW_MARGIN_MS
+            recent = [record for record in records if self._started_since(record, since)]
+            candidates = new_instance_ids(recent, flow, newer_than=0)
+        if len(candidates) > 1:
+            raise ambiguous_start(flow, candidates)
+        return candidates[0] if candidates else None
+
+    def _remember_floor(self, attempt: StartAttempt, floor: int) -> None:
+        """The highest id listed before ``attempt`` submitted (0: none), for a look after an unclear submit."""
+        self._floors[attempt.marker] = floor
+        while len(self._floors) > MAX_REMEMBERED_ATTEMPTS:
+            del self._floors[next(iter(self._floors))]
+
+    def _started_since(self, record: Mapping[str, Any], since_ms: int) -> bool:
+        """Whether the record started at or after ``since_ms``; a start time not shown or unreadable may be."""
+        try:
+            started = parse_time(record.get("startTime"), self.settings.timezone)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return True
+        return started is None or started.timestamp() * 1000 >= since_ms
 
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.kill_flow_instances(instance_id)
@@ -674,7 +858,7 @@ class LSFClient:
         wanted = set(ids)
         found: dict[str, FlowInstance] = {}
         for state in ("Running", "Suspended"):
-            records = yield from self.list_flow_instances(username="all", state=state, pagesize=BATCH_PAGE_SIZE)
+            records = yield from self.query_all(username="all", state=state, page_size=BATCH_PAGE_SIZE)
             for record in records:
                 instance = self.to_flow_instance(record)
                 if instance.instance_id in wanted:
@@ -718,6 +902,13 @@ class LSFClient:
     def instance_url(self, instance_id: str) -> str | None:
         """No documented console page per flow instance."""
         return None
+
+
+def _page_size(value: Any) -> int:
+    size = int(value)
+    if size < 1:
+        raise ValueError(f"pagesize must be at least 1, got {value!r}")
+    return size
 
 
 def _record_key(record: Mapping[str, Any]) -> str:

@@ -11,12 +11,13 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
-from airflow_provider_flowinst.errors import FlowInstanceNotFound
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger, describe
+from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures, positive_count
 
 DEFAULT_SUCCESS_STATES = (FlowState.SUCCESS.value,)
 DEFAULT_FAILURE_STATES = (FlowState.FAILED.value, FlowState.CANCELLED.value)
@@ -35,6 +36,8 @@ class FlowInstanceSensor(BaseSensorOperator):
     :param include_graph: also read the instance's graph of remote tasks.
     :param fail_if_missing: fail at once when the platform says the instance does not exist.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param max_consecutive_failures: looks that may fail in a row (5xx, resets, timeouts, after the
+        transport's own retries) before the task fails; a permanent refusal fails it at once.
     """
 
     template_fields: Sequence[str] = ("conn_id", "instance_id")
@@ -51,6 +54,7 @@ class FlowInstanceSensor(BaseSensorOperator):
         include_graph: bool = True,
         fail_if_missing: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,9 +68,20 @@ class FlowInstanceSensor(BaseSensorOperator):
         self.include_graph = include_graph
         self.fail_if_missing = fail_if_missing
         self.deferrable = deferrable
+        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
+        self._failures = ConsecutiveFailures(self.max_consecutive_failures)
 
     def hook(self) -> FlowPlatformHook[Any]:
-        return get_hook(self.conn_id)
+        # One hook per task run, closed when it ends (LSF then logs out).
+        if getattr(self, "_hook", None) is None:
+            self._hook: FlowPlatformHook[Any] | None = get_hook(self.conn_id)
+        assert self._hook is not None
+        return self._hook
+
+    def close_hook(self) -> None:
+        hook, self._hook = getattr(self, "_hook", None), None
+        if hook is not None:
+            hook.close()
 
     # -- poke and reschedule -------------------------------------------------------------------------
 
@@ -86,6 +101,12 @@ class FlowInstanceSensor(BaseSensorOperator):
                 self._fail(f"{exc}; fail_if_missing is set")
             self.log.info("Instance %s does not exist yet; waiting for it", self.instance_id)
             return None
+        except FlowPlatformError as exc:
+            # Counted within one process: poke mode; each reschedule (and the triggerer) counts afresh.
+            self._failures.failed(exc)
+            self.log.warning("Could not look at %s (%d in a row): %s", self.instance_id, self._failures.count, exc)
+            return None
+        self._failures.reset()
         self.log.info("%s is %s (%s)", describe(instance), instance.state.value, instance.raw_state)
         return instance
 
@@ -105,6 +126,12 @@ class FlowInstanceSensor(BaseSensorOperator):
     # -- deferrable ----------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
+        try:
+            return self._execute(context)
+        finally:
+            self.close_hook()
+
+    def _execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
         # One look first: an instance that has already ended needs no trip through the triggerer.
@@ -123,6 +150,7 @@ class FlowInstanceSensor(BaseSensorOperator):
                 fail_if_missing=self.fail_if_missing,
                 poke_interval=self.poke_interval,
                 end_time=time.time() + self.timeout,
+                max_consecutive_failures=self.max_consecutive_failures,
             ),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout),

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -17,11 +17,11 @@ from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
+from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, positive_count
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POKE_INTERVAL = 60.0
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 
 
 class FlowInstanceTrigger(BaseTrigger):
@@ -56,7 +56,7 @@ class FlowInstanceTrigger(BaseTrigger):
         self.fail_if_missing = fail_if_missing
         self.poke_interval = float(poke_interval)
         self.end_time = end_time
-        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -92,9 +92,9 @@ class FlowInstanceTrigger(BaseTrigger):
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
-                last = await poller.get(self.instance_id)
+                last = await self._by_end_time(poller, poller.get(self.instance_id))
                 if self.include_graph and last.state in (*self.success_states, *self.failure_states):
-                    last = await poller.get_full(self.instance_id)
+                    last = await self._by_end_time(poller, poller.get_full(self.instance_id))
                 failures = 0
             except FlowInstanceNotFound as exc:
                 if self.fail_if_missing:
@@ -129,6 +129,18 @@ class FlowInstanceTrigger(BaseTrigger):
             pause = next_tick(self.poke_interval)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
 
+    async def _by_end_time(self, poller: InstancePoller, read: Awaitable[FlowInstance]) -> FlowInstance:
+        """A read that ends at the latest one attempt's time after ``end_time`` (its retries are cut short)."""
+        if self.end_time is None:
+            return await read
+        grace = (await poller.hook()).attempt_seconds
+        try:
+            return await asyncio.wait_for(read, timeout=max(0.0, self.end_time - time.time()) + grace)
+        except asyncio.TimeoutError:
+            raise FlowPlatformError(
+                "flowinst", "polling", "the poll was still going on at end_time", retryable=True
+            ) from None
+
     async def on_kill(self) -> None:
         """Stop the remote run when a user kills the deferred task (Airflow 3.3+ calls this).
 
@@ -140,7 +152,10 @@ class FlowInstanceTrigger(BaseTrigger):
         hook = await aget_hook(self.conn_id)
         self.log.info("The task was killed: stopping %s instance %s", hook.platform, self.instance_id)
         async with shared_session_lease():
-            await hook.astop_run(self.instance_id)
+            try:
+                await hook.astop_run(self.instance_id)
+            finally:
+                await hook.aclose()  # done with the platform (LSF logs out)
 
     def _failure_message(self, exc: FlowPlatformError, failures: int) -> str:
         if exc.retryable:
@@ -265,7 +280,8 @@ class FlowInstanceEventTrigger(BaseEventTrigger):
             await self._save_cursor()
             return []
         known = set(self._seen)
-        fresh = [instance for instance in matching if instance.instance_id not in known]
+        # One entry per id: a listing may return a row twice (pages shifting under it), it fires once.
+        fresh = list({i.instance_id: i for i in matching if i.instance_id not in known}.values())
         if fresh:
             self._seen = ([instance.instance_id for instance in fresh] + self._seen)[:CURSOR_SIZE]
             await self._save_cursor()

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import DAG, task
 
 from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
+from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -44,3 +45,12 @@ for outcome, workflow in WORKFLOWS.items():
     for mode, mode_kwargs in MODES.items():
         dag_id = f"dataworks_{mode}_{outcome}"
         globals()[dag_id] = dataworks_sensor_dag(dag_id, workflow, **mode_kwargs)
+
+
+#: TriggerFlowOperator on a scheduled workflow (1004, hourly_orders): started as a one-day backfill.
+with DAG(
+    dag_id="dataworks_start_scheduled", schedule=None, start_date=START, catchup=False, tags=["test"]
+) as dataworks_start_scheduled:
+    TriggerFlowOperator(
+        task_id="run", conn_id="dataworks_default", flow="1004", parameters={"region": "east"}, poke_interval=0.2
+    )

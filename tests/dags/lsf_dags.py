@@ -12,7 +12,6 @@ from typing import Any
 from airflow.sdk import DAG, task
 
 from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
-from airflow_provider_flowinst.platforms.lsf import newest_instance_id
 from airflow_provider_flowinst.sensors.lsf import LSFFlowInstanceSensor
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -31,15 +30,12 @@ def lsf_sensor_dag(dag_id: str, flow: str, **sensor_kwargs: Any) -> DAG:
 
         @task
         def submit() -> str:
-            # The submit answer does not name the new instance: the newest one of the flow after it is.
+            # The submit answer does not name the new instance: start_run finds it. Closing the hook logs out.
             hook = LSFProcessManagerHook()
-            flowname = flow.split(":", 1)[1]
-            before = newest_instance_id(hook.list_flow_instances(flowname=flowname), flow)
-            hook.submit_flow(flow, {"requested_by": "airflow"})
-            found = newest_instance_id(hook.list_flow_instances(flowname=flowname), flow, newer_than=before)
-            if found is None:
-                raise RuntimeError(f"no new instance of {flow}")
-            return found
+            try:
+                return hook.start_run(flow, {"requested_by": "airflow"})
+            finally:
+                hook.close()
 
         submitted = submit()
         wait = LSFFlowInstanceSensor(

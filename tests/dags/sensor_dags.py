@@ -62,3 +62,20 @@ with DAG(dag_id="find_flows", schedule=None, start_date=START, catchup=False, ta
     from airflow_provider_flowinst.operators.enos_batch import EnOSFindFlowsOperator
 
     EnOSFindFlowsOperator(task_id="find", expression="{{ params.expression }}", params={"expression": "shell"})
+
+
+# Poke mode with a connection that does not retry (the test sets it): each failed look counts.
+for limit in (2, 3):
+    with DAG(
+        dag_id=f"sensor_poke_failed_looks_{limit}", schedule=None, start_date=START, catchup=False, tags=["test"]
+    ) as looks_dag:
+        FlowInstanceSensor(
+            task_id="wait",
+            conn_id="enos_batch_default_quick_retry",
+            instance_id="2809" + INSTANCE_OF_RUN,
+            poke_interval=0.1,
+            timeout=60,
+            mode="poke",
+            max_consecutive_failures=limit,
+        )
+    globals()[looks_dag.dag_id] = looks_dag

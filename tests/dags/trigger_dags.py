@@ -38,7 +38,7 @@ PLATFORMS = {
         ("enos_bpm_default", BPM["success"], BPM["failure"], BPM["long"], "noSuchProcess:1:x"),
     ),
 }
-NO_WAIT_ENOS_FLOW = {"poke": "5102", "deferrable": "5104"}
+NO_WAIT_ENOS_FLOW = {"poke": "5303", "deferrable": "5304"}
 
 
 def trigger_dag(dag_id: str, conn_id: str, flow: str, **kwargs: Any) -> DAG:
@@ -60,6 +60,7 @@ for platform, modes in PLATFORMS.items():
             "failure": (bad, {}),
             "unknown": (unknown, {}),
             "timeout": (long, {"timeout": 1}),
+            # A run that lasts hours: it is surely still going when the task returns, however slow the machine.
             "no_wait": (NO_WAIT_ENOS_FLOW[mode] if platform == "enos_batch" else long, {"wait_for_completion": False}),
         }
         for scenario, (scenario_flow, kwargs) in scenarios.items():
@@ -100,4 +101,43 @@ with DAG(
         poke_interval=0.2,
         retries=2,
         retry_delay=dt.timedelta(seconds=0),
+    )
+
+
+class CrashAfterStartOperator(TriggerFlowOperator):
+    """Its first try dies right after the platform started the run, before the run's id was stored."""
+
+    def _send_start(self, hook: Any, attempt: Any) -> str:
+        instance_id = super()._send_start(hook, attempt)
+        if self._first_try:
+            raise RuntimeError(f"the worker died after starting {instance_id}")
+        return instance_id
+
+    def execute(self, context: Any) -> Any:
+        self._first_try = context["ti"].try_number == 1
+        return super().execute(context)
+
+
+with DAG(dag_id="trigger_crash_mid_start", schedule=None, start_date=START, catchup=False) as trigger_crash_mid_start:
+    CrashAfterStartOperator(
+        task_id="run",
+        conn_id="lsf_pm_default",
+        # A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no
+        # marker), and another run of the flow in the 2 minutes before the attempt would make it ambiguous.
+        flow="jsmith:flow_retried",
+        poke_interval=0.2,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
+    )
+
+# Poke mode with a connection that does not retry: each failed look counts (the test sets the connection).
+with DAG(
+    dag_id="trigger_tolerates_failed_looks", schedule=None, start_date=START, catchup=False
+) as trigger_tolerates_failed_looks:
+    TriggerFlowOperator(
+        task_id="run",
+        conn_id="enos_batch_default_quick_retry",
+        flow="5107",
+        poke_interval=0.1,
+        max_consecutive_failures=3,
     )

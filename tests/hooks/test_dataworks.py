@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import datetime as dt
+import inspect
 import json
 import time
 
 import pytest
 import requests
+from aiohttp.test_utils import make_mocked_request
 
+from airflow_provider_flowinst.batching import InstancePoller
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
@@ -18,14 +24,16 @@ from airflow_provider_flowinst.platforms.dataworks import (
     DataWorksSigner,
     sign_request,
 )
-from airflow_provider_flowinst.protocol import HttpResponse
+from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
 from airflow_provider_flowinst.testing.emulator import credentials as creds
+from airflow_provider_flowinst.testing.emulator import dataworks as emulator_dataworks
 from airflow_provider_flowinst.testing.emulator.dataworks import (
     STS_ACCESS_KEY_ID,
     STS_ACCESS_KEY_SECRET,
     STS_SECURITY_TOKEN,
 )
-from airflow_provider_flowinst.transport import SyncTransport, TransportSettings
+from airflow_provider_flowinst.transport import SyncTransport, TransportSettings, close_shared_session
+from tests.helpers import quick_retry_connection
 
 #: A short run: 0.5 emulated s queued, 2 s running; at time scale 0.1 it ends within 0.3 wall s.
 QUICK = {"queued_seconds": 0.5, "running_seconds": 2.0}
@@ -408,3 +416,305 @@ def test_the_form_hides_host_port_and_schema():
 
     assert set(behaviour["hidden_fields"]) == {"host", "port", "schema"}
     assert behaviour["relabeling"] == {"login": "AccessKey ID", "password": "AccessKey secret"}
+
+
+def test_a_central_region_gives_the_central_endpoint(monkeypatch):
+    use_connection(monkeypatch, "dw_qingdao", login="AK", password="secret", extra={"region_id": "cn-qingdao"})
+    assert DataWorksHook("dw_qingdao").client.url == "https://dataworks.aliyuncs.com/"
+
+
+def test_an_unknown_timezone_is_a_clear_connection_error(monkeypatch):
+    extra = {"region_id": "cn-hangzhou", "timezone": "Asia/Atlantis"}
+    use_connection(monkeypatch, "dw_tz", login="AK", password="s", extra=extra)
+
+    with pytest.raises(FlowPlatformError, match=r"dw_tz.*timezone.*Asia/Atlantis"):
+        DataWorksHook("dw_tz").client  # noqa: B018
+
+
+# -- business dates: 00:00 of the day at UTC+8 --------------------------------------------------------
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+def yesterday_in_china() -> dt.date:
+    return dt.datetime.now(CHINA).date() - dt.timedelta(days=1)
+
+
+def test_a_run_today_carries_yesterdays_business_date_at_midnight_utc_plus_8(emulator):
+    hook = DataWorksHook()
+    instance_id = emulator.create_dataworks_instance(1001, **QUICK)
+    day = yesterday_in_china()
+
+    record = hook.get_workflow_instance(instance_id)
+    by_date = hook.list_workflow_instances(bizdate=day, workflow_id=1001)
+    midnight_utc = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    by_midnight_utc = hook.list_workflow_instances(bizdate=midnight_utc, workflow_id=1001)
+
+    assert record["BizDate"] == int(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp() * 1000)
+    assert instance_id in {str(row["Id"]) for row in by_date}
+    assert by_midnight_utc == []  # the old request: eight hours off, it finds nothing
+    tasks = hook.list_task_instances(workflow_instance_id=instance_id, bizdate=day)
+    assert len(tasks) == 4
+
+
+def test_a_connection_in_another_zone_counts_its_business_dates_there(emulator, monkeypatch):
+    use_connection(
+        monkeypatch,
+        "dw_utc",
+        login=creds.DATAWORKS_ACCESS_KEY_ID,
+        password=creds.DATAWORKS_ACCESS_KEY_SECRET,
+        extra=emulator_extra(emulator, timezone="UTC"),
+    )
+    emulator.create_dataworks_instance(1001, **QUICK)
+
+    # The emulator's business days are China's: a day's midnight in UTC is another moment.
+    assert DataWorksHook("dw_utc").list_workflow_instances(bizdate=yesterday_in_china(), workflow_id=1001) == []
+
+
+# -- starting runs: the trigger type chooses the instance type ----------------------------------------
+
+
+def test_start_run_runs_a_manual_workflow_with_json_parameters(emulator):
+    hook = DataWorksHook()
+
+    run_id = hook.start_run("1001", {"region": "east"})
+
+    record = hook.get_workflow_instance(run_id)
+    assert record["Type"] == "ManualWorkflow" and str(record["WorkflowId"]) == "1001"
+    assert json.loads(record["WorkflowParameters"]) == {"region": "east"}
+
+
+def test_start_run_runs_a_scheduled_workflow_as_a_backfill_of_yesterday(emulator):
+    hook = DataWorksHook()
+
+    run_id = hook.start_run("1004", {"region": "east", "limit": 5})
+
+    record = hook.get_workflow_instance(run_id)
+    day = yesterday_in_china()
+    assert record["Type"] == "SupplementData" and str(record["WorkflowId"]) == "1004"
+    assert record["BizDate"] == int(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp() * 1000)
+    assert record["WorkflowParameters"] == "region=east limit=5"
+    assert wait_until_finished(hook, run_id).state is FlowState.SUCCESS
+
+
+async def test_astart_run_runs_an_event_triggered_workflow(emulator):
+    hook = DataWorksHook()
+
+    run_id = await hook.astart_run("1005", {"file": "a.csv"})
+
+    record = hook.get_workflow_instance(run_id)
+    assert record["Type"] == "TriggerWorkflow" and record["WorkflowParameters"] == "file=a.csv"
+
+
+BACKFILL_PROPERTIES = {
+    "Mode": "ManualSelection",
+    "RootTaskIds": [2301, 2302],
+    "Parallelism": 1,
+    "Analysis": {"Enabled": False, "Blocked": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "options", "refusal"),
+    [
+        ("1004", {}, "triggered by Scheduler: the Type ManualWorkflow is not supported"),  # the old request
+        ("1001", {"type": "SupplementData"}, "triggered by Manual"),
+        (
+            "1004",
+            {
+                "type": "SupplementData",
+                "periods": {"BizDates": [{"StartBizDate": "2025-03-31", "EndBizDate": "2025-03-31"}]},
+                "default_run_properties": {"Mode": "General", "RootTaskIds": [2301], "Parallelism": 1},
+            },
+            "Analysis",
+        ),
+        ("1004", {"type": "SupplementData", "default_run_properties": BACKFILL_PROPERTIES}, "Periods"),
+    ],
+)
+def test_the_emulator_refuses_a_create_that_does_not_fit_the_workflow(emulator, workflow_id, options, refusal):
+    with pytest.raises(FlowPlatformError, match=refusal) as caught:
+        DataWorksHook().create_workflow_instances(workflow_id=workflow_id, **options)
+    assert caught.value.call == "CreateWorkflowInstances" and caught.value.http_status == 400
+
+
+def test_the_emulator_refuses_parameters_in_the_wrong_format(emulator):
+    hook = DataWorksHook()
+    client = hook.client
+    backfill = {
+        "Type": "SupplementData",
+        "Periods": {"BizDates": [{"StartBizDate": "2025-03-31", "EndBizDate": "2025-03-31"}]},
+        "DefaultRunProperties": BACKFILL_PROPERTIES,
+    }
+    for workflow_id, params in [
+        ("1004", {**backfill, "WorkflowParameters": '{"region":"east"}'}),  # JSON for a periodic workflow: old
+        ("1001", {"Type": "ManualWorkflow", "WorkflowParameters": "region=east"}),  # key=value for a manual one
+    ]:
+        request = client.request(
+            "POST", "CreateWorkflowInstances", {"ProjectId": 100, "WorkflowId": workflow_id, "Name": "n", **params}
+        )
+        with pytest.raises(FlowPlatformError, match="WorkflowParameters"):
+            hook.run(client._call(request))
+
+
+# -- a start is never made twice: the run is found by the marker in its Name ---------------------------
+
+
+def runs_of(hook: DataWorksHook, workflow_id: str) -> set[str]:
+    return {
+        str(row["Id"]) for row in hook.list_workflow_instances(bizdate=yesterday_in_china(), workflow_id=workflow_id)
+    }
+
+
+@pytest.mark.parametrize("fault", ["act_then_503", "act_then_reset", "act_then_slow"])
+@pytest.mark.parametrize("workflow_id", ["1001", "1004"])
+def test_a_start_whose_answer_is_lost_makes_exactly_one_run(emulator, monkeypatch, fault, workflow_id):
+    hook = DataWorksHook(quick_retry_connection(monkeypatch, emulator.url, base="dataworks_default"))
+    before = runs_of(hook, workflow_id)
+    creates = emulator.control("GET", "/_emulator/dataworks/actions").get("CreateWorkflowInstances", 0)
+    emulator.inject_fault(fault, platform="dataworks", call_contains="CreateWorkflowInstances", delay=3)
+
+    run_id = hook.start_run(workflow_id)
+
+    assert runs_of(hook, workflow_id) - before == {run_id}
+    assert emulator.control("GET", "/_emulator/dataworks/actions")["CreateWorkflowInstances"] == creates + 1
+    assert emulator.stats()["requests"][f"dataworks acted, answer spoilt: {fault}"] == 1
+
+
+@pytest.mark.parametrize("fault", ["act_then_503", "act_then_reset", "act_then_slow"])
+async def test_an_async_start_whose_answer_is_lost_makes_exactly_one_run(emulator, monkeypatch, fault):
+    hook = DataWorksHook(quick_retry_connection(monkeypatch, emulator.url, base="dataworks_default"))
+    before = runs_of(DataWorksHook(), "1001")
+    emulator.inject_fault(fault, platform="dataworks", call_contains="CreateWorkflowInstances", delay=3)
+
+    try:
+        run_id = await hook.astart_run("1001")
+    finally:
+        await close_shared_session()
+
+    assert runs_of(DataWorksHook(), "1001") - before == {run_id}
+
+
+def test_find_started_run_finds_the_attempts_run_or_none(emulator):
+    hook = DataWorksHook()
+    attempt = StartAttempt.new("1004", int(time.time() * 1000))
+
+    assert hook.find_started_run(attempt) is None
+    run_id = hook.start_run("1004", attempt=attempt)
+    assert hook.find_started_run(attempt) == run_id
+    assert hook.find_started_run(StartAttempt.new("1004", int(time.time() * 1000))) is None
+
+
+# -- paging under a page-size cap --------------------------------------------------------------------
+
+
+@pytest.fixture
+def page_limits(emulator):
+    """Set the emulator's PageSize caps for one test; the defaults come back after it."""
+
+    def set_limits(**limits: int) -> None:
+        emulator.control("POST", "/_emulator/dataworks/page_limits", limits)
+
+    yield set_limits
+    set_limits()
+
+
+def test_the_emulator_refuses_a_workflow_instance_page_above_100_by_default(emulator):
+    hook = DataWorksHook()
+    client = hook.client
+    params = {"ProjectId": 100, "BizDate": 1743350400000, "PageNumber": 1}
+    request = client.request("POST", "ListWorkflowInstances", {**params, "PageSize": 500})  # as main sent it
+
+    with pytest.raises(FlowPlatformError, match="PageSize must be between 1 and 100") as caught:
+        hook.run(client._call(request))
+    assert caught.value.http_status == 400
+    taken = hook.run(client._call(client.request("POST", "ListWorkflowInstances", {**params, "PageSize": 100})))
+    assert "PagingInfo" in taken
+
+
+def test_a_capped_listing_is_read_whole_at_the_size_the_platform_takes(emulator, page_limits):
+    page_limits(ListWorkflowInstances=20)
+    hook = DataWorksHook()
+    created = emulator.control("POST", "/_emulator/dataworks/instances", {"workflow_id": 1003, "count": 45})
+    actions = lambda: emulator.control("GET", "/_emulator/dataworks/actions").get("ListWorkflowInstances", 0)  # noqa: E731
+    before = actions()
+
+    rows = hook.list_workflow_instances(bizdate=yesterday_in_china(), ids=created["instance_ids"])
+
+    assert sorted(str(row["Id"]) for row in rows) == sorted(created["instance_ids"])
+    # PageSize 100 refused, 50 refused, 20 taken: 3 pages of 20 rows.
+    assert actions() - before == 2 + 3
+    assert hook.client.page_size_limits == {"ListWorkflowInstances": 20}
+
+
+async def test_batched_polling_of_1000_waits_keeps_its_savings_under_a_page_cap(emulator, page_limits):
+    """1,000 waits on instances that run for hours: one poll reads them in the fewest pages that hold them."""
+    page_limits(ListWorkflowInstances=100)
+    ids = emulator.control("POST", "/_emulator/dataworks/instances", {"workflow_id": 1003, "count": 1000})[
+        "instance_ids"
+    ]
+    poller = InstancePoller("dataworks_default")
+    poller.users = len(ids)
+
+    def counts() -> dict[str, int]:
+        return dict(emulator.control("GET", "/_emulator/dataworks/actions"))
+
+    try:
+        await asyncio.gather(*(poller.get(instance_id) for instance_id in ids))  # the first look: one by one
+        first = counts()
+        await asyncio.gather(*(poller.get(instance_id) for instance_id in ids))  # learns the page size
+        second = counts()
+        polled = await asyncio.gather(*(poller.get(instance_id) for instance_id in ids))
+        third = counts()
+    finally:
+        await close_shared_session()
+
+    assert [instance.instance_id for instance in polled] == ids
+    per_interval = {
+        action: third[action] - second.get(action, 0) for action in third if third[action] != second.get(action)
+    }
+    fewest_pages = 1000 // 100
+    assert per_interval == {"ListWorkflowInstances": fewest_pages}  # no single reads: none of them ended
+    assert sum(per_interval.values()) <= 1.2 * fewest_pages
+    # The interval that met the cap paid for it once (500 and 200 refused), not one read per wait.
+    learned = {
+        action: second[action] - first.get(action, 0) for action in second if second[action] != first.get(action)
+    }
+    assert learned["ListWorkflowInstances"] <= fewest_pages + 4 and "GetWorkflowInstance" not in learned
+
+
+# -- the emulator is a witness: its own signature code ------------------------------------------------
+
+
+def test_the_emulator_checks_signatures_without_the_clients_code():
+    tree = ast.parse(inspect.getsource(emulator_dataworks))
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    client_side = (
+        "airflow_provider_flowinst.platforms",
+        "airflow_provider_flowinst.transport",
+        "airflow_provider_flowinst.protocol",
+    )
+    assert not [name for name in imported if name.startswith(client_side)]
+
+
+def test_the_emulators_own_string_to_sign_matches_alibabas_worked_example():
+    # "Request syntax and signature method V3", the RunInstances example, byte for byte.
+    request = make_mocked_request(
+        "POST",
+        "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai",
+        headers={
+            "host": "ecs.cn-shanghai.aliyuncs.com",
+            "x-acs-action": "RunInstances",
+            "x-acs-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "x-acs-date": "2023-10-26T10:22:32Z",
+            "x-acs-signature-nonce": "3156853299f313e23d1673dc12e1703d",
+            "x-acs-version": "2014-05-26",
+        },
+    )
+    signed = ["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"]
+
+    to_sign = emulator_dataworks._string_to_sign(
+        request, signed, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
+
+    assert to_sign == "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"

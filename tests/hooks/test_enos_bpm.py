@@ -6,7 +6,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformE
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.enos_bpm import EnOSBPMHook
 from airflow_provider_flowinst.models import FlowState
-from airflow_provider_flowinst.platforms.enos_bpm import activity_node_id
+from airflow_provider_flowinst.platforms.enos_bpm import PORTAL_LOGIN_PATH, activity_node_id, marker_tag
+from airflow_provider_flowinst.protocol import HttpRequest, StartAttempt, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
@@ -30,6 +32,13 @@ SEED_COMPLETED = "0b7c5e00-e39a-11ea-b667-e2b39eaec001"
 SEED_TERMINATED = "0b7c5e00-e39a-11ea-b667-e2b39eaec002"
 SEED_RUNNING = "0b7c5e00-e39a-11ea-b667-e2b39eaec003"
 BPM_GET = "enos_bpm GET /enos-bpm-service/v2.0/work/process-instances"
+BPM_QUERY = "enos_bpm POST /enos-bpm-service/v2.0/work/process-instances/queryList"
+LOGIN_BODY = {"account": creds.BPM_ACCOUNT, "password": creds.BPM_PASSWORD}
+
+
+def _one(request: HttpRequest) -> Any:
+    """An operation of one request, for a request built by hand."""
+    return (yield request)
 
 
 def bpm_hook(emulator, *, login: str | None = None, password: str | None = None, **extra: Any) -> EnOSBPMHook:
@@ -57,6 +66,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+def in_loop(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``await call()`` on a new event loop, closing that loop's shared HTTP session after it."""
+
+    async def run() -> Any:
+        try:
+            return await call()
+        finally:
+            await close_shared_session()
+
+    return asyncio.run(run())
 
 
 def portal_logins(emulator) -> int:
@@ -111,13 +132,7 @@ def test_get_instance_of_a_terminated_instance_is_cancelled_without_graph(emulat
 
 
 def test_aget_instance_runs_on_the_event_loop(emulator):
-    async def look() -> Any:
-        try:
-            return await bpm_hook(emulator).aget_instance(SEED_COMPLETED)
-        finally:
-            await close_shared_session()
-
-    instance = asyncio.run(look())
+    instance = in_loop(lambda: bpm_hook(emulator).aget_instance(SEED_COMPLETED))
 
     assert (instance.instance_id, instance.state) == (SEED_COMPLETED, FlowState.SUCCESS)
 
@@ -204,6 +219,117 @@ def test_query_needs_a_known_status(emulator):
         bpm_hook(emulator).query_process_instances("running")
 
 
+def test_query_pages_count_from_0_and_a_negative_page_is_refused(emulator):
+    hook = bpm_hook(emulator)
+    hook.get_process_instance(SEED_COMPLETED)
+    token = TOKENS.get(hook._settings.auth.cache_key)
+
+    def query(current: int) -> dict[str, Any]:
+        body = {"processStatus": "completed", "pagination": {"current": current, "pageSize": 1}}
+        return raw_call(hook, token, "POST", "process-instances/queryList", body=json.dumps(body).encode())
+
+    first = query(0)
+    assert first["code"] == 0 and first["data"]["pagination"]["start"] == 0
+    assert query(1)["data"]["processInstances"] != first["data"]["processInstances"]
+    assert query(-1)["code"] == 33400
+
+
+def test_query_records_lack_process_status_and_the_listing_takes_it_from_the_filter(emulator):
+    hook = bpm_hook(emulator)
+    running = hook.query_process_instances("inProgress", processInstanceId=SEED_RUNNING)
+
+    assert [r["id"] for r in running] == [SEED_RUNNING] and "processStatus" not in running[0]
+
+    found = in_loop(lambda: hook.abatch_instances([SEED_RUNNING, SEED_COMPLETED], {}))
+    assert list(found) == [SEED_RUNNING]  # the completed one is not in progress: read on its own later
+    assert (found[SEED_RUNNING].state, found[SEED_RUNNING].raw_state) == (FlowState.RUNNING, "inProgress")
+
+
+@pytest.fixture
+def long_runs(emulator) -> Iterator[Callable[[int], tuple[str, set[str]]]]:
+    """``long_runs(n)``: n long process instances under one fresh name, with counters reset after; they are
+    terminated after the test, so no other test's listing meets them."""
+    hook = bpm_hook(emulator)
+    started: set[str] = set()
+
+    def start(count: int) -> tuple[str, set[str]]:
+        name = f"long-{uuid.uuid4().hex[:8]}"
+        started.update(hook.start_process_instance(CONTRACT, name=f"{name}-{n}") for n in range(count))
+        emulator.control("POST", "/_emulator/reset")
+        return name, set(started)
+
+    yield start
+    for instance_id in started:
+        hook.terminate_process_instance(instance_id, "test over")
+
+
+def test_a_page_cap_loses_no_row(emulator, bpm_settings, long_runs):
+    name, started = long_runs(7)
+    bpm_settings(page_cap=3)
+    hook = bpm_hook(emulator)
+
+    found = hook.query_process_instances("inProgress", processName=name)
+
+    assert {r["id"] for r in found} == started
+    assert emulator.stats()["requests"][BPM_QUERY] == 3  # 3 + 3 + 1 rows; the total says when it ends
+    assert hook.client.page_size == 3  # remembered for this connection
+
+
+def test_a_refused_page_size_is_retried_smaller_once_per_connection(emulator, bpm_settings, long_runs):
+    name, started = long_runs(5)
+    bpm_settings(page_size_limit=4)
+    hook = bpm_hook(emulator)
+
+    assert {r["id"] for r in hook.query_process_instances("inProgress", processName=name)} == started
+    assert emulator.stats()["requests"][BPM_QUERY] == 3  # refused at 100, then 4 + 1 rows
+    assert {r["id"] for r in hook.query_process_instances("inProgress", processName=name)} == started
+    assert emulator.stats()["requests"][BPM_QUERY] == 5  # no refusal the second time
+
+
+# -- a start is never repeated blindly --------------------------------------------------------------------
+
+#: What singles out Start Process Instance among BPM calls: the path with nothing after it (the fault
+#: middleware matches "<path?query> <x-acs-action>"; Get and Terminate have a query, queryList a longer path).
+START_CALL = "/work/process-instances "
+FAULTS = ["act_then_503", "act_then_reset", "act_then_slow"]
+
+
+def instances_named(emulator, tag: str) -> list[str]:
+    return [i.instance_id for i in list(emulator.emulator.enos_bpm.instances.values()) if tag in i.name]
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_start_whose_answer_is_lost_makes_exactly_one_run_and_returns_it(emulator, fault, path):
+    hook = bpm_hook(emulator, read_timeout=1)
+    hook.get_process_instance(SEED_COMPLETED)  # logged in: the fault meets the start itself
+    attempt = StartAttempt.new(LEAVE, int(time.time() * 1000))
+    before = len(emulator.emulator.enos_bpm.instances)
+    emulator.inject_fault(fault, platform="enos_bpm", call_contains=START_CALL, delay=3)
+
+    if path == "sync":
+        instance_id = hook.start_run(LEAVE, {"days": 2}, attempt=attempt)
+    else:
+        instance_id = in_loop(lambda: hook.astart_run(LEAVE, {"days": 2}, attempt=attempt))
+
+    assert emulator.stats()["requests"][f"enos_bpm acted, answer spoilt: {fault}"] == 1
+    assert instances_named(emulator, marker_tag(attempt.marker)) == [instance_id]
+    assert len(emulator.emulator.enos_bpm.instances) == before + 1  # exactly one run
+    assert hook.get_process_instance(instance_id)["variables"] == [{"name": "days", "value": 2}]
+
+
+def test_a_task_retry_after_a_crash_mid_start_finds_the_run_instead_of_starting_another(emulator):
+    hook = bpm_hook(emulator)
+    attempt = StartAttempt.new(LEAVE, int(time.time() * 1000))
+    started = hook.start_run(LEAVE, None, attempt=attempt)
+
+    assert bpm_hook(emulator).find_started_run(attempt) == started
+    assert bpm_hook(emulator).find_started_run(StartAttempt.new(LEAVE, int(time.time() * 1000))) is None
+    # Once it has completed it is still found (queryList in progress first, then completed).
+    wait_for(lambda: hook.get_instance(started).state.is_terminal)
+    assert bpm_hook(emulator).find_started_run(attempt) == started
+
+
 # -- authentication ---------------------------------------------------------------------------------------
 
 
@@ -217,27 +343,63 @@ def test_one_login_serves_many_calls(emulator):
     assert emulator.stats()["requests"][BPM_GET] == 4
 
 
-def test_an_expired_token_fault_logs_in_again_and_the_call_succeeds(emulator):
+def refreshes(emulator) -> int:
+    return int(emulator.stats()["token_requests"].get("enos_bpm_refresh", 0))
+
+
+@pytest.fixture
+def bpm_settings(emulator) -> Iterator[Callable[..., None]]:
+    """Change the emulated portal and queryList for one test (``BPMSettings`` fields); defaults after it."""
+
+    def change(**settings: Any) -> None:
+        emulator.control("POST", "/_emulator/enos_bpm/settings", settings)
+
+    yield change
+    change()
+
+
+def test_an_expired_token_fault_is_renewed_with_the_refresh_token_not_the_password(emulator):
     hook = bpm_hook(emulator)
     hook.get_process_instance(SEED_COMPLETED)
-    emulator.inject_fault("expired_token", platform="enos_bpm")
+    emulator.inject_fault("expired_token", platform="enos_bpm")  # gateway token and user sessions gone
 
     assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
-    assert portal_logins(emulator) == 2
+    assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)
     assert emulator.stats()["requests"][BPM_GET] == 3
 
 
-def test_an_expired_user_token_alone_is_renewed_too(emulator):
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_an_expired_user_session_answers_31401_and_is_refreshed_without_logging_in_again(emulator, path):
     hook = bpm_hook(emulator)
     hook.get_process_instance(SEED_COMPLETED)
     emulator.control("POST", "/_emulator/enos_bpm/expire_user_tokens")
 
-    assert hook.get_instance(SEED_COMPLETED).state is FlowState.SUCCESS
-    assert portal_logins(emulator) == 2
+    if path == "sync":
+        state = hook.get_instance(SEED_COMPLETED).state
+    else:
+        state = in_loop(lambda: hook.aget_instance(SEED_COMPLETED)).state
+
+    assert state is FlowState.SUCCESS
+    assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)  # the password was sent once, at first
 
 
-def test_without_org_id_the_login_alone_is_enough(emulator):
-    assert bpm_hook(emulator, org_id=None).get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+def test_a_token_that_ran_out_in_the_cache_is_renewed_by_refresh_too(emulator):
+    hook = bpm_hook(emulator)
+    hook.get_process_instance(SEED_COMPLETED)
+    key = hook._settings.auth.cache_key
+    TOKENS.put(key, replace(TOKENS.get(key), expires_at=time.time() - 1))  # its lifetime is over
+
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)
+
+
+def test_when_the_refresh_token_is_refused_too_the_password_logs_in_again(emulator):
+    hook = bpm_hook(emulator)
+    hook.get_process_instance(SEED_COMPLETED)
+    emulator.control("POST", "/_emulator/enos_bpm/expire_user_tokens", {"refresh_tokens": True})
+
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert (portal_logins(emulator), refreshes(emulator)) == (2, 1)
 
 
 def test_the_refresh_token_renews_the_user_token(emulator):
@@ -252,6 +414,67 @@ def test_the_refresh_token_renews_the_user_token(emulator):
     TOKENS.put(auth.cache_key, renewed)
     assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
     assert portal_logins(emulator) == 1
+
+
+def raw_call(hook: EnOSBPMHook, token: Token, method: str, resource: str, **options: Any) -> dict[str, Any]:
+    """One BPM request signed with ``token`` as it is, answered as the platform answers it."""
+    request = HttpRequest(
+        method, f"{hook._settings.auth.gateway.base_url}/enos-bpm-service/v2.0/work/{resource}", call="raw", **options
+    )
+    signed = replace(hook._settings.auth.sign(request, token, int(time.time() * 1000)), authenticated=False)
+
+    def send() -> Any:
+        return (yield signed)
+
+    return hook.run(send()).json()
+
+
+def test_the_login_token_alone_is_refused_by_bpm_and_the_chosen_organizations_token_is_taken(emulator):
+    hook = bpm_hook(emulator, org_id=None)
+    auth = hook._settings.auth
+    gateway = hook.run(auth.gateway.login())
+    login = hook.run(_one(auth._portal_request("POST", PORTAL_LOGIN_PATH, "Log In", gateway, body=LOGIN_BODY)))
+    login_token = login.json()["data"]["accessToken"]
+    get = {"params": (("processInstanceId", SEED_COMPLETED),)}
+
+    # What main did without org_id: BPM calls with the login's own token. The platform refuses them.
+    refused = raw_call(
+        hook, Token(gateway.value, gateway.expires_at, bearer=login_token), "GET", "process-instances", **get
+    )
+    assert (refused["code"], refused["msg"]) == (31401, "Please login first")
+
+    # Now: the only organization listed is chosen, and its token serves.
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert TOKENS.get(auth.cache_key).bearer != login_token
+
+
+def test_several_organizations_without_org_id_fail_naming_them(emulator, bpm_settings):
+    bpm_settings(organizations=[[creds.ENOS_ORG_ID, "Emulated Organization"], ["o15000000000009", "Plant B"]])
+
+    with pytest.raises(FlowPlatformError) as error:
+        bpm_hook(emulator, org_id=None).get_process_instance(SEED_COMPLETED)
+    assert str(error.value) == (
+        "EnOS BPM: Choose Organization failed: the account belongs to 2 organizations "
+        f"({creds.ENOS_ORG_ID} (Emulated Organization), o15000000000009 (Plant B)): "
+        "set the connection's extra 'org_id' to the one to use"
+    )
+    assert bpm_hook(emulator).get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED  # org_id chooses
+
+
+def test_an_unknown_org_id_is_the_portals_refusal(emulator):
+    with pytest.raises(FlowPlatformError, match=r"Choose Organization failed: Can not find this organization"):
+        bpm_hook(emulator, org_id="o-nowhere").get_process_instance(SEED_COMPLETED)
+
+
+@pytest.mark.parametrize("versions", [["v2.2"], ["v2.1"]], ids=["v2.2 only", "v2.1 only"])
+def test_choose_organization_works_on_a_portal_with_either_version(emulator, bpm_settings, versions):
+    bpm_settings(session_set_versions=versions, refresh_versions=["v2.0"])
+    hook = bpm_hook(emulator)
+
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    emulator.control("POST", "/_emulator/enos_bpm/expire_user_tokens")
+    assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED  # refreshed at v2.0
+    assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)
 
 
 def test_a_wrong_password_is_the_portals_error_without_the_password(emulator):
@@ -303,3 +526,61 @@ def test_the_connection_form():
     behaviour = EnOSBPMHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["login"] == "Application Portal account"
     assert "app_secret" in behaviour["placeholders"]["extra"]
+
+
+# -- batched polling under page caps ----------------------------------------------------------------------
+
+WAITS = 1000
+ENDED = 10  # waits whose instance has ended: a listing of those in progress cannot show them
+
+
+async def poll_interval(conn_id: str, pollers: list[Any], ids: list[str]) -> list[Any]:
+    """One interval of ``len(ids)`` waits on one connection: each asks the shared poller for its instance."""
+    return await asyncio.gather(*(pollers[0].get(instance_id) for instance_id in ids))
+
+
+@pytest.mark.parametrize(
+    ("limits", "page_rows"),
+    [({"page_cap": 20}, 20), ({"page_cap": 100}, 100), ({"page_size_limit": 50}, 50)],
+    ids=["capped at 20 rows", "capped at 100 rows", "pageSize above 50 refused"],
+)
+def test_a_thousand_waits_cost_about_the_fewest_pages_per_interval_under_a_cap(monkeypatch, limits, page_rows):
+    from contextlib import AsyncExitStack
+
+    from airflow_provider_flowinst.batching import instance_poller
+    from airflow_provider_flowinst.testing.emulator import EmulatorServer
+
+    with EmulatorServer(time_scale=0.1) as server:
+        server.control("POST", "/_emulator/enos_bpm/settings", limits)
+        create = "/_emulator/enos_bpm/instances"
+        ended = server.control(
+            "POST", create, {"definition_key": "purchaseApproval", "seconds_per_task": 0, "count": ENDED}
+        )
+        running = server.control("POST", create, {"definition_key": "contractReview", "count": WAITS - ENDED})
+        ids = running["instance_ids"] + ended["instance_ids"]
+        spec = emulator_connection_specs(server.url)["enos_bpm_default"]
+        monkeypatch.setenv("AIRFLOW_CONN_BPM_CAPPED", json.dumps(spec))
+
+        def bpm_requests() -> int:
+            return sum(n for key, n in server.stats()["requests"].items() if key.startswith("enos_bpm "))
+
+        async def two_intervals() -> list[tuple[int, list[Any]]]:
+            seen = []
+            async with AsyncExitStack() as stack:
+                # As many users of the connection's poller as waits, as a triggerer with 1,000 triggers has.
+                pollers = [await stack.enter_async_context(instance_poller("bpm_capped")) for _ in ids]
+                for _ in range(2):
+                    before = bpm_requests()
+                    instances = await poll_interval("bpm_capped", pollers, ids)
+                    seen.append((bpm_requests() - before, instances))
+            await close_shared_session()
+            return seen
+
+        intervals = asyncio.run(two_intervals())
+
+    fewest_pages = -(-WAITS // page_rows)
+    for requests, instances in intervals:
+        assert [i.instance_id for i in instances] == ids
+        assert {i.state for i in instances[: WAITS - ENDED]} == {FlowState.RUNNING}
+        assert {i.state for i in instances[WAITS - ENDED :]} == {FlowState.SUCCESS}
+        assert requests <= 1.2 * fewest_pages + ENDED, (requests, fewest_pages)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -14,9 +16,9 @@ import requests
 from airflow.sdk import Connection
 from airflow.sdk.log import redact
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
-from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
+from airflow_provider_flowinst.hooks.lsf import TOKEN_USERS, LSFProcessManagerHook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value, newest_instance_id
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
@@ -24,15 +26,17 @@ from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
 
 QUERY = "lsf_pm GET /platform/ws/flow/instances"
+DEFAULT_SETTINGS = {"single_session": False, "page_cap": 100, "submit_names_instance": False}
 
 
 @pytest.fixture(autouse=True)
 def _default_sessions(emulator) -> Iterator[None]:
     """Each test starts with no live LSF token and leaves the emulator in its default (reissuing) mode."""
-    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": False})
+    emulator.control("POST", "/_emulator/lsf_pm/settings", DEFAULT_SETTINGS)
     emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
+    TOKEN_USERS.clear()  # hooks earlier tests left open hold no token of this one's
     yield
-    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": False})
+    emulator.control("POST", "/_emulator/lsf_pm/settings", DEFAULT_SETTINGS)
 
 
 def lsf_hook(emulator, **changes: Any) -> LSFProcessManagerHook:
@@ -125,19 +129,30 @@ def test_state_filter(emulator):
     assert int(running) in {r["id"] for r in hook.list_flow_instances(state="Running")}
 
 
-def test_pages_are_gathered_into_one_list(emulator):
+def test_without_pagesize_every_page_is_gathered_under_the_servers_page_cap(emulator):
     hook = lsf_hook(emulator)
-    for _ in range(3):
-        emulator.create_lsf_pm_instance("jsmith:flow1")
+    emulator.create_lsf_pm_instance("jsmith:flow1", count=5)
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"page_cap": 2})
+    before = queries(emulator)
+
+    everything = [r["id"] for r in hook.list_flow_instances(username="all")]
+
+    listed = emulator.control("GET", "/_emulator/lsf_pm/instances")
+    assert everything == sorted(int(i) for i in listed) and len(everything) >= 7
+    # Pages of 2 (the cap, although 100 were asked): ``total`` (larger than a page) ends the walk.
+    assert queries(emulator) - before == -(-len(everything) // 2)
+
+
+def test_with_pagesize_the_call_returns_that_one_page(emulator):
+    hook = lsf_hook(emulator)
+    emulator.create_lsf_pm_instance("jsmith:flow1", count=3)
     everything = [r["id"] for r in hook.list_flow_instances(username="all")]
     before = queries(emulator)
 
-    paged = [r["id"] for r in hook.list_flow_instances(username="all", pagesize=2)]
-
-    assert paged == everything and len(everything) >= 5
-    # One query per page, plus a last one that meets the 404 when the count is even.
-    assert queries(emulator) - before == len(everything) // 2 + 1
-    assert [r["id"] for r in hook.list_flow_instances(username="all", start=2, pagesize=2)] == everything[2:]
+    assert [r["id"] for r in hook.list_flow_instances(username="all", pagesize=2)] == everything[:2]
+    assert [r["id"] for r in hook.list_flow_instances(username="all", start=2, pagesize=2)] == everything[2:4]
+    assert queries(emulator) - before == 2
+    assert [r["id"] for r in hook.list_flow_instances(username="all", start=2)] == everything[2:]
 
 
 def test_xml_answers_read_as_the_json_ones(emulator):
@@ -446,3 +461,265 @@ def test_the_connection_form():
 
     assert behaviour["relabeling"] == {"host": "Application Center URL", "login": "User name", "password": "Password"}
     assert "timezone" in behaviour["placeholders"]["extra"]
+
+
+# -- logout: a process done with its token frees it -----------------------------------------------------
+
+
+def sessions(emulator) -> dict[str, int]:
+    result: dict[str, int] = emulator.control("GET", "/_emulator/lsf_pm/sessions")
+    return result
+
+
+def test_close_logs_out_and_the_next_hook_logs_on_again(emulator):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    assert sessions(emulator) == {"live": 1, "logouts": 0}
+
+    hook.close()
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+    assert TOKENS.get(hook._settings.auth.cache_key) is None
+    assert lsf_hook(emulator).get_instance("101").state is FlowState.SUCCESS
+    assert logons(emulator) == 2
+
+
+def test_a_hook_never_used_logs_nothing_out(emulator):
+    lsf_hook(emulator).close()
+
+    assert sessions(emulator)["logouts"] == 0
+
+
+def test_the_token_is_logged_out_only_when_its_last_hook_closes(emulator):
+    first, second = lsf_hook(emulator), lsf_hook(emulator)
+    first.get_instance("101")
+    second.get_instance("101")
+
+    first.close()
+    assert sessions(emulator) == {"live": 1, "logouts": 0}
+    assert second.get_instance("101").state is FlowState.SUCCESS  # its token still works
+    second.close()
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+    assert logons(emulator) == 1
+
+
+def test_in_single_session_mode_the_next_task_logs_on_because_the_last_one_logged_out(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+    first = lsf_hook(emulator)
+    first.get_instance("101")
+    first.close()
+    TOKENS.clear()  # the next task is another process: it has no token at hand
+
+    assert lsf_hook(emulator).get_instance("101").state is FlowState.SUCCESS  # no 409
+
+
+def test_a_logout_that_fails_is_a_warning_not_an_error(emulator, caplog):
+    hook = lsf_hook(emulator)
+    hook.get_instance("101")
+    emulator.inject_fault("500", platform="lsf_pm", path_contains="/logout", count=5)
+
+    hook.close()  # does not raise
+
+    assert "Could not log out of LSF Application Center" in caplog.text
+    assert sessions(emulator)["logouts"] == 0
+    token_seen = emulator.stats()  # the warning names no secret
+    assert creds.LSF_PASSWORD not in caplog.text and token_seen
+
+
+def test_aclose_logs_out_on_the_event_loop(emulator):
+    async def use_then_close() -> None:
+        hook = lsf_hook(emulator)
+        try:
+            await hook.aget_instance("101")
+            await hook.aclose()
+        finally:
+            await close_shared_session()
+
+    asyncio.run(use_then_close())
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+
+
+def test_the_triggerer_logs_out_when_the_last_wait_on_the_connection_ends(emulator):
+    from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+    soon = emulator.create_lsf_pm_instance("jsmith:flow1", running_seconds=2)
+    later = emulator.create_lsf_pm_instance("jsmith:flow1", running_seconds=10)
+    logouts_seen: list[int] = []
+
+    async def wait(instance_id: str) -> dict[str, Any]:
+        trigger = FlowInstanceTrigger(conn_id="lsf_pm_default", instance_id=instance_id, poke_interval=0.1)
+        async for event in trigger.run():
+            logouts_seen.append(sessions(emulator)["logouts"])
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    async def both() -> list[dict[str, Any]]:
+        async with asyncio.timeout(30):
+            return list(await asyncio.gather(wait(soon), wait(later)))
+
+    events = asyncio.run(both())
+
+    assert [event["status"] for event in events] == ["success", "success"]
+    assert logouts_seen == [0, 0]  # neither wait's end freed the token while the other still waited...
+    assert sessions(emulator) == {"live": 0, "logouts": 1}  # ...and the last one's did
+    assert logons(emulator) == 1
+
+
+# -- starting a run exactly once ------------------------------------------------------------------------
+
+
+def runs_of(emulator, flow: str = "jsmith:flow1") -> set[str]:
+    listed = emulator.control("GET", "/_emulator/lsf_pm/instances")
+    return {instance_id for instance_id, record in listed.items() if f"{record['user']}:{record['name']}" == flow}
+
+
+@pytest.mark.parametrize("fault", ["act_then_503", "act_then_reset", "act_then_slow"])
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_submit_carried_out_whose_answer_is_lost_starts_exactly_one_run(emulator, fault, path):
+    hook = lsf_hook(emulator, extra=json.dumps({"retry_max_wait": 0.2, "max_retries": 2, "read_timeout": 1}))
+    before = runs_of(emulator)
+    emulator.inject_fault(fault, platform="lsf_pm", call_contains="/submit", delay=2)
+
+    if path == "sync":
+        instance_id = hook.start_run("jsmith:flow1", {"a": 1})
+    else:
+
+        async def start() -> str:
+            try:
+                return await hook.astart_run("jsmith:flow1", {"a": 1})
+            finally:
+                await close_shared_session()
+
+        instance_id = asyncio.run(start())
+
+    assert runs_of(emulator) - before == {instance_id}
+    assert emulator.stats()["requests"][f"lsf_pm acted, answer spoilt: {fault}"] == 1
+    assert emulator.stats()["requests"]["lsf_pm POST /platform/ws/flow/definitions/submit"] == 1
+
+
+def test_another_process_finds_the_run_of_an_attempt_it_did_not_make(emulator):
+    from airflow_provider_flowinst.protocol import StartAttempt
+
+    attempt = StartAttempt.new("jsmith:flow_once", int(time.time() * 1000))
+    started = lsf_hook(emulator).start_run("jsmith:flow_once", attempt=attempt)
+
+    assert lsf_hook(emulator).find_started_run(attempt) == started  # a fresh client: by flow and start time
+
+
+def outcomes_of_concurrent_starts(emulator, starts: int) -> list[str | AmbiguousStart]:
+    barrier = threading.Barrier(starts)
+
+    def start() -> str | AmbiguousStart:
+        hook = lsf_hook(emulator)
+        hook.list_flow_instances(id=101)  # logged on before the race
+        barrier.wait()
+        try:
+            return hook.start_run("jsmith:flow1")
+        except AmbiguousStart as exc:
+            return exc
+
+    with ThreadPoolExecutor(starts) as pool:
+        return list(pool.map(lambda _: start(), range(starts)))
+
+
+def test_concurrent_starts_never_share_a_run(emulator):
+    for _ in range(4):
+        before = runs_of(emulator)
+        outcomes = outcomes_of_concurrent_starts(emulator, 2)
+
+        made = runs_of(emulator) - before
+        claimed = [outcome for outcome in outcomes if isinstance(outcome, str)]
+        assert len(made) == 2
+        assert len(set(claimed)) == len(claimed) and set(claimed) <= made  # never the same run twice
+        for outcome in outcomes:
+            if isinstance(outcome, AmbiguousStart):
+                assert all(instance_id in str(outcome) for instance_id in made)  # names both runs
+                assert "pool" in str(outcome)
+
+
+def test_concurrent_async_starts_never_share_a_run(emulator):
+    async def starts() -> list[Any]:
+        hooks = [lsf_hook(emulator) for _ in range(3)]
+        try:
+            return list(
+                await asyncio.gather(*(hook.astart_run("jsmith:flow1") for hook in hooks), return_exceptions=True)
+            )
+        finally:
+            await close_shared_session()
+
+    before = runs_of(emulator)
+    outcomes = asyncio.run(starts())
+
+    claimed = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    assert all(isinstance(outcome, str | AmbiguousStart) for outcome in outcomes), outcomes
+    assert len(set(claimed)) == len(claimed) and set(claimed) <= runs_of(emulator) - before
+
+
+def test_a_submit_answer_that_names_its_run_settles_concurrent_starts(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"submit_names_instance": True})
+    before = runs_of(emulator)
+
+    outcomes = outcomes_of_concurrent_starts(emulator, 3)
+
+    assert all(isinstance(outcome, str) for outcome in outcomes)
+    assert set(outcomes) == runs_of(emulator) - before and len(set(outcomes)) == 3
+
+
+# -- batched polling under a page cap -------------------------------------------------------------------
+
+
+def test_batched_polling_keeps_its_savings_under_a_page_cap(emulator):
+    from airflow_provider_flowinst.batching import instance_poller
+
+    ids = emulator.control("POST", "/_emulator/lsf_pm/instances", {"flow": "jsmith:long_flow", "count": 300})[
+        "instance_ids"
+    ]
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"page_cap": 20})
+    running = len(lsf_hook(emulator).list_flow_instances(username="all", state="Running"))
+    emulator.control("POST", "/_emulator/reset")
+
+    async def poll_all() -> list[Any]:
+        try:
+            async with instance_poller("lsf_pm_default") as poller:
+                poller.users = len(ids)  # as many waits as ids share this poller
+                return list(await asyncio.gather(*(poller.get(instance_id) for instance_id in ids)))
+        finally:
+            await close_shared_session()
+
+    instances = asyncio.run(poll_all())
+
+    assert [instance.instance_id for instance in instances] == ids
+    assert {instance.state for instance in instances} == {FlowState.RUNNING}
+    fewest_pages = -(-running // 20) + 1  # the running ones, and one look at the suspended ones
+    assert queries(emulator) <= 1.2 * fewest_pages, emulator.stats()["requests"]
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_trigger_flow_operator_logs_out_so_the_next_task_can_log_on_in_single_session_mode(emulator, mode):
+    from tests.dags import trigger_dags
+    from tests.helpers import run_dag
+
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+    dag = getattr(trigger_dags, f"trigger_lsf_pm_{mode}_success")
+
+    first = run_dag(dag)
+    assert sessions(emulator)["live"] == 0
+    TOKENS.clear()  # the next task is a new process with no token at hand
+    second = run_dag(dag)
+
+    assert (first.state, second.state) == ("success", "success")
+    assert sessions(emulator)["live"] == 0
+
+
+def test_a_trigger_that_stops_its_run_on_kill_logs_out_after(emulator):
+    from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+
+    instance_id = emulator.create_lsf_pm_instance("jsmith:long_flow")
+    trigger = FlowInstanceTrigger(conn_id="lsf_pm_default", instance_id=instance_id, cancel_on_kill=True)
+
+    asyncio.run(trigger.on_kill())
+
+    assert lsf_hook(emulator).get_instance(instance_id).state is FlowState.CANCELLED
+    assert sessions(emulator)["logouts"] == 1

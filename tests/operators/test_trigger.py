@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.transport import close_shared_session
-from tests.dags import trigger_dags
+from tests.dags import dataworks_dags, trigger_dags
 from tests.helpers import run_dag
 
 PLATFORMS = ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"]
@@ -70,6 +70,7 @@ def test_a_run_past_the_timeout_is_stopped(emulator, platform, mode):
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_without_waiting_the_dict_is_returned_at_the_start(emulator, platform):
     result = run_dag(dag(platform, "deferrable", "no_wait"))
+    get_hook(CONN[platform]).stop_run(result.xcom("run", "flow_instance_id"))
 
     assert result.state == "success"
     assert result.xcom("run")["state"] in ("queued", "running")
@@ -137,3 +138,63 @@ def test_before_airflow_33_the_run_id_survives_a_retry_in_a_variable(emulator):
     with create_session() as session:
         keys = session.scalars(select(Variable.key).where(Variable.key.like("flowinst__trigger_retried_before_33%")))
         assert list(keys) == []
+
+
+def test_a_try_that_died_mid_start_is_followed_by_one_that_finds_its_run(emulator):
+    # The first try stored its attempt, started the run and died before it could store the run's id.
+    result = run_dag(trigger_dags.trigger_crash_mid_start)
+
+    assert result.state == "success"
+    assert emulator.stats()["requests"]["lsf_pm POST /platform/ws/flow/definitions/submit"] == 1
+    assert result.xcom("run")["state"] == "success"
+
+
+@pytest.mark.parametrize(("faults", "outcome"), [(2, "success"), (3, "failed")])
+def test_looks_at_the_run_may_fail_in_a_row_up_to_max_consecutive_failures(emulator, monkeypatch, faults, outcome):
+    from tests.helpers import quick_retry_connection
+
+    quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
+    emulator.inject_fault("503", platform="enos_batch", count=faults, path_contains="flowInstances?action=get")
+
+    result = run_dag(trigger_dags.trigger_tolerates_failed_looks)
+
+    assert result.task_states["run"] == outcome
+
+
+def test_max_consecutive_failures_reaches_the_operators_trigger(emulator):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
+
+    operator = TriggerFlowOperator(
+        task_id="run", conn_id="lsf_pm_default", flow="jsmith:long_flow", deferrable=True, max_consecutive_failures=4
+    )
+    context = {"ti": TaskInstanceStub(), "task_state_store": StateStore()}
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+
+    assert deferred.value.trigger.serialize()[1]["max_consecutive_failures"] == 4
+    get_hook("lsf_pm_default").stop_run(operator.instance_id)
+
+
+class StateStore(dict):
+    def set(self, key, value):
+        self[key] = value
+
+
+class TaskInstanceStub:
+    dag_id, run_id, task_id, map_index = "d", "r", "run", -1
+
+    def xcom_push(self, key, value):
+        pass
+
+
+def test_a_scheduled_dataworks_workflow_is_started_as_a_one_day_backfill(emulator):
+    result = run_dag(dataworks_dags.dataworks_start_scheduled)
+
+    assert result.state == "success"
+    instance = result.xcom("run")
+    assert (instance["flow_id"], instance["state"]) == ("1004", "success")
+    assert instance["details"]["Type"] == "SupplementData"  # ManualWorkflow is refused for a scheduled workflow
+    assert instance["details"]["WorkflowParameters"] == "region=east"

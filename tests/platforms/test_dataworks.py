@@ -10,15 +10,18 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.dataworks import (
+    CENTRAL_ENDPOINT_REGIONS,
     EMPTY_SHA256,
     DataWorksClient,
     DataWorksSettings,
     DataWorksSigner,
     authorization,
     build_graph,
+    business_date,
+    business_day_ms,
     canonical_query,
     canonical_request,
     endpoint_url,
@@ -31,8 +34,9 @@ from airflow_provider_flowinst.platforms.dataworks import (
     sign_request,
     signature,
     string_to_sign,
+    to_epoch_ms,
 )
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep, StartAttempt
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -204,6 +208,17 @@ def test_a_fixed_nonce_makes_signing_deterministic():
     ("region_id", "endpoint", "expected"),
     [
         ("cn-hangzhou", None, "https://dataworks.cn-hangzhou.aliyuncs.com"),
+        ("ap-southeast-1", None, "https://dataworks.ap-southeast-1.aliyuncs.com"),
+        # The SDK's endpoint map sends these to the central endpoint:
+        ("cn-qingdao", None, "https://dataworks.aliyuncs.com"),
+        ("cn-wuhan", None, "https://dataworks.aliyuncs.com"),
+        ("ap-south-1", None, "https://dataworks.aliyuncs.com"),
+        ("cn-huhehaote", None, "https://dataworks.aliyuncs.com"),
+        (
+            "cn-qingdao",
+            "https://dataworks-vpc.cn-qingdao.aliyuncs.com",
+            "https://dataworks-vpc.cn-qingdao.aliyuncs.com",
+        ),
         ("cn-hangzhou", "http://127.0.0.1:9000", "http://127.0.0.1:9000"),
         (None, "dataworks-vpc.cn-shanghai.aliyuncs.com", "https://dataworks-vpc.cn-shanghai.aliyuncs.com"),
         (None, "https://dataworks.example.com:8443/", "https://dataworks.example.com:8443"),
@@ -309,13 +324,29 @@ def test_page_size_is_at_most_500():
         next(client().list_task_instances(workflow_instance_id="1", bizdate=1, page_size=501))
 
 
-def test_a_date_bizdate_is_its_midnight_in_epoch_ms():
+def test_a_date_bizdate_is_its_midnight_in_the_business_zone_utc_plus_8_by_default():
     steps, _ = run(
-        client().list_workflow_instances(bizdate=dt.date(2024, 3, 12)),
+        client().list_workflow_instances(bizdate=dt.date(2025, 3, 31)),
         answer({"PagingInfo": {"TotalCount": 0, "WorkflowInstances": []}}),
     )
 
-    assert form(steps[0])["BizDate"] == "1710201600000"
+    # The SDK's own example: 1743350400000 is 2025-03-31 00:00:00 +08:00 (midnight UTC would be 1743379200000).
+    assert form(steps[0])["BizDate"] == "1743350400000"
+
+
+def test_the_business_zone_comes_from_the_connections_timezone():
+    utc = DataWorksClient(DataWorksSettings(endpoint="https://dw.example", project_id="1", timezone="UTC"))
+    steps, _ = run(
+        utc.list_task_instances(workflow_instance_id="1", bizdate=dt.date(2025, 3, 31)),
+        answer({"PagingInfo": {"TotalCount": 0, "TaskInstances": []}}),
+    )
+    assert form(steps[0])["Bizdate"] == "1743379200000"
+    assert to_epoch_ms(dt.datetime(2025, 3, 31, 0, 0), "Asia/Shanghai") == 1743350400000  # naive: in the zone
+    assert business_day_ms(dt.date(2025, 3, 31)) == 1743350400000
+    assert business_date(1743350400000) == dt.date(2025, 3, 31)
+    assert business_date(1743350400000, "UTC") == dt.date(2025, 3, 30)
+    with pytest.raises(ValueError, match="Mars/Olympus"):
+        DataWorksClient(DataWorksSettings(endpoint="https://dw.example", timezone="Mars/Olympus"))
 
 
 def test_the_project_comes_from_the_call_or_the_connection():
@@ -627,3 +658,262 @@ def test_get_instance_assembles_the_graph_from_task_and_upstream_calls():
 def test_an_upstream_record_without_id_is_a_platform_error():
     with pytest.raises(FlowPlatformError, match="no Id"):
         build_graph([task(1, "a")], {"1": [{"DependencyType": "Normal", "TaskInstance": {}}]})
+
+
+def test_the_central_endpoint_regions_are_the_sdks():
+    # From alibabacloud_dataworks_public20240518's Client._endpoint_map (9.11.0): 36 regions map to the centre.
+    assert len(CENTRAL_ENDPOINT_REGIONS) == 36
+    assert {"cn-qingdao", "cn-wuhan", "ap-south-1", "ap-southeast-2", "cn-zhangbei"} <= CENTRAL_ENDPOINT_REGIONS
+    assert not {"cn-hangzhou", "cn-shanghai", "cn-beijing", "eu-central-1", "us-west-1"} & CENTRAL_ENDPOINT_REGIONS
+
+
+# -- paging: the listing ends where the platform shows no more rows ----------------------------------
+
+
+def workflow_page(ids, total=None) -> HttpResponse:
+    paging = {"WorkflowInstances": [{"Id": item, "WorkflowId": 1001} for item in ids]}
+    if total is not None:
+        paging["TotalCount"] = total
+    return answer({"PagingInfo": paging})
+
+
+def page_size_refused(limit: int = 100) -> HttpResponse:
+    return error("InvalidParameter", 400, f"The parameter PageSize must be between 1 and {limit}.")
+
+
+def test_a_refused_page_size_is_tried_smaller_and_kept_for_the_connection():
+    dw = client()
+    operation = dw.list_workflow_instances(bizdate=1, ids=[str(n) for n in range(150)], page_size=500)
+
+    steps, records = run(
+        operation,
+        page_size_refused(),
+        page_size_refused(),
+        workflow_page(range(100), 150),
+        workflow_page(range(100, 150), 150),
+    )
+
+    assert [form(step)["PageSize"] for step in steps] == ["500", "200", "100", "100"]
+    assert [form(step)["PageNumber"] for step in steps] == ["1", "1", "1", "2"]
+    assert [record["Id"] for record in records] == list(range(150))
+    assert dw.page_size_limits == {"ListWorkflowInstances": 100}
+
+    again, _ = run(dw.list_workflow_instances(bizdate=1, page_size=500), workflow_page([], 0))
+    assert form(again[0])["PageSize"] == "100"  # no refusal paid twice
+
+
+def test_a_refusal_that_is_not_about_the_page_size_is_raised():
+    with pytest.raises(FlowPlatformError, match="ProjectId"):
+        run(client().list_workflow_instances(bizdate=1), error("InvalidParameter", 400, "ProjectId is wrong"))
+
+
+def test_a_page_shorter_than_asked_is_not_the_end_while_total_count_says_more():
+    dw = client()
+    # The server serves 20 rows whatever PageSize asks (a silent cap), and says 45 in all.
+    steps, records = run(
+        dw.list_workflow_instances(bizdate=1, page_size=100),
+        workflow_page(range(20), 45),
+        workflow_page(range(20, 40), 45),
+        workflow_page(range(40, 45), 45),
+    )
+
+    assert [record["Id"] for record in records] == list(range(45))
+    assert [(form(step)["PageNumber"], form(step)["PageSize"]) for step in steps] == [
+        ("1", "100"),
+        ("2", "20"),
+        ("3", "20"),
+    ]
+    assert dw.page_size_limits == {"ListWorkflowInstances": 20}
+
+
+def test_without_total_count_the_listing_ends_on_an_empty_page():
+    steps, records = run(
+        client().list_workflow_instances(bizdate=1, page_size=2),
+        workflow_page([1, 2]),
+        workflow_page([3]),
+        workflow_page([]),
+    )
+    assert [record["Id"] for record in records] == [1, 2, 3]
+    assert len(steps) == 3
+
+
+def test_total_count_reached_ends_the_listing_without_an_empty_page():
+    steps, records = run(client().list_workflow_instances(bizdate=1, page_size=2), workflow_page([1, 2], 2))
+    assert len(steps) == 1 and len(records) == 2
+
+
+def test_batched_reads_page_at_the_size_the_platform_takes():
+    dw = client()
+    known = {str(n): dw.to_flow_instance({"Id": n, "ProjectId": 100, "BizDate": 1743350400000}) for n in range(250)}
+
+    steps, found = run(
+        dw.batch_instances(list(known), known),
+        page_size_refused(),
+        page_size_refused(),
+        workflow_page(range(100), 250),
+        workflow_page(range(100, 200), 250),
+        workflow_page(range(200, 250), 250),
+    )
+
+    assert sorted(found, key=int) == [str(n) for n in range(250)]
+    assert [form(step)["PageSize"] for step in steps] == ["500", "200", "100", "100", "100"]
+    assert all(step.repeatable for step in steps)  # a read, although a POST
+
+
+# -- starting a run: the workflow's trigger type chooses the instance type ----------------------------
+
+#: 2025-04-01 01:00 at UTC+8 (2025-03-31 17:00 UTC): the business day before it is 2025-03-31.
+REQUESTED_AT_MS = 1743440400000
+ATTEMPT = StartAttempt(flow="1001", requested_at_ms=REQUESTED_AT_MS, marker="0123456789abcdef0123456789abcdef")
+
+
+def workflow(trigger: str | None, tasks=(11, 12)) -> HttpResponse:
+    record = {"Id": 1001, "ProjectId": 100, "Tasks": [{"Id": task} for task in tasks]}
+    if trigger is not None:
+        record["Trigger"] = {"Type": trigger}
+    return answer({"Workflow": record})
+
+
+CREATED = answer({"Result": {"Status": "Created", "WorkflowInstanceIds": [700042]}})
+
+
+def test_a_manual_workflow_is_run_as_a_manual_workflow_instance_with_json_parameters():
+    steps, run_id = run(
+        client().start_run("1001", {"region": "east", "day": "2025-03-31"}, ATTEMPT),
+        workflow("Manual"),
+        answer({"OperationId": "op-1"}),
+        CREATED,
+    )
+
+    assert run_id == "700042"
+    get, create, result = steps
+    assert (get.method, get.call, dict(get.params)) == ("GET", "GetWorkflow", {"Id": "1001"})
+    sent = form(create)
+    assert sent["Type"] == "ManualWorkflow"
+    assert json.loads(sent["WorkflowParameters"]) == {"region": "east", "day": "2025-03-31"}
+    assert "Periods" not in sent and "DefaultRunProperties" not in sent
+    assert ATTEMPT.marker in sent["Name"] and sent["Name"].startswith("airflow_1001_")
+    assert sent["ProjectId"] == "100"
+    assert not create.repeatable  # a create is never sent twice blindly
+    assert get.repeatable and result.repeatable and result.call == "GetCreateWorkflowInstancesResult"
+
+
+def test_a_scheduled_workflow_is_run_as_a_one_day_backfill_with_key_value_parameters():
+    steps, run_id = run(
+        client().start_run("1001", {"region": "east", "limit": 5}, ATTEMPT),
+        workflow("Scheduler"),
+        answer({"OperationId": "op-1"}),
+        CREATED,
+    )
+
+    assert run_id == "700042"
+    sent = form(steps[1])
+    assert sent["Type"] == "SupplementData"
+    assert json.loads(sent["Periods"]) == {"BizDates": [{"StartBizDate": "2025-03-31", "EndBizDate": "2025-03-31"}]}
+    assert json.loads(sent["DefaultRunProperties"]) == {
+        "Mode": "ManualSelection",
+        "RootTaskIds": [11, 12],
+        "Parallelism": 1,
+        "Analysis": {"Enabled": False, "Blocked": False},
+    }
+    assert sent["WorkflowParameters"] == "region=east limit=5"
+
+
+def test_the_backfill_day_follows_the_connections_timezone():
+    utc = DataWorksClient(DataWorksSettings(endpoint="https://dw.example", project_id="1", timezone="UTC"))
+    steps, _ = run(utc.start_run("1001", None, ATTEMPT), workflow("Scheduler"), answer({"OperationId": "o"}), CREATED)
+    assert json.loads(form(steps[1])["Periods"])["BizDates"][0]["StartBizDate"] == "2025-03-30"
+    assert "WorkflowParameters" not in form(steps[1])
+
+
+def test_an_event_triggered_workflow_is_run_as_a_trigger_workflow_instance():
+    steps, _ = run(
+        client().start_run("1001", {"file": "a.csv"}, ATTEMPT),
+        workflow("TriggerWorkflow"),
+        answer({"OperationId": "o"}),
+        CREATED,
+    )
+    sent = form(steps[1])
+    assert sent["Type"] == "TriggerWorkflow" and sent["WorkflowParameters"] == "file=a.csv"
+    assert "Periods" not in sent
+
+
+@pytest.mark.parametrize("trigger", [None, "Dependency"])
+def test_a_workflow_of_unknown_trigger_type_is_not_started(trigger):
+    operation = client().start_run("1001", None, ATTEMPT)
+    with pytest.raises(FlowPlatformError, match="trigger type") as caught:
+        run(operation, workflow(trigger))
+    assert caught.value.call == "GetWorkflow"
+
+
+def test_a_scheduled_workflow_without_tasks_is_not_started():
+    with pytest.raises(FlowPlatformError, match="lists no tasks"):
+        run(client().start_run("1001", None, ATTEMPT), workflow("Scheduler", tasks=()))
+
+
+def test_key_value_parameters_cannot_hold_spaces():
+    operation = client().create_workflow_instances(
+        workflow_id="1", name="n", type="SupplementData", parameters={"note": "two words"}
+    )
+    with pytest.raises(FlowPlatformError, match=r"'note'.*key=value"):
+        next(operation)
+
+
+# -- finding the run an attempt made: by the marker in the instance's Name ----------------------------
+
+
+def named(*pairs) -> HttpResponse:
+    rows = [{"Id": item, "WorkflowId": 1001, "Name": name} for item, name in pairs]
+    return answer({"PagingInfo": {"TotalCount": len(rows), "WorkflowInstances": rows}})
+
+
+def test_find_started_run_lists_the_business_dates_around_the_request_by_the_marker():
+    mine = f"airflow_1001_20250331170000_{ATTEMPT.marker}"
+    steps, found = run(
+        client().find_started_run("1001", None, ATTEMPT),
+        workflow("Manual"),
+        named(),
+        named((700042, mine), (700042, mine)),  # a listing may return a row twice
+    )
+
+    assert found == "700042"
+    listings = [form(step) for step in steps[1:]]
+    # Requested on 2025-04-01 (UTC+8): that day and the one before, each 00:00 +08:00.
+    assert [listing["BizDate"] for listing in listings] == ["1743350400000", "1743436800000"]
+    assert all(listing["Name"] == ATTEMPT.marker and listing["WorkflowId"] == "1001" for listing in listings)
+    assert all(step.repeatable for step in steps)
+
+
+def test_find_started_run_is_none_when_no_instance_carries_the_marker():
+    _, found = run(
+        client().find_started_run("1001", None, ATTEMPT),
+        workflow("Manual"),
+        named((1, "airflow_1001_20250331170000_ffffffffffffffffffffffffffffffff")),
+        named(),
+    )
+    assert found is None
+
+
+def test_two_instances_with_the_marker_are_an_ambiguous_start():
+    mine = f"x_{ATTEMPT.marker}"
+    with pytest.raises(AmbiguousStart, match="700001, 700002"):
+        run(
+            client().find_started_run("1001", None, ATTEMPT),
+            workflow("Manual"),
+            named((700001, mine)),
+            named((700002, mine)),
+        )
+
+
+# -- the event trigger's listing ---------------------------------------------------------------------
+
+
+def test_recent_instances_returns_each_instance_once():
+    rows = [{"Id": 7, "WorkflowId": 1001, "Status": "Success"}, {"Id": 7, "WorkflowId": 1001, "Status": "Success"}]
+    steps, found = run(
+        client().recent_instances("1001", [FlowState.SUCCESS], {"bizdates": [dt.date(2025, 3, 31)]}),
+        answer({"PagingInfo": {"TotalCount": 3, "WorkflowInstances": rows}}),
+        answer({"PagingInfo": {"TotalCount": 3, "WorkflowInstances": rows[:1]}}),
+    )
+    assert [instance.instance_id for instance in found] == ["7"]
+    assert form(steps[0])["BizDate"] == "1743350400000"

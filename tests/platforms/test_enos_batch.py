@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.enos_batch import (
     EnOSBatchClient,
@@ -15,8 +15,9 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     map_state,
     parse_graph,
     read_envelope,
+    zone_from_answer,
 )
-from airflow_provider_flowinst.protocol import HttpResponse
+from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -24,7 +25,7 @@ SEED = json.loads((FIXTURES / "enos_get_flow_instance_v20.json").read_text())
 
 
 def client(**overrides) -> EnOSBatchClient:
-    settings = {"base_url": "https://gw", "org_id": "o1", "user_id": "u1", **overrides}
+    settings = {"base_url": "https://gw", "org_id": "o1", "user_id": "u1", "timezone": "UTC", **overrides}
     return EnOSBatchClient(EnOSBatchSettings(**settings))
 
 
@@ -267,30 +268,315 @@ def test_get_my_flow_passes_the_expression():
     assert flows == [{"flowId": "2809"}]
 
 
-def test_search_gathers_every_page():
-    operation = client().search_flow_instances(expression="map", status="1,2", page_size=2)
-    requests, found = run(
-        operation,
-        answer({"code": 0, "data": {"flowInsts": [{"instanceId": "a"}, {"instanceId": "b"}], "count": 3}}),
-        answer({"code": 0, "data": {"flowInsts": [{"instanceId": "c"}], "count": 3}}),
-    )
-    assert [item["instanceId"] for item in found] == ["a", "b", "c"]
-    bodies = [json.loads(request.body) for request in requests]
-    assert [body["pagination"]["pageNo"] for body in bodies] == [1, 2]
-    assert bodies[0]["expression"] == "map" and bodies[0]["status"] == "1,2"
-
-
-def test_trigger_sends_flow_id_and_time_and_returns_the_new_id():
-    requests, instance_id = run(
-        client().trigger_flow("2809", trigger_time=1700000000000, parameters={"day": "1"}),
-        answer({"code": 0, "data": {"flowInstanceId": "2809-20231114221320"}}),
-    )
-    body = json.loads(requests[0].body)
-    assert body["flowId"] == 2809 and body["triggerTime"] == 1700000000000
-    assert json.loads(body["parameters"]) == [{"key": "day", "value": "1"}]
-    assert instance_id == "2809-20231114221320"
-
-
 def test_console_link_fills_in_instance_and_flow():
     link = client(console_url="https://console/flows/{flow_id}/instances/{instance_id}").instance_url("2809-20240101")
     assert link == "https://console/flows/2809/instances/2809-20240101"
+
+
+# -- List Flow Instances: every Mandatory field, both readings of ``count``, capped and refused pages ---------
+
+NOW_MS = 1_900_000_000_000
+
+
+def fixed_client(**overrides) -> EnOSBatchClient:
+    settings = {"base_url": "https://gw", "org_id": "o1", "user_id": "u1", "timezone": "UTC", **overrides}
+    return EnOSBatchClient(EnOSBatchSettings(**settings), clock=lambda: NOW_MS / 1000)
+
+
+def rows(*ids) -> list[dict]:
+    return [{"instanceId": str(instance_id), "flowId": 4000} for instance_id in ids]
+
+
+def page(ids, count=None, code_key="code") -> HttpResponse:
+    return answer({code_key: 0, "data": {"flowInsts": rows(*ids), "count": len(ids) if count is None else count}})
+
+
+def bodies(requests) -> list[dict]:
+    return [json.loads(request.body) for request in requests if request.body]
+
+
+def test_a_search_sends_every_mandatory_field_and_the_java_samples_names_too():
+    requests, found = run(fixed_client().search_flow_instances(type=1, expression="map", status="1,2"), page([]))
+
+    (body,) = bodies(requests)
+    assert body == {
+        "type": 1,
+        "expression": "map",
+        "owner": "",
+        "fromTriggerTime": 946_684_800_000,
+        "toTriggerTime": 4_102_444_800_000,
+        "startTriggerTime": 946_684_800_000,
+        "endTriggerTime": 4_102_444_800_000,
+        "status": "1,2",
+        "pagination": {"pageNo": 1, "pageSize": 100},
+    }
+    assert found == []
+
+
+def test_a_search_without_type_makes_one_search_per_type():
+    requests, found = run(
+        fixed_client().search_flow_instances(), page(["a"]), page([]), page([]), page(["b"]), page([])
+    )
+
+    assert [body["type"] for body in bodies(requests)] == [0, 0, 1, 2, 2]
+    assert [row["instanceId"] for row in found] == ["a", "b"]
+
+
+def test_count_as_a_total_reads_past_pages_the_server_cut_short_and_remembers_the_cap():
+    client = fixed_client()
+    requests, found = run(
+        client.search_flow_instances(type=1), page(range(20), 45), page(range(20, 40), 45), page(range(40, 45), 45)
+    )
+
+    assert len(found) == 45  # the old client stopped after the first, short page: 25 rows lost
+    assert [(b["pagination"]["pageNo"], b["pagination"]["pageSize"]) for b in bodies(requests)] == [
+        (1, 100),
+        (2, 20),
+        (3, 20),
+    ]
+    assert client.page_size == 20  # the next listing asks for 20 rows at once
+
+
+def test_count_as_the_pages_length_reads_on_until_an_empty_page():
+    requests, found = run(
+        fixed_client().search_flow_instances(type=1, page_size=20),
+        page(range(20)),
+        page(range(20, 40)),
+        page(range(40, 45)),
+        page([]),
+    )
+
+    assert len(found) == 45
+    assert [b["pagination"]["pageNo"] for b in bodies(requests)] == [1, 2, 3, 4]
+
+
+def test_a_short_first_page_that_was_all_there_is_ends_on_the_empty_next_one_and_sets_no_cap():
+    client = fixed_client()
+    requests, found = run(client.search_flow_instances(type=0), page(range(7)), page([]))
+
+    assert len(found) == 7 and len(requests) == 2
+    assert client.page_size == 100
+
+
+def test_a_server_that_ignores_page_no_does_not_page_forever():
+    requests, found = run(fixed_client().search_flow_instances(type=0, page_size=2), page(["a", "b"]), page(["a", "b"]))
+
+    assert [row["instanceId"] for row in found] == ["a", "b"] and len(requests) == 2
+
+
+def test_a_refused_page_size_is_asked_again_smaller_and_kept_for_the_connection():
+    client = fixed_client()
+    refused = answer({"code": 62102, "msg": "Invalid parameter: pageSize must not exceed 20"})
+    requests, found = run(client.search_flow_instances(type=1), refused, refused, page(range(20), 21), page([20], 21))
+
+    assert [b["pagination"]["pageSize"] for b in bodies(requests)] == [100, 50, 20, 20]
+    assert len(found) == 21 and client.page_size == 20
+    later, _ = run(client.search_flow_instances(type=1), page([]))
+    assert bodies(later)[0]["pagination"]["pageSize"] == 20
+
+
+def test_another_refusal_is_not_retried_with_smaller_pages():
+    with pytest.raises(FlowPlatformError, match="No privilege"):
+        run(fixed_client().search_flow_instances(type=1), answer({"code": 62103, "msg": "No privilege"}))
+
+
+def test_v20_pages_count_from_zero_and_get_my_flow_filters_with_search_value():
+    client = fixed_client(api_version="v2.0")
+    requests, found = run(
+        client.search_flow_instances(type=1, page_size=2), page(["a", "b"], 3, "status"), page(["c"], 3, "status")
+    )
+
+    assert [b["pagination"]["pageNo"] for b in bodies(requests)] == [0, 1]
+    assert len(found) == 3
+    flows_request = next(client.get_my_flows("map"))
+    assert ("searchValue", "map") in flows_request.params and "expression" not in dict(flows_request.params)
+
+
+def test_get_my_flow_on_v21_filters_with_expression():
+    requests, flows = run(client().get_my_flows("map"), answer({"code": 0, "data": [{"flowId": "2809"}]}))
+    assert ("expression", "map") in requests[0].params
+    assert flows == [{"flowId": "2809"}]
+
+
+# -- Trigger Flow and Update And Trigger Flow -------------------------------------------------------------
+
+
+def test_trigger_sends_flow_id_and_trigger_time_only():
+    requests, instance_id = run(
+        client().trigger_flow("2809", trigger_time=1700000000000),
+        answer({"code": 0, "data": {"flowInstanceId": "2809-20231114221320"}}),
+    )
+    assert dict(requests[0].params)["action"] == "trigger"
+    assert json.loads(requests[0].body) == {"flowId": 2809, "triggerTime": 1700000000000}
+    assert instance_id == "2809-20231114221320"
+
+
+def test_parameters_go_through_update_and_trigger_as_a_json_array_in_the_body():
+    requests, instance_id = run(
+        fixed_client().trigger_flow("2809", parameters={"day": "2024-01-01", "n": 3}),
+        answer({"code": 0, "data": {"flowInstanceId": "2809-20300317052000"}}),
+    )
+    assert (requests[0].method, dict(requests[0].params)["action"]) == ("POST", "updateAndTrigger")
+    assert json.loads(requests[0].body) == {
+        "flowId": 2809,
+        "triggerTime": NOW_MS,  # Mandatory there
+        "parameters": [{"key": "day", "value": "2024-01-01"}, {"key": "n", "value": "3"}],
+    }
+    assert not requests[0].repeatable and instance_id == "2809-20300317052000"
+
+
+def test_triggered_less_than_a_minute_ago_is_an_unknown_outcome_never_not_found():
+    refusal = answer({"code": 62102, "msg": "Invalid parameter: the flow was triggered less than one minute ago."})
+    with pytest.raises(RunOutcomeUnknown) as error:
+        run(client().trigger_flow("2809", trigger_time=1), refusal)
+    assert not isinstance(error.value, FlowInstanceNotFound) and error.value.code == "62102"
+
+
+def test_triggering_a_flow_that_does_not_exist_is_not_found():
+    with pytest.raises(FlowInstanceNotFound, match="the flow does not exist"):
+        run(client().trigger_flow("1"), answer({"code": 62102, "msg": "Invalid parameter: the flow does not exist."}))
+
+
+# -- Get Time Zone ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answered", "zone"),
+    [
+        ("GMT+8", "Etc/GMT-8"),
+        ("GMT-5", "Etc/GMT+5"),
+        ("GMT+08:00", "Etc/GMT-8"),
+        ("GMT", "UTC"),
+        ("GMT+0", "UTC"),
+        ("GMT+5:30", "Asia/Kolkata"),
+        ("Asia/Shanghai", "Asia/Shanghai"),
+    ],
+)
+def test_get_time_zone_answers_are_read(answered, zone):
+    assert zone_from_answer(answered) == zone
+
+
+def test_without_a_timezone_the_deployments_is_asked_once_and_times_are_read_in_it():
+    enos = client(timezone=None)  # the connection names no timezone
+    record = SEED["data"]
+    requests, instance = run(
+        enos.get_instance("2809-20190808093200"),
+        answer({"code": 0, "data": record}),
+        answer({"code": 0, "msg": "OK", "data": {"timezone": "GMT+8"}}),
+    )
+    assert [dict(r.params)["action"] for r in requests] == ["get", "getTimeZone"]
+    assert requests[1].url == "https://gw/batch-processing-service/v2.1/time"
+    assert instance.to_dict()["started_at"] == "2019-08-08T01:32:30+00:00"  # 09:32:30 at GMT+8
+    again, _ = run(enos.get_instance("2809-20190808093200"), answer({"code": 0, "data": record}))
+    assert [dict(r.params)["action"] for r in again] == ["get"]
+
+
+def test_a_service_without_get_time_zone_falls_back_to_utc_once():
+    enos = client(timezone=None)
+    _, instance = run(
+        enos.get_instance("2809-20190808093200"),
+        answer({"code": 0, "data": SEED["data"]}),
+        answer({"code": 404, "msg": "Not Found"}, status=404),
+    )
+    assert instance.to_dict()["started_at"] == "2019-08-08T09:32:30+00:00" and enos.timezone == "UTC"
+
+
+# -- finding the run a start made -------------------------------------------------------------------------
+
+ATTEMPT = StartAttempt(flow="5100", requested_at_ms=1_900_000_000_000, marker="m" * 32)  # 2030-03-17 17:46:40Z
+
+
+def instance_row(instance_id: str, trigger: str) -> dict:
+    return {"instanceId": instance_id, "flowId": 5100, "triggerTime": trigger, "status": 2}
+
+
+def test_find_started_run_matches_the_trigger_time_it_sent():
+    listing = answer(
+        {
+            "code": 0,
+            "data": {
+                "flowInsts": [
+                    instance_row("5100-20300318014710", "2030-03-18 01:47:10"),  # someone else's, later
+                    instance_row("5100-20300318014640", "2030-03-18 01:46:40"),  # ours, at GMT+8
+                ],
+                "count": 2,
+            },
+        }
+    )
+    requests, found = run(
+        fixed_client(timezone="Asia/Shanghai").find_started_run("5100", None, ATTEMPT),
+        answer({"code": 0, "data": {"flowId": 5100, "type": 0}}),
+        listing,
+        page([]),
+    )
+    assert found == "5100-20300318014640"
+    assert dict(requests[0].params) == {"action": "get", "flowId": "5100", "userId": "u1", "orgId": "o1"}
+    body = bodies(requests)[0]
+    assert (body["type"], body["expression"], body["status"]) == (0, "5100", "-1,0,1,2,3,4,5,6,7,8,9,10")
+    assert (body["fromTriggerTime"], body["toTriggerTime"]) == (
+        ATTEMPT.requested_at_ms - 120_000,
+        ATTEMPT.requested_at_ms + 120_000,
+    )
+    assert body["pagination"]["sorters"] == [{"field": "triggerTime", "order": "DESC"}]
+    assert all(request.repeatable for request in requests)
+
+
+def test_find_started_run_finds_nothing_when_no_instance_is_near():
+    _, found = run(
+        fixed_client().find_started_run("5100", None, ATTEMPT),
+        answer({"code": 0, "data": {"flowId": 5100, "type": 0}}),
+        page([]),
+    )
+    assert found is None
+
+
+def test_an_instance_near_the_attempt_with_another_trigger_time_is_ambiguous_not_taken():
+    listing = answer(
+        {"code": 0, "data": {"flowInsts": [instance_row("5100-20300317174620", "2030-03-17 17:46:20")], "count": 1}}
+    )
+    with pytest.raises(AmbiguousStart, match="5100-20300317174620"):
+        run(
+            fixed_client().find_started_run("5100", None, ATTEMPT),
+            answer({"code": 0, "data": {"flowId": 5100, "type": 0}}),
+            listing,
+            page([]),
+        )
+
+
+# -- batched reads and the event trigger's listing ---------------------------------------------------------
+
+
+def test_batch_learns_the_flows_type_once_and_searches_the_ids_window():
+    enos = fixed_client()
+    ids = ["4000-20240101000000", "4000-20240101000500", "not-an-enos-id"]
+    listing = answer(
+        {
+            "code": 0,
+            "data": {
+                "flowInsts": [{"instanceId": ids[0], "flowId": 4000, "status": 2, "statusDesc": "RUNNING"}],
+                "count": 1,
+            },
+        }
+    )
+    requests, found = run(
+        enos.batch_instances(ids, {}), answer({"code": 0, "data": {"flowId": 4000, "type": 1}}), listing, page([])
+    )
+    assert list(found) == [ids[0]] and found[ids[0]].state is FlowState.RUNNING
+    body = bodies(requests)[0]
+    assert (body["type"], body["expression"], body["status"]) == (1, "4000", "0,2,3,5,6,9")
+    assert body["fromTriggerTime"] == 1704067200000 - 86_400_000  # 2024-01-01 00:00 UTC, a day wider
+    assert body["toTriggerTime"] == 1704067500000 + 86_400_000
+    again, _ = run(enos.batch_instances(ids, {}), page([]))
+    assert len(again) == 1  # Get Flow is not asked again
+
+
+def test_recent_instances_asks_one_newest_first_page_of_the_flows_type():
+    requests, _ = run(
+        fixed_client().recent_instances("5107", [FlowState.SUCCESS], {}),
+        answer({"code": 0, "data": {"flowId": 5107, "type": 0}}),
+        page([]),
+    )
+    body = bodies(requests)[0]
+    assert (body["type"], body["expression"], body["status"], body["owner"]) == (0, "5107", "1", "")
+    assert body["pagination"] == {"pageNo": 1, "pageSize": 100, "sorters": [{"field": "triggerTime", "order": "DESC"}]}
+    assert (body["fromTriggerTime"], body["toTriggerTime"]) == (946_684_800_000, 4_102_444_800_000)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.enos_bpm import (
     EnOSBPMAuth,
@@ -22,7 +22,7 @@ from airflow_provider_flowinst.platforms.enos_bpm import (
     read_portal_envelope,
 )
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth, request_signature, token_encryption
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Token
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, StartAttempt, Token
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -58,7 +58,18 @@ def signature_is_valid(request: HttpRequest, secret: str = "app-secret") -> bool
 
 
 GATEWAY_OK = answer({"status": 0, "msg": "SUCCESS", "data": {"accessToken": "gw-token", "expire": 7200}})
-LOGIN_OK = answer({"code": 0, "message": "", "data": {"accessToken": "user-token", "organizations": [], "user": {}}})
+GATEWAY_2 = answer({"status": 0, "msg": "SUCCESS", "data": {"accessToken": "gw-token-2", "expire": 7200}})
+
+
+def login_ok(*organizations: tuple[str, str]) -> HttpResponse:
+    orgs = [{"id": org, "name": name} for org, name in organizations]
+    return answer(
+        {"code": 0, "message": "OK", "data": {"accessToken": "user-token", "organizations": orgs, "user": {}}}
+    )
+
+
+LOGIN_OK = login_ok(("o1", "Portal Demo"))
+NOT_FOUND = HttpResponse(404, {"content-type": "application/json"}, b'{"code":404,"message":"Not Found"}')
 SESSION_OK = answer(
     {
         "code": 0,
@@ -84,7 +95,7 @@ def test_login_gets_the_gateway_token_then_logs_in_and_chooses_the_organization(
     assert (login.method, login.url, login.call) == ("POST", "https://gw/app-portal-service/v2.2/login", "Log In")
     assert body_of(login) == {"account": "me@example.com", "password": "pw"}
     assert "Authorization" not in login.headers
-    assert session.url == "https://gw/app-portal-service/v2.1/session/set"
+    assert session.url == "https://gw/app-portal-service/v2.2/session/set"
     assert body_of(session) == {"orgId": "o1"}
     assert session.headers["Authorization"] == "Bearer user-token"
     # The portal calls go through the gateway too: signed with the token this very login obtained.
@@ -99,16 +110,68 @@ def test_login_gets_the_gateway_token_then_logs_in_and_chooses_the_organization(
     assert "token" not in repr(token).replace("Token(", "")
 
 
-def test_login_without_org_id_skips_choose_organization():
-    requests, token = run(auth(org_id=None).login(), GATEWAY_OK, LOGIN_OK)
+def test_without_org_id_the_only_organization_listed_is_chosen():
+    # The login's own token serves Choose Organization only: an organization is chosen whatever happens.
+    requests, token = run(auth(org_id=None).login(), GATEWAY_OK, LOGIN_OK, SESSION_OK)
 
-    assert len(requests) == 2
-    assert (token.bearer, token.refresh_value) == ("user-token", None)
+    assert body_of(requests[2]) == {"orgId": "o1"}
+    assert (token.bearer, token.refresh_value) == ("org-token", "refresh-1")
+
+
+def test_several_organizations_and_none_chosen_is_an_error_naming_them():
+    operation = auth(org_id=None).login()
+    next(operation)
+    operation.send(GATEWAY_OK)
+    with pytest.raises(FlowPlatformError) as error:
+        operation.send(login_ok(("o1", "Portal Demo"), ("o2", "Plant B")))
+
+    assert str(error.value) == (
+        "EnOS BPM: Choose Organization failed: the account belongs to 2 organizations (o1 (Portal Demo), "
+        "o2 (Plant B)): set the connection's extra 'org_id' to the one to use"
+    )
+
+
+def test_no_organization_listed_and_none_chosen_is_an_error():
+    operation = auth(org_id=None).login()
+    next(operation)
+    operation.send(GATEWAY_OK)
+    with pytest.raises(FlowPlatformError, match=r"lists no organization for this account: set .*'org_id'"):
+        operation.send(login_ok())
+
+
+def test_org_id_is_chosen_even_when_the_login_lists_several():
+    requests, _ = run(auth(org_id="o2").login(), GATEWAY_OK, login_ok(("o1", "A"), ("o2", "B")), SESSION_OK)
+    assert body_of(requests[2]) == {"orgId": "o2"}
+
+
+def test_choose_organization_falls_back_to_v21_on_404_and_keeps_the_token_it_echoes():
+    v21 = answer({"code": 200, "message": "", "data": {"accessToken": "user-token", "refreshToken": "r21"}})
+    requests, token = run(auth().login(), GATEWAY_OK, LOGIN_OK, NOT_FOUND, v21)
+
+    assert [r.url.rsplit("/app-portal-service/", 1)[1] for r in requests[2:]] == [
+        "v2.2/session/set",
+        "v2.1/session/set",
+    ]
+    assert all(r.headers["Authorization"] == "Bearer user-token" and signature_is_valid(r) for r in requests[2:])
+    assert (token.bearer, token.refresh_value) == ("user-token", "r21")
+
+
+def test_choose_organization_at_v22_needs_no_v21():
+    requests, _ = run(auth().login(), GATEWAY_OK, LOGIN_OK, SESSION_OK)
+    assert [r.url for r in requests].count("https://gw/app-portal-service/v2.1/session/set") == 0
+
+
+def test_a_refused_organization_is_the_portals_message():
+    refused = answer({"code": 31404, "message": "Can not find this organization.", "data": None})
+    with pytest.raises(
+        FlowPlatformError, match=r"Choose Organization failed: Can not find this organization\. \(code 31404"
+    ):
+        run(auth().login(), GATEWAY_OK, LOGIN_OK, refused)
 
 
 def test_the_v20_portal_success_code_200_is_accepted():
     v20 = answer({"code": 200, "message": "", "data": {"accessToken": "old-style"}})
-    _, token = run(auth(org_id=None).login(), GATEWAY_OK, v20)
+    _, token = run(auth().login(), GATEWAY_OK, v20, v20)
     assert token.bearer == "old-style"
 
 
@@ -140,22 +203,63 @@ def test_a_portal_success_without_a_token_is_a_platform_error():
         operation.send(answer({"code": 0, "message": "", "data": {"user": {}}}))
 
 
+REFRESHED = answer({"code": 0, "message": "OK", "data": {"accessToken": "user-2", "refreshToken": "refresh-2"}})
+PLEASE_LOGIN = answer({"code": 31401, "message": "Please login first", "data": None})
+
+
 def test_refresh_sends_the_refresh_token_signed_and_keeps_the_gateway_token():
-    requests, renewed = run(
-        auth().refresh(TOKEN),
-        answer({"code": 0, "message": "", "data": {"accessToken": "user-2", "refreshToken": "refresh-2"}}),
-    )
+    requests, renewed = run(auth().refresh(TOKEN), REFRESHED)
 
     (request,) = requests
     assert (request.method, request.url) == ("GET", "https://gw/app-portal-service/v2.2/token/refresh")
     assert request.params == (("refreshToken", "refresh-1"),)
+    assert "Authorization" not in request.headers  # the portal needs no login for a refresh
     assert signature_is_valid(request)
     assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token", "user-2", "refresh-2")
 
 
+def test_refresh_falls_back_to_v20_on_404():
+    v20 = answer({"code": 200, "message": "", "data": {"accessToken": "user-2", "refreshToken": "refresh-2"}})
+    requests, renewed = run(auth().refresh(TOKEN), NOT_FOUND, v20)
+
+    assert [r.url for r in requests] == [
+        "https://gw/app-portal-service/v2.2/token/refresh",
+        "https://gw/app-portal-service/v2.0/token/refresh",
+    ]
+    assert renewed.bearer == "user-2"
+
+
 def test_refresh_without_a_refresh_token_says_why():
-    with pytest.raises(FlowPlatformError, match="set org_id"):
+    with pytest.raises(FlowPlatformError, match="no refresh token: Choose Organization hands one out"):
         next(auth().refresh(Token("gw", 0, bearer="b")))
+
+
+def test_renew_uses_the_refresh_token_and_never_the_password():
+    seen: list[str] = []
+    requests, renewed = run(auth(on_secret=seen.append).renew(TOKEN), GATEWAY_2, REFRESHED)
+
+    token_request, refresh = requests
+    assert token_request.url == "https://gw/apim-token-service/v2.0/token/get"  # the refused one may be spent
+    assert refresh.url == "https://gw/app-portal-service/v2.2/token/refresh"
+    assert refresh.headers["apim-accesstoken"] == "gw-token-2" and signature_is_valid(refresh)
+    assert all(b"pw" not in (r.body or b"") for r in requests)
+    assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token-2", "user-2", "refresh-2")
+    assert seen == ["gw-token-2", "user-2", "refresh-2"]
+
+
+def test_renew_logs_in_with_the_password_only_when_the_refresh_is_refused():
+    requests, renewed = run(auth().renew(TOKEN), GATEWAY_2, PLEASE_LOGIN, LOGIN_OK, SESSION_OK)
+
+    assert [r.call for r in requests] == ["Get Access Token", "Refresh Access Token", "Log In", "Choose Organization"]
+    assert body_of(requests[2]) == {"account": "me@example.com", "password": "pw"}
+    assert requests[2].headers["apim-accesstoken"] == "gw-token-2"  # one gateway token for the whole renewal
+    assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token-2", "org-token", "refresh-1")
+
+
+def test_renew_without_a_refresh_token_logs_in():
+    requests, renewed = run(auth().renew(Token("gw", 0, bearer="b")), GATEWAY_2, LOGIN_OK, SESSION_OK)
+    assert [r.call for r in requests] == ["Get Access Token", "Log In", "Choose Organization"]
+    assert renewed.bearer == "org-token"
 
 
 # -- signing ----------------------------------------------------------------------------------------------
@@ -187,6 +291,8 @@ def test_sign_refuses_a_token_without_the_user_token():
         (answer({"code": "1203", "msg": "expired"}, 200), True),
         (answer({"code": 401, "msg": "Please authentication first"}, 401), True),
         (answer({"code": 410, "message": "cache.token.expired"}, 200), True),
+        (answer({"code": 31401, "msg": "Please login first", "data": None}, 200), True),
+        (answer({"code": "31401", "message": "Please login first"}, 401), True),
         (answer({"code": 33404, "msg": "not found"}), False),
         (answer({"code": 0, "msg": "", "data": {}}), False),
         (HttpResponse(502, {}, b"<html>bad gateway</html>"), False),
@@ -295,6 +401,92 @@ def test_query_stops_when_a_server_counting_from_1_repeats_its_first_page():
     assert len(requests) == 2
 
 
+def page_of(count: int, start: int = 0, *, total: int | None = None, page_size: int | None = None) -> HttpResponse:
+    pagination: dict = {"current": 0}
+    if total is not None:
+        pagination["total"] = total
+    if page_size is not None:
+        pagination["pageSize"] = page_size
+    records = [{"id": f"p{n}"} for n in range(start, start + count)]
+    return answer({"code": 0, "msg": "", "data": {"pagination": pagination, "processInstances": records}})
+
+
+def paging_of(requests) -> list[tuple[int, int]]:
+    return [(body_of(r)["pagination"]["current"], body_of(r)["pagination"]["pageSize"]) for r in requests]
+
+
+def test_a_page_shorter_than_asked_is_a_cap_not_the_end_when_the_total_says_more():
+    bpm = client()
+    requests, found = run(
+        bpm.query_process_instances("inProgress"),
+        page_of(20, 0, total=45),
+        page_of(20, 20, total=45),
+        page_of(5, 40, total=45),
+    )
+
+    assert [r["id"] for r in found] == [f"p{n}" for n in range(45)]
+    # The paging goes on in the platform's own size (so the offsets agree however it counts them) ...
+    assert paging_of(requests) == [(0, 100), (1, 20), (2, 20)]
+    assert bpm.page_size == 20  # ... and the next listing on this connection starts with it
+
+
+def test_without_a_total_a_short_page_is_followed_to_an_empty_one():
+    requests, found = run(client().query_process_instances("completed"), page_of(30), page_of(30, 30), page_of(0))
+
+    assert len(found) == 60
+    assert paging_of(requests) == [(0, 100), (1, 30), (2, 30)]
+
+
+def test_a_short_last_page_is_not_taken_for_a_cap():
+    bpm = client()
+    _, found = run(bpm.query_process_instances("completed"), page_of(37), page_of(0))
+    assert len(found) == 37
+    assert bpm.page_size == 100  # nothing came after it: the size is not learnt from it
+    run(bpm.query_process_instances("completed", page_size=2), page_of(2), page_of(2, 2), page_of(0))
+    assert bpm.page_size == 100  # nor from a size the caller asked for
+
+
+def test_the_echoed_page_size_is_the_cap():
+    requests, found = run(
+        client().query_process_instances("completed"),
+        page_of(10, total=25, page_size=10),
+        page_of(10, 10, total=25),
+        page_of(5, 20, total=25),
+    )
+    assert len(found) == 25
+    assert paging_of(requests) == [(0, 100), (1, 10), (2, 10)]
+
+
+def test_a_refused_page_size_is_retried_with_the_limit_the_platform_names_and_remembered():
+    bpm = client()
+    too_large = answer({"code": 33400, "msg": "Invalid parameter: pagination.pageSize must not exceed 50."})
+    requests, found = run(
+        bpm.query_process_instances("inProgress"), too_large, page_of(50, total=60), page_of(10, 50, total=60)
+    )
+
+    assert len(found) == 60
+    assert paging_of(requests) == [(0, 100), (0, 50), (1, 50)]
+    assert bpm.page_size == 50
+    requests, _ = run(bpm.query_process_instances("completed"), page_of(3, total=3))
+    assert paging_of(requests) == [(0, 50)]  # remembered: no refusal the second time
+
+
+def test_a_refusal_naming_no_limit_steps_down_the_usual_sizes():
+    refused = answer({"code": 33400, "msg": "Invalid parameter."})
+    requests, found = run(client().query_process_instances("inProgress"), refused, refused, page_of(4, total=4))
+    assert paging_of(requests) == [(0, 100), (0, 50), (0, 20)]
+    assert len(found) == 4
+
+
+def test_a_refusal_after_the_first_page_is_not_about_the_page_size():
+    operation = client().query_process_instances("inProgress")
+    next(operation)
+    operation.send(page_of(100, total=300))
+    with pytest.raises(FlowPlatformError, match="Internal service error") as error:
+        operation.send(answer({"code": 33500, "msg": "Internal service error."}))
+    assert error.value.code == "33500"
+
+
 def test_query_body_takes_snake_case_and_aware_datetimes():
     moment = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     body = query_body("inProgress", started_after=moment, start_by="u1", process_instance_id=None)
@@ -365,6 +557,89 @@ def test_terminate_errors(code, error_type):
 def test_terminate_answered_false_is_an_error():
     with pytest.raises(FlowPlatformError, match="did not terminate"):
         run(client().terminate_process_instance("p-1", "r"), answer({"code": 0, "data": False}))
+
+
+# -- batched reads, starts and finding a start's run ------------------------------------------------------
+
+
+def test_batch_records_without_process_status_take_the_querys_own_filter():
+    listed = [{"id": "a", "createdTime": 1000}, {"id": "b", "processStatus": "inProgress"}, {"id": "other"}]
+    requests, found = run(client().batch_instances(["a", "b", "gone"], {}), page(listed, 0, 3, page_size=100))
+
+    assert body_of(requests[0])["processStatus"] == "inProgress"
+    assert sorted(found) == ["a", "b"]  # "gone" is missing: it has ended, and is read on its own
+    assert {(i.state, i.raw_state) for i in found.values()} == {(FlowState.RUNNING, "inProgress")}
+
+
+def test_batch_asks_only_for_the_window_the_waits_started_in():
+    known = {
+        "a": client().to_flow_instance({"id": "a", "processStatus": "inProgress", "createdTime": 1_700_000_000_000}),
+        "b": client().to_flow_instance({"id": "b", "processStatus": "inProgress", "createdTime": 1_700_000_500_000}),
+    }
+    requests, _ = run(client().batch_instances(["a", "b"], known), page([], 0, 0))
+    body = body_of(requests[0])
+    assert (body["startedAfter"], body["startedBefore"]) == (1_699_999_999_000, 1_700_000_501_000)
+    requests, _ = run(client().batch_instances(["a", "b", "new"], known), page([], 0, 0))
+    assert "startedAfter" not in body_of(requests[0])  # one wait's start is not known yet
+
+
+def test_recent_instances_take_the_status_from_the_query():
+    listed = [{"id": "x", "processDefinitionId": "def:1"}, {"id": "y", "processDefinitionId": "def:2"}]
+    requests, found = run(client().recent_instances("def:1", [FlowState.SUCCESS], {}), page(listed, 0, 2, 100))
+    assert body_of(requests[0])["processStatus"] == "completed"
+    assert [(i.instance_id, i.state) for i in found] == [("x", FlowState.SUCCESS)]
+
+
+ATTEMPT = StartAttempt("purchaseApproval:3:5abd", requested_at_ms=1_700_000_000_000, marker="0123456789abcdef" * 2)
+
+
+def test_start_run_names_the_instance_with_the_attempts_marker():
+    requests, instance_id = run(
+        client().start_run("purchaseApproval:3:5abd", {"amount": 5}, ATTEMPT), answer({"code": 0, "data": {"id": "n1"}})
+    )
+    assert body_of(requests[0]) == {
+        "processDefinitionId": "purchaseApproval:3:5abd",
+        "values": {"amount": 5},
+        "name": "purchaseApproval [airflow:0123456789ab]",
+    }
+    assert requests[0].repeatable is False  # a start is never sent twice blindly
+    assert instance_id == "n1"
+
+
+def test_find_started_run_finds_the_instance_carrying_the_marker_among_those_in_progress():
+    listed = [
+        {"id": "someone-else", "name": "purchaseApproval"},
+        {"id": "mine", "name": "purchaseApproval [airflow:0123456789ab]"},
+    ]
+    requests, found = run(client().find_started_run(ATTEMPT.flow, None, ATTEMPT), page(listed, 0, 2, 100))
+
+    assert found == "mine"
+    (request,) = requests  # found among those in progress: nothing more is asked
+    assert request.repeatable  # a read, even as a POST
+    assert body_of(request) == {
+        "processStatus": "inProgress",
+        "startedAfter": 1_700_000_000_000 - 120_000,  # a little before: clocks differ
+        "pagination": {"current": 0, "pageSize": 100},
+    }
+
+
+def test_find_started_run_looks_at_completed_and_terminated_ones_then_says_none():
+    other = [{"id": "x", "name": "purchaseApproval [airflow:ffffffffffff]"}]
+    requests, found = run(
+        client().find_started_run(ATTEMPT.flow, None, ATTEMPT), page(other, 0, 1), page([], 0, 0), page([], 0, 0)
+    )
+    assert found is None
+    assert [body_of(r)["processStatus"] for r in requests] == ["inProgress", "completed", "terminated"]
+
+    done = [{"id": "ended", "processName": "purchaseApproval [airflow:0123456789ab]"}]
+    _, found = run(client().find_started_run(ATTEMPT.flow, None, ATTEMPT), page([], 0, 0), page(done, 0, 1))
+    assert found == "ended"
+
+
+def test_two_instances_carrying_one_marker_are_ambiguous_naming_both():
+    twins = [{"id": n, "name": "x [airflow:0123456789ab]"} for n in ("one", "two")]
+    with pytest.raises(AmbiguousStart, match="carry this start's marker \\[airflow:0123456789ab\\]: one, two"):
+        run(client().find_started_run(ATTEMPT.flow, None, ATTEMPT), page(twins, 0, 2))
 
 
 # -- reading ----------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from airflow_provider_flowinst.platforms.enos_gateway import (
     token_encryption,
 )
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Token
+from airflow_provider_flowinst.testing.emulator import enos_gateway as emulated_gateway
 
 # The worked sample of EnvisionDoc/api_en, token/invoke_api_with_access_token.md.
 DOC_TOKEN = "xxxxaaaxxxx"
@@ -36,6 +38,16 @@ def test_params_data_sorts_keys_and_appends_the_raw_body():
 
 def test_signature_of_the_docs_worked_sample():
     assert request_signature(DOC_TOKEN, DOC_PARAMS, DOC_BODY, DOC_TIMESTAMP, DOC_SECRET) == DOC_BODY_SIGNATURE
+
+
+def test_the_emulators_own_check_agrees_with_the_docs_sample_and_refuses_another_order():
+    """The emulator's gateway signs from the doc with code of its own: a client mistake is not copied there."""
+    stamp = str(DOC_TIMESTAMP)
+    assert emulated_gateway.expected_signature(DOC_TOKEN, DOC_PARAMS, DOC_BODY, stamp, DOC_SECRET) == DOC_BODY_SIGNATURE
+    unsorted = hashlib.sha256(f"{DOC_TOKEN}k3v3k1v1k2v2{stamp}{DOC_SECRET}".encode()).hexdigest()
+    assert emulated_gateway.expected_signature(DOC_TOKEN, DOC_PARAMS, b"", stamp, DOC_SECRET) != unsorted
+    assert emulated_gateway.expected_encryption("k", DOC_TIMESTAMP, "s") == token_encryption("k", DOC_TIMESTAMP, "s")
+    assert "airflow_provider_flowinst.platforms" not in Path(emulated_gateway.__file__).read_text()
 
 
 def test_signature_is_sha256_of_token_params_timestamp_secret():

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.lsf import (
     LSFClient,
@@ -23,8 +23,9 @@ from airflow_provider_flowinst.platforms.lsf import (
     parse_logon_response,
     parse_xml,
     records_of,
+    submitted_instance_ids,
 )
-from airflow_provider_flowinst.protocol import HttpResponse, Token
+from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt, Token
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -362,7 +363,8 @@ def test_flow_id_and_name_come_from_full_name_when_user_and_name_are_missing():
 
 def test_a_query_sends_its_filters_and_reads_json():
     requests, found = run(
-        client().list_flow_instances(flowname="flow1", username="all", state="Done"), page(record(101), record(102))
+        client().list_flow_instances(flowname="flow1", username="all", state="Done", pagesize=100),
+        page(record(101), record(102)),
     )
 
     request = requests[0]
@@ -372,37 +374,100 @@ def test_a_query_sends_its_filters_and_reads_json():
     assert [r["id"] for r in found] == [101, 102]
 
 
-def test_pages_are_gathered_into_one_list():
+def test_with_pagesize_the_call_returns_that_one_page():
     requests, found = run(
-        client().list_flow_instances(username="jsmith", pagesize=2),
-        page(record(1), record(2), total=5),
-        page(record(3), record(4), total=5),
-        page(record(5), total=5),
+        client().list_flow_instances(username="jsmith", start=2, pagesize=2), page(record(3), record(4), total=5)
+    )
+
+    assert [r["id"] for r in found] == [3, 4]
+    assert len(requests) == 1
+    assert dict(requests[0].params) == {"username": "jsmith", "start": "2", "pagesize": "2"}
+
+
+def test_without_pagesize_every_page_is_gathered_and_total_ends_the_walk():
+    requests, found = run(
+        client().list_flow_instances(username="jsmith"),
+        page(*[record(i) for i in range(1, 101)], total=205),
+        page(*[record(i) for i in range(101, 201)], total=205),
+        page(*[record(i) for i in range(201, 206)], total=205),
+    )
+
+    assert [r["id"] for r in found] == list(range(1, 206))
+    assert [dict(r.params).get("start") for r in requests] == [None, "100", "200"]
+    assert {dict(r.params)["pagesize"] for r in requests} == {"100"}
+
+
+def test_a_page_capped_below_the_size_asked_does_not_end_the_walk():
+    # The server holds pages to 20 rows: every page is "short", and still more rows follow.
+    responses = [page(*[record(i) for i in range(start, start + 20)], total=50) for start in (1, 21)]
+    requests, found = run(
+        client().query_all(username="all", page_size=500),
+        *responses,
+        page(*[record(i) for i in range(41, 51)], total=50),
+    )
+
+    assert [r["id"] for r in found] == list(range(1, 51))
+    assert [dict(r.params).get("start") for r in requests] == [None, "20", "40"]
+
+
+def test_a_total_that_may_count_the_page_only_ends_the_walk_on_an_empty_page():
+    # total == the page's length: a grand total of 3, or the page's own count under a cap of 3. Look once more.
+    requests, found = run(
+        client().query_all(username="all"),
+        page(record(1), record(2), record(3), total=3),
+        page(record(4), record(5), total=2),
+        error(404, "No flow instances that match the specified criteria found."),
     )
 
     assert [r["id"] for r in found] == [1, 2, 3, 4, 5]
-    assert [dict(r.params).get("start") for r in requests] == [None, "2", "4"]
-    assert {dict(r.params)["pagesize"] for r in requests} == {"2"}
+    assert [dict(r.params).get("start") for r in requests] == [None, "3", "5"]
 
 
 def test_paging_starts_where_asked_and_stops_on_a_404_page():
-    requests, found = run(
-        client().list_flow_instances(start=10, pagesize=1), page(record(11), total=20), error(404, "No match.")
-    )
+    requests, found = run(client().list_flow_instances(start=10), page(record(11), total=1), error(404, "No match."))
 
     assert [r["id"] for r in found] == [11]
     assert [dict(r.params)["start"] for r in requests] == ["10", "11"]
 
 
+def test_a_one_based_start_loses_no_row():
+    # A server counting start from 1 gives the last row of each page again at the top of the next.
+    requests, found = run(
+        client().query_all(page_size=2),
+        page(record(1), record(2), total=5),
+        page(record(2), record(3), total=5),
+        page(record(4), record(5), total=5),
+    )
+
+    assert [r["id"] for r in found] == [1, 2, 3, 4, 5]
+    assert [dict(r.params).get("start") for r in requests] == [None, "2", "4"]
+
+
 def test_a_server_that_ignores_start_cannot_loop_the_paging():
     requests, found = run(
-        client().list_flow_instances(pagesize=2),
+        client().list_flow_instances(),
         page(record(1), record(2), total=9),
         page(record(1), record(2), total=9),
     )
 
     assert [r["id"] for r in found] == [1, 2]
     assert len(requests) == 2
+
+
+def test_batched_reads_keep_their_savings_under_a_page_cap():
+    # 250 running instances, pages capped at 100 by the server although 500 are asked: 3 pages, and one
+    # look at the suspended ones; nothing ends on a short page, nothing is read one by one.
+    running = [record(i, "Running", endTime="") for i in range(1000, 1250)]
+    pages = [page(*running[start : start + 100], total=250) for start in (0, 100, 200)]
+    requests, found = run(
+        client().batch_instances([str(i) for i in range(1000, 1250)], {}),
+        *pages,
+        error(404, "No flow instances that match the specified criteria found."),
+    )
+
+    assert sorted(found) == [str(i) for i in range(1000, 1250)]
+    assert [dict(r.params)["state"] for r in requests] == ["Running"] * 3 + ["Suspended"]
+    assert {dict(r.params)["pagesize"] for r in requests} == {"500"}
 
 
 def test_a_404_on_a_query_is_an_empty_list():
@@ -446,12 +511,32 @@ def test_get_instance_falls_back_to_the_users_own_when_all_is_refused():
 def test_get_instance_of_an_unknown_id_is_not_found():
     with pytest.raises(FlowInstanceNotFound, match="No flow instances that match"):
         run(client().get_instance("999"), error(404, "No flow instances that match the specified criteria found."))
-    with pytest.raises(FlowInstanceNotFound, match="no flow instance '999'"):
+    with pytest.raises(FlowInstanceNotFound, match="lists no flow instance '999'") as caught:
         run(client().get_instance("999"), page(record(101)))
+    assert caught.value.http_status == 200  # what the server answered, not a made-up 404
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_a_redirect_is_an_error_naming_its_status_never_not_found(status):
+    redirect = HttpResponse(status, {"location": "https://pac.example.com/login?session=abc"}, b"")
+
+    for operation in (client().get_instance("101"), client().list_flow_instances(pagesize=5)):
+        with pytest.raises(FlowPlatformError, match=f"redirect \\(HTTP {status}\\)") as caught:
+            run(operation, redirect)
+        assert not isinstance(caught.value, FlowInstanceNotFound)
+        assert caught.value.http_status == status
+        assert "session=abc" not in str(caught.value)
+
+
+def test_an_empty_answer_to_an_id_query_is_not_taken_for_not_found():
+    with pytest.raises(FlowPlatformError, match="the answer is empty") as caught:
+        run(client().get_instance("101"), answer(b""))
+
+    assert not isinstance(caught.value, FlowInstanceNotFound)
 
 
 def test_xml_is_asked_for_when_the_settings_say_so():
-    requests, found = run(client(accept="application/xml").list_flow_instances(), answer(SEED_XML))
+    requests, found = run(client(accept="application/xml").list_flow_instances(pagesize=10), answer(SEED_XML))
 
     assert requests[0].headers == {"Accept": "application/xml"}
     assert len(found) == 2
@@ -536,3 +621,169 @@ def test_the_newest_instance_of_a_flow_is_found_after_a_submit():
 
 def test_the_instance_has_no_console_link():
     assert client().instance_url("101") is None
+
+
+# -- logout ---------------------------------------------------------------------------------------------
+
+
+def test_logout_posts_the_token_cookie_and_never_logs_on_first():
+    requests, result = run(auth().logout(Token(REAL_TOKEN, math.inf)), answer({"message": {"message": "Logged out"}}))
+
+    request = requests[0]
+    assert (request.method, request.url) == ("POST", f"{BASE}/platform/ws/logout")
+    assert request.headers["Cookie"] == f"platform_token={cookie_value(REAL_TOKEN)}"
+    assert not request.authenticated and request.repeatable
+    assert result is None
+
+
+def test_a_logout_of_a_token_the_server_dropped_is_fine():
+    _, result = run(auth().logout(Token(REAL_TOKEN, math.inf)), error(401, "The platform token has expired."))
+
+    assert result is None
+
+
+def test_a_logout_refused_otherwise_is_an_error_naming_the_call():
+    with pytest.raises(FlowPlatformError, match="Log Out failed: emulated") as caught:
+        run(auth().logout(Token(REAL_TOKEN, math.inf)), error(500, "emulated"))
+
+    assert REAL_TOKEN not in str(caught.value)
+
+
+# -- starting a run exactly once ------------------------------------------------------------------------
+
+ATTEMPT = StartAttempt(flow="jsmith:flow1", requested_at_ms=1_534_226_400_000, marker="a" * 32)  # 14:00 +08:00
+SUBMITTED = answer({"message": {"message": "1 flow(s) submitted."}})
+#: A listing ends on an empty page (404) where ``total`` may count the page alone.
+NO_MORE = error(404, "No flow instances that match the specified criteria found.")
+
+
+def test_start_run_lists_submits_and_takes_the_one_new_run():
+    requests, instance_id = run(
+        client().start_run("jsmith:flow1", {"a": 1}, ATTEMPT),
+        page(record(101), record(102)),
+        NO_MORE,
+        SUBMITTED,
+        page(record(101), record(102), record(103, "Running")),
+        NO_MORE,
+    )
+
+    assert instance_id == "103"
+    assert [r.method for r in requests] == ["GET", "GET", "POST", "GET", "GET"]
+    assert dict(requests[0].params) == {"flowname": "flow1", "username": "jsmith", "pagesize": "100"}
+    assert form(requests[2]) == {"flownames": "jsmith:flow1", "variables": "a=1"}
+    assert not requests[2].repeatable  # the submit is never sent again blindly
+
+
+def test_two_new_runs_and_no_word_of_which_is_an_ambiguous_start_naming_both():
+    with pytest.raises(AmbiguousStart) as caught:
+        run(
+            client().start_run("jsmith:flow1", None, ATTEMPT),
+            page(record(101)),
+            NO_MORE,
+            SUBMITTED,
+            page(record(101), record(102, "Running"), record(103, "Running")),
+            NO_MORE,
+        )
+
+    message = str(caught.value)
+    assert "102" in message and "103" in message and "pool" in message
+
+
+def test_a_submit_answer_naming_the_run_tells_it_from_another_start():
+    named = answer({"message": {"message": "1 flow(s) submitted: 103:jsmith:flow1."}})
+
+    _, instance_id = run(
+        client().start_run("jsmith:flow1", None, ATTEMPT),
+        page(record(101)),
+        NO_MORE,
+        named,
+        page(record(101), record(102, "Running"), record(103, "Running")),
+        NO_MORE,
+    )
+
+    assert instance_id == "103"
+
+
+@pytest.mark.parametrize(
+    ("payload", "strong", "loose"),
+    [
+        ({"message": {"message": "1 flow(s) submitted."}}, (), ()),
+        ({"message": "Flow 107:jsmith:flow1 submitted"}, ("107",), ()),
+        ({"pseudoFlowInstance": record(108, "Running")}, ("108",), ()),
+        ({"message": {"message": "Submitted flow jsmith:flow1, flow id: 109"}}, (), ("109",)),
+        ({"message": "Flow 107:jsmith:flow10 submitted"}, (), ()),  # another flow's full name
+    ],
+)
+def test_ids_a_submit_answer_may_name(payload, strong, loose):
+    named = submitted_instance_ids(payload, "jsmith:flow1")
+
+    assert (named.strong, named.loose) == (strong, loose)
+
+
+def test_a_loose_id_is_taken_only_when_it_is_a_new_run_of_the_flow():
+    says = answer({"message": {"message": "Submitted, id 102"}})
+
+    _, instance_id = run(
+        client().start_run("jsmith:flow1", None, ATTEMPT),
+        page(record(101)),
+        NO_MORE,
+        says,
+        page(record(101), record(102, "Running"), record(103, "Running")),
+        NO_MORE,
+    )
+    assert instance_id == "102"
+    with pytest.raises(AmbiguousStart):  # "id 7" is no new run: it cannot settle which one is ours
+        run(
+            client().start_run("jsmith:flow1", None, ATTEMPT),
+            page(record(101)),
+            NO_MORE,
+            answer({"message": "Submitted, id 7"}),
+            page(record(101), record(102, "Running"), record(103, "Running")),
+            NO_MORE,
+        )
+
+
+def test_a_submit_whose_run_is_not_listed_yet_has_an_unclear_outcome():
+    with pytest.raises(RunOutcomeUnknown, match="no new instance of it is listed yet"):
+        run(
+            client().start_run("jsmith:flow1", None, ATTEMPT),
+            *(page(record(101)), NO_MORE, SUBMITTED, page(record(101)), NO_MORE),
+        )
+
+
+def test_after_an_unclear_submit_the_run_is_found_above_the_ids_listed_before():
+    lsf = client()
+    operation = lsf.start_run("jsmith:flow1", None, ATTEMPT)
+    next(operation)
+    operation.send(page(record(101), record(102)))
+    operation.send(NO_MORE)  # the listing before; then the submit's answer is lost
+
+    listed = (record(101), record(102))
+    _, nothing_yet = run(lsf.find_started_run("jsmith:flow1", None, ATTEMPT), page(*listed), NO_MORE)
+    _, found = run(lsf.find_started_run("jsmith:flow1", None, ATTEMPT), page(*listed, record(103)), NO_MORE)
+
+    assert (nothing_yet, found) == (None, "103")
+
+
+def test_another_process_finds_the_run_by_flow_and_start_time():
+    # 101 started at 14:01:15 +08:00; the attempt was made at 14:00 (+08:00): within the window.
+    too_early = record(100, startTime="2018-08-14 13:50:00 GMT+08:00")
+    _, found = run(client().find_started_run("jsmith:flow1", None, ATTEMPT), page(too_early, record(101)), NO_MORE)
+
+    assert found == "101"
+
+
+def test_two_runs_in_the_window_of_an_attempt_from_another_process_are_ambiguous():
+    with pytest.raises(AmbiguousStart, match="101, 102"):
+        run(
+            client().find_started_run("jsmith:flow1", None, ATTEMPT),
+            page(record(101), record(102, startTime="2018-08-14 14:02:00 GMT+08:00")),
+            NO_MORE,
+        )
+
+
+def test_no_run_in_the_window_is_none():
+    old = record(100, startTime="2018-08-14 13:00:00 GMT+08:00")
+
+    assert run(client().find_started_run("jsmith:flow1", None, ATTEMPT), page(old), NO_MORE)[1] is None
+    assert run(client().find_started_run("jsmith:flow1", None, ATTEMPT), error(404, "No match."))[1] is None

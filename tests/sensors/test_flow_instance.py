@@ -96,3 +96,52 @@ def test_unknown_state_names_are_refused():
 
     with pytest.raises(ValueError, match="success_states must hold states among"):
         FlowInstanceSensor(task_id="bad", conn_id="c", instance_id="i", success_states=["done"])
+
+
+@pytest.mark.parametrize(("limit", "outcome"), [(3, "success"), (2, "failed")])
+def test_looks_may_fail_in_a_row_up_to_max_consecutive_failures(emulator, monkeypatch, limit, outcome):
+    from tests.helpers import quick_retry_connection
+
+    quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
+    emulator.inject_fault("503", platform="enos_batch", count=2, path_contains="flowInstances?action=get")
+
+    result = run_dag(getattr(sensor_dags, f"sensor_poke_failed_looks_{limit}"))
+
+    assert result.task_states["wait"] == outcome
+
+
+def test_max_consecutive_failures_reaches_the_trigger(emulator):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+    sensor = FlowInstanceSensor(
+        task_id="wait",
+        conn_id="enos_batch_default",
+        instance_id="4000-20290101000000",  # flow 4000 runs for hours
+        deferrable=True,
+        max_consecutive_failures=3,
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": XComSink()})
+
+    assert deferred.value.trigger.serialize()[1]["max_consecutive_failures"] == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "many", float("nan")])
+def test_max_consecutive_failures_must_be_a_whole_number(bad):
+    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+    with pytest.raises(ValueError, match="max_consecutive_failures must be a whole number >= 1"):
+        FlowInstanceSensor(task_id="wait", conn_id="c", instance_id="i", max_consecutive_failures=bad)
+
+
+class XComSink:
+    """The one thing the sensor asks of its task instance before it defers: somewhere to push the link."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value

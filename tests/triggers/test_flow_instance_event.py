@@ -242,3 +242,22 @@ def test_serialised_kwargs_are_deterministic_and_hold_no_secret():
     for secret in (ENOS_APP_SECRET, BPM_PASSWORD, LSF_PASSWORD, DATAWORKS_ACCESS_KEY_SECRET):
         assert secret not in text
     assert FlowInstanceEventTrigger(**one.serialize()[1]).serialize() == one.serialize()
+
+
+async def test_an_instance_listed_twice_in_one_snapshot_fires_once(emulator):
+    hook = await aget_hook("dataworks_default")
+    run_id = await hook.astart_run("1001")
+    await asyncio.sleep(1)  # it ends
+    instance = await hook.aget_instance(run_id, include_graph=False)
+    trigger = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", include_graph=False)
+
+    async def snapshots():
+        yield []  # the baseline
+        yield [instance, instance]  # a listing that returned the row twice (its pages shifted under it)
+
+    try:
+        events = [event.payload async for event in trigger.filter_shared_stream(snapshots())]
+    finally:
+        await close_shared_session()
+
+    assert [event["instance_id"] for event in events] == [run_id]

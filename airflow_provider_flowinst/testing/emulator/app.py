@@ -10,6 +10,7 @@ from airflow_provider_flowinst.testing.emulator.dataworks import DataWorksEmulat
 from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
 from airflow_provider_flowinst.testing.emulator.enos_bpm import EnOSBPMEmulator
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
+from airflow_provider_flowinst.testing.emulator.faults import after_action_middleware
 from airflow_provider_flowinst.testing.emulator.lsf import LSFEmulator
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
@@ -32,7 +33,7 @@ class Emulator:
         self.platforms: list[PlatformEmulator] = [self.enos_batch, self.enos_bpm, self.lsf, self.dataworks]
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[after_action_middleware(self.state)])
         app.add_routes(self.gateway.routes())
         for platform in self.platforms:
             app.add_routes(platform.routes())
@@ -43,6 +44,7 @@ class Emulator:
                 web.post("/_emulator/faults", self.add_fault),
                 web.post("/_emulator/reset", self.reset),
                 web.post("/_emulator/expire_tokens", self.expire_tokens),
+                web.post("/_emulator/clock", self.advance_clock),
             ]
         )
         return app
@@ -65,6 +67,16 @@ class Emulator:
     async def reset(self, request: web.Request) -> web.Response:
         self.state.reset_counters()
         return web.json_response({"ok": True})
+
+    async def advance_clock(self, request: web.Request) -> web.Response:
+        """``{"advance": seconds}``: runs due to end within that time end now. Gateway and BPM tokens expire in
+        wall time and stay valid; an LSF token counts as idle for the jump (60 emulated minutes drop it)."""
+        spec = await request.json()
+        try:
+            now = self.state.advance(float(spec.get("advance", 0)))
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"now": now})
 
     async def expire_tokens(self, request: web.Request) -> web.Response:
         """Every token handed out so far stops working (DataWorks signs each request and has none)."""

@@ -30,6 +30,11 @@ class EmulatorControl:
         result: dict[str, Any] = self.control("GET", "/_emulator/stats")
         return result
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulated clock ``seconds`` ahead (runs due to end within them end); returns the new now."""
+        now: float = self.control("POST", "/_emulator/clock", {"advance": seconds})["now"]
+        return now
+
     def create_enos_batch_instance(self, flow_id: str, instance_id: str | None = None, **options: Any) -> str:
         """A manual instance of ``flow_id``; options: outcome, appear_after, queued_seconds, running_seconds."""
         spec = {"flow_id": flow_id, **({"instance_id": instance_id} if instance_id else {}), **options}

@@ -1,7 +1,20 @@
 """DataWorks OpenAPI 2024-05-18 (RPC style on ``/``): the ACS3 signature check, workflow instances that
 move NotRun -> Running -> Success/Failure, their task instances and dependencies, asynchronous creation.
 
+The signature is checked with this module's own code, written from Alibaba Cloud's "Request syntax and
+signature method V3", never with the client's. Business dates (BizDate, Bizdate) are 00:00:00 of the day in
+China Standard Time (UTC+8), as the SDK's example 1743350400000 (2025-03-31 00:00 +08:00) shows: a listing
+for midnight UTC finds nothing. Workflows are triggered by hand (``Manual``), by their schedule
+(``Scheduler``) or by events (``TriggerWorkflow``), and CreateWorkflowInstances takes only the instance type
+and the ``WorkflowParameters`` format that fit (the SDK model's rules).
+
 Choices of this emulator, where the documentation says nothing (inferred):
+- A CreateWorkflowInstances that does not fit the workflow (ManualWorkflow for a scheduled one, JSON
+  parameters for a periodic one, a backfill without Periods...) is refused at once with HTTP 400
+  ``InvalidParameter``, rather than failing later in GetCreateWorkflowInstancesResult.
+- ListWorkflowInstances refuses a ``PageSize`` above 100 (configurable: ``/_emulator/dataworks/page_limits``;
+  the real cap is not documented); ListTaskInstances above 500 (its documented maximum).
+- ``key=value`` WorkflowParameters are pairs separated by white space.
 - StopWorkflowInstances ends the instance in ``Failure`` (DataWorks has no cancelled status); its running
   task instance fails too, the ones not yet run stay ``NotRun``. Stopping a finished instance is refused
   in ``SuccessInfo``.
@@ -12,8 +25,10 @@ Choices of this emulator, where the documentation says nothing (inferred):
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -21,19 +36,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
-from airflow_provider_flowinst.platforms.dataworks import (
-    API_VERSION,
-    canonical_query,
-    canonical_request,
-    canonical_uri,
-    parse_authorization,
-    signature,
-    string_to_sign,
-)
 from airflow_provider_flowinst.testing.emulator.credentials import (
     DATAWORKS_ACCESS_KEY_ID,
     DATAWORKS_ACCESS_KEY_SECRET,
@@ -43,6 +49,13 @@ from airflow_provider_flowinst.testing.emulator.faults import fault_response, ta
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 PLATFORM = "dataworks"
+API_VERSION = "2024-05-18"
+#: Business days are counted in China Standard Time.
+BUSINESS_ZONE = dt.timezone(dt.timedelta(hours=8), "CST")
+#: The largest PageSize each listing takes (ListTaskInstances: documented; the others: not documented).
+DEFAULT_PAGE_LIMITS = {"ListWorkflowInstances": 100, "ListTaskInstances": 500, "ListUpstreamTaskInstances": 500}
+#: CreateWorkflowInstances Type that each trigger type of a workflow takes (the SDK model's descriptions).
+TYPE_FOR_TRIGGER = {"Manual": "ManualWorkflow", "Scheduler": "SupplementData", "TriggerWorkflow": "TriggerWorkflow"}
 #: Temporary (STS) credentials the emulator also accepts: the key, its secret and its session token.
 STS_ACCESS_KEY_ID = "STS.EmulatorTemporaryKeyId"
 STS_ACCESS_KEY_SECRET = "emulator-sts-secret"
@@ -63,6 +76,7 @@ class Workflow:
     outcome: str = "Success"  # or "Failure": the last task fails
     queued_seconds: float = 2.0
     running_seconds: float = 4.0
+    trigger: str = "Manual"  # GetWorkflow Trigger.Type: Manual, Scheduler or TriggerWorkflow
 
 
 @dataclass
@@ -102,6 +116,14 @@ DEFAULT_WORKFLOWS = [
         1002, "failing_etl", tasks=[(2101, "ingest"), (2102, "compute")], dependencies=[(2101, 2102)], outcome="Failure"
     ),
     Workflow(1003, "long_running", tasks=[(2201, "crunch")], dependencies=[], running_seconds=10 * 3600),
+    Workflow(
+        1004,
+        "hourly_orders",
+        tasks=[(2301, "sync_orders"), (2302, "aggregate_orders")],
+        dependencies=[(2301, 2302)],
+        trigger="Scheduler",
+    ),
+    Workflow(1005, "on_file_arrival", tasks=[(2401, "load_file")], dependencies=[], trigger="TriggerWorkflow"),
 ]
 
 
@@ -129,6 +151,9 @@ class DataWorksEmulator:
         self.nonces: dict[str, float] = {}
         self._ids = itertools.count(700001)
         self.wall_start_ms = int(time.time() * 1000)
+        self.page_limits = dict(DEFAULT_PAGE_LIMITS)
+        #: Signed calls per action, for tests that count what a listing costs.
+        self.action_counts: collections.Counter[str] = collections.Counter()
         for workflow in self.workflows.values():  # one instance of each, started with the emulator
             self._create(workflow, name=f"{workflow.name}_seed", type="Normal")
 
@@ -137,23 +162,39 @@ class DataWorksEmulator:
             web.get("/", self.handle),
             web.post("/", self.handle),
             web.post("/_emulator/dataworks/instances", self.control_create),
+            web.post("/_emulator/dataworks/page_limits", self.control_page_limits),
+            web.get("/_emulator/dataworks/actions", self.control_actions),
         ]
 
     # -- control (tests and the demo) ----------------------------------------------------------------
 
     async def control_create(self, request: web.Request) -> web.Response:
+        """One instance (``instance_id``), or with ``count`` that many (``instance_ids``)."""
         spec = await request.json()
         workflow = self.workflows[int(spec["workflow_id"])]
-        instance = self._create(
-            workflow,
-            name=str(spec.get("name") or f"{workflow.name}_manual"),
-            type=str(spec.get("type") or "ManualWorkflow"),
-            outcome=spec.get("outcome"),
-            delay=float(spec.get("appear_after", 0.0)),
-            queued_seconds=spec.get("queued_seconds"),
-            running_seconds=spec.get("running_seconds"),
-        )
-        return web.json_response({"instance_id": str(instance.instance_id)})
+        made = [
+            self._create(
+                workflow,
+                name=str(spec.get("name") or f"{workflow.name}_manual"),
+                type=str(spec.get("type") or TYPE_FOR_TRIGGER.get(workflow.trigger, "ManualWorkflow")),
+                outcome=spec.get("outcome"),
+                delay=float(spec.get("appear_after", 0.0)),
+                queued_seconds=spec.get("queued_seconds"),
+                running_seconds=spec.get("running_seconds"),
+            )
+            for _ in range(int(spec.get("count", 1)))
+        ]
+        ids = [str(instance.instance_id) for instance in made]
+        return web.json_response({"instance_id": ids[0], "instance_ids": ids})
+
+    async def control_page_limits(self, request: web.Request) -> web.Response:
+        """Set the largest PageSize of some listings (``{"ListWorkflowInstances": 20}``; ``{}`` restores)."""
+        spec = await request.json()
+        self.page_limits = {**DEFAULT_PAGE_LIMITS, **{str(key): int(value) for key, value in spec.items()}}
+        return web.json_response(self.page_limits)
+
+    async def control_actions(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.action_counts))
 
     def _create(
         self,
@@ -187,9 +228,8 @@ class DataWorksEmulator:
 
     @staticmethod
     def _default_bizdate() -> int:
-        """Yesterday's midnight (UTC), as DataWorks' data timestamp of a run today."""
-        today = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-        return int(dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+        """Yesterday's business date, as DataWorks' data timestamp of a run today: 00:00 in UTC+8."""
+        return _business_day_ms(dt.datetime.now(BUSINESS_ZONE).date() - dt.timedelta(days=1))
 
     def _visible(self, instance: WorkflowInstance) -> bool:
         return self.state.now() >= instance.created
@@ -300,7 +340,7 @@ class DataWorksEmulator:
 
     def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
         """None when the request is signed as Alibaba Cloud checks it; otherwise its refusal."""
-        parsed = parse_authorization(request.headers.get("Authorization", ""))
+        parsed = _parse_authorization(request.headers.get("Authorization", ""))
         if parsed is None:
             return acs_error(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
         access_key_id, signed_headers, given = parsed
@@ -325,12 +365,9 @@ class DataWorksEmulator:
         payload_hash = request.headers["x-acs-content-sha256"]
         if payload_hash != hashlib.sha256(body).hexdigest():
             return acs_error(400, "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the body.")
-        headers = [(name, value) for name, value in request.headers.items() if name.lower() in signed]
-        canonical, _ = canonical_request(
-            request.method, canonical_uri(request.path), canonical_query(request.query.items()), headers, payload_hash
-        )
-        to_sign = string_to_sign(canonical)
-        if not secrets.compare_digest(signature(secret, to_sign), given):
+        to_sign = _string_to_sign(request, signed, payload_hash)
+        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+        if not secrets.compare_digest(expected, given):
             return acs_error(
                 400,
                 "SignatureDoesNotMatch",
@@ -377,6 +414,7 @@ class DataWorksEmulator:
         if request.method == "POST" and body:
             params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         action = request.headers["x-acs-action"]
+        self.action_counts[action] += 1
         handler = getattr(self, f"_action_{action}", None)
         if handler is None:
             return acs_error(404, "InvalidAction.NotFound", f"Specified api {action} is not found.")
@@ -393,6 +431,48 @@ class DataWorksEmulator:
         if instance is None or not self._visible(instance):
             raise _Refused(acs_error(404, "EntityNotExists.WorkflowInstance", "The workflow instance does not exist."))
         return instance
+
+    def _page(self, params: dict[str, str], records: list[dict[str, Any]], key: str, action: str) -> dict[str, Any]:
+        number = _integer(params.get("PageNumber", "1"), "PageNumber")
+        size = _integer(params.get("PageSize", "10"), "PageSize")
+        limit = self.page_limits.get(action, 500)
+        if number < 1:
+            raise _Refused(acs_error(400, "InvalidParameter", "The parameter PageNumber must be at least 1."))
+        if not 1 <= size <= limit:
+            raise _Refused(acs_error(400, "InvalidParameter", f"The parameter PageSize must be between 1 and {limit}."))
+        return {
+            "TotalCount": len(records),
+            "PageNumber": number,
+            "PageSize": size,
+            key: records[(number - 1) * size : number * size],
+        }
+
+    def _action_GetWorkflow(self, params: dict[str, str]) -> dict[str, Any]:
+        workflow_id = _integer(_required(params, "Id"), "Id")
+        workflow = self.workflows.get(workflow_id)
+        if workflow is None:
+            raise _Refused(acs_error(404, "EntityNotExists.Workflow", f"The workflow {workflow_id} does not exist."))
+        trigger: dict[str, Any] = {"Type": workflow.trigger}
+        if workflow.trigger == "Scheduler":
+            trigger.update(Cron="00 00 * * * ?", Recurrence="Normal", StartTime="1970-01-01 00:00:00")
+        return {
+            "Workflow": {
+                "Id": workflow.workflow_id,
+                "Name": workflow.name,
+                "ProjectId": DATAWORKS_PROJECT_ID,
+                "EnvType": params.get("EnvType", "Prod"),
+                "Owner": "1000",
+                "Trigger": trigger,
+                "Tasks": [
+                    {"Id": task_id, "Name": name, "Type": "ODPS_SQL", "WorkflowId": workflow.workflow_id}
+                    for task_id, name in workflow.tasks
+                ],
+                "Dependencies": [
+                    {"Type": "Normal", "UpstreamTaskId": up, "DownstreamTaskId": down}
+                    for up, down in workflow.dependencies
+                ],
+            }
+        }
 
     def _action_GetWorkflowInstance(self, params: dict[str, str]) -> dict[str, Any]:
         return {"WorkflowInstance": self.record(self._instance(_required(params, "Id")))}
@@ -411,7 +491,7 @@ class DataWorksEmulator:
             and ("Name" not in params or params["Name"] in instance.name)
             and (wanted_ids is None or instance.instance_id in wanted_ids)
         ]
-        return {"PagingInfo": _page(params, records, "WorkflowInstances")}
+        return {"PagingInfo": self._page(params, records, "WorkflowInstances", "ListWorkflowInstances")}
 
     def _action_ListTaskInstances(self, params: dict[str, str]) -> dict[str, Any]:
         _project(params)
@@ -425,7 +505,7 @@ class DataWorksEmulator:
             and (workflow_instance_id is None or str(instance.instance_id) == workflow_instance_id)
             for index in range(len(instance.workflow.tasks))
         ]
-        return {"PagingInfo": _page(params, records, "TaskInstances")}
+        return {"PagingInfo": self._page(params, records, "TaskInstances", "ListTaskInstances")}
 
     def _action_ListUpstreamTaskInstances(self, params: dict[str, str]) -> dict[str, Any]:
         found = self._find_task(_integer(_required(params, "Id"), "Id"))
@@ -439,7 +519,7 @@ class DataWorksEmulator:
             for up, down in instance.workflow.dependencies
             if down == task_id
         ]
-        return {"PagingInfo": _page(params, records, "UpstreamTaskInstances")}
+        return {"PagingInfo": self._page(params, records, "UpstreamTaskInstances", "ListUpstreamTaskInstances")}
 
     def _action_CreateWorkflowInstances(self, params: dict[str, str]) -> dict[str, Any]:
         _project(params)
@@ -450,17 +530,38 @@ class DataWorksEmulator:
         if workflow is None:
             operation.failure = f"The workflow {params['WorkflowId']} does not exist in project {DATAWORKS_PROJECT_ID}."
         else:
-            instance = self._create(
-                workflow,
-                name=params["Name"],
-                type=params["Type"],
-                delay=CREATE_SECONDS,
-                bizdate=_bizdate_of_periods(params.get("Periods")),
-                parameters=params.get("WorkflowParameters", ""),
-            )
-            operation.instance_ids.append(instance.instance_id)
+            for bizdate in self._creation_bizdates(workflow, params):
+                instance = self._create(
+                    workflow,
+                    name=params["Name"],
+                    type=params["Type"],
+                    delay=CREATE_SECONDS,
+                    bizdate=bizdate,
+                    parameters=params.get("WorkflowParameters", ""),
+                )
+                operation.instance_ids.append(instance.instance_id)
         self.operations[operation.operation_id] = operation
         return {"OperationId": operation.operation_id}
+
+    def _creation_bizdates(self, workflow: Workflow, params: dict[str, str]) -> list[int | None]:
+        """The business date of each instance the create makes (None: the default), or its refusal: the Type
+        must fit how the workflow is triggered, and WorkflowParameters the format that Type takes."""
+        kind = params["Type"]
+        wanted = TYPE_FOR_TRIGGER[workflow.trigger]
+        if kind != wanted:
+            raise _Refused(
+                acs_error(
+                    400,
+                    "InvalidParameter",
+                    f"The workflow {workflow.workflow_id} is triggered by {workflow.trigger}: "
+                    f"the Type {kind} is not supported for it, use {wanted}.",
+                )
+            )
+        _check_workflow_parameters(params.get("WorkflowParameters"), json_object=kind == "ManualWorkflow")
+        if kind != "SupplementData":
+            return [None]
+        _check_run_properties(params.get("DefaultRunProperties"), {task_id for task_id, _ in workflow.tasks})
+        return [_business_day_ms(day) for day in _period_days(params.get("Periods"))]
 
     def _action_GetCreateWorkflowInstancesResult(self, params: dict[str, str]) -> dict[str, Any]:
         operation = self.operations.get(_required(params, "OperationId"))
@@ -531,26 +632,101 @@ def _json_list(params: dict[str, str], name: str, *, required: bool = False) -> 
     return values
 
 
-def _page(params: dict[str, str], records: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    number = _integer(params.get("PageNumber", "1"), "PageNumber")
-    size = _integer(params.get("PageSize", "10"), "PageSize")
-    if number < 1 or not 1 <= size <= 500:
-        raise _Refused(acs_error(400, "InvalidParameter", "PageNumber must be >= 1 and PageSize within 1..500."))
-    return {
-        "TotalCount": len(records),
-        "PageNumber": number,
-        "PageSize": size,
-        key: records[(number - 1) * size : number * size],
-    }
+def _business_day_ms(day: dt.date) -> int:
+    """00:00:00 of ``day`` in UTC+8, in epoch ms."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=BUSINESS_ZONE).timestamp() * 1000)
 
 
-def _bizdate_of_periods(text: str | None) -> int | None:
-    """The first StartBizDate of a ``Periods`` JSON object (``{"BizDates": [{"StartBizDate": "2024-01-01"}]}``)."""
+def _invalid(name: str, why: str) -> _Refused:
+    return _Refused(acs_error(400, "InvalidParameter", f"The parameter {name} is not valid: {why}."))
+
+
+def _json_object(text: str | None, name: str) -> dict[str, Any]:
     if not text:
-        return None
+        raise _Refused(acs_error(400, f"Missing{name}", f"{name} is mandatory for this action."))
     try:
-        start = json.loads(text)["BizDates"][0]["StartBizDate"]
-        day = dt.date.fromisoformat(str(start)[:10])
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise _Refused(acs_error(400, "InvalidParameter", "The parameter Periods is not valid.")) from None
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise _invalid(name, "it must be a JSON object")
+    return value
+
+
+def _period_days(text: str | None) -> list[dt.date]:
+    """Every day of ``Periods.BizDates`` (``[{"StartBizDate": "yyyy-mm-dd", "EndBizDate": ...}]``, 1 to 7)."""
+    ranges = _json_object(text, "Periods").get("BizDates")
+    if not isinstance(ranges, list) or not 1 <= len(ranges) <= 7:
+        raise _invalid("Periods.BizDates", "give 1 to 7 business date ranges")
+    days: list[dt.date] = []
+    for entry in ranges:
+        try:
+            start = dt.date.fromisoformat(str(entry["StartBizDate"]))
+            end = dt.date.fromisoformat(str(entry["EndBizDate"]))
+        except (KeyError, TypeError, ValueError):
+            raise _invalid("Periods.BizDates", "each range needs StartBizDate and EndBizDate as yyyy-mm-dd") from None
+        if end < start:
+            raise _invalid("Periods.BizDates", "EndBizDate is before StartBizDate")
+        days += [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
+    return days
+
+
+def _check_run_properties(text: str | None, task_ids: set[int]) -> None:
+    """A backfill's DefaultRunProperties: Mode, Parallelism and Analysis are required, and RootTaskIds of the
+    workflow's own tasks unless Mode is Chain."""
+    properties = _json_object(text, "DefaultRunProperties")
+    mode = properties.get("Mode")
+    if mode not in ("General", "ManualSelection", "Chain", "AllDownstream"):
+        raise _invalid("DefaultRunProperties.Mode", f"{mode!r} is not a data backfill mode")
+    parallelism = properties.get("Parallelism")
+    if not isinstance(parallelism, int) or not 1 <= parallelism <= 10:
+        raise _invalid("DefaultRunProperties.Parallelism", "give 1 to 10")
+    analysis = properties.get("Analysis")
+    if not isinstance(analysis, dict) or not all(isinstance(analysis.get(key), bool) for key in ("Enabled", "Blocked")):
+        raise _invalid("DefaultRunProperties.Analysis", "Enabled and Blocked are required")
+    roots = properties.get("RootTaskIds")
+    if mode != "Chain" and (not isinstance(roots, list) or not roots or not set(roots) <= task_ids):
+        raise _invalid("DefaultRunProperties.RootTaskIds", "give tasks of the workflow")
+
+
+def _check_workflow_parameters(text: str | None, *, json_object: bool) -> None:
+    """JSON for a manual workflow; ``key=value`` text (pairs separated by white space) for the others."""
+    if not text:
+        return
+    if json_object:
+        _json_object(text, "WorkflowParameters")
+        return
+    pairs = text.split()
+    if text.lstrip().startswith(("{", "[")) or not all("=" in pair and not pair.startswith("=") for pair in pairs):
+        raise _invalid("WorkflowParameters", "a periodic or event-triggered workflow takes key=value text")
+
+
+# -- the V3 signature, from Alibaba Cloud's "Request syntax and signature method V3" ------------------
+
+
+def _parse_authorization(value: str) -> tuple[str, str, str] | None:
+    """``ACS3-HMAC-SHA256 Credential=<id>,SignedHeaders=<a;b>,Signature=<hex>``: (id, names, signature)."""
+    prefix = "ACS3-HMAC-SHA256 "
+    if not value.startswith(prefix):
+        return None
+    fields = dict(part.strip().split("=", 1) for part in value[len(prefix) :].split(",") if "=" in part)
+    if not {"Credential", "SignedHeaders", "Signature"} <= set(fields):
+        return None
+    return fields["Credential"], fields["SignedHeaders"], fields["Signature"]
+
+
+def _rfc3986(text: str) -> str:
+    return quote(text, safe="-_.~")
+
+
+def _string_to_sign(request: web.Request, signed: list[str], payload_hash: str) -> str:
+    """``ACS3-HMAC-SHA256\n`` + hex sha256 of the canonical request, built from what came over the wire."""
+    uri = "/".join(_rfc3986(segment) for segment in (request.path or "/").split("/"))
+    query = "&".join(f"{_rfc3986(key)}={_rfc3986(value)}" for key, value in sorted(request.query.items()))
+    values: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() in signed:
+            values.setdefault(name.lower(), []).append(value.strip())
+    header_lines = "".join(f"{name}:{','.join(sorted(values.get(name, [])))}\n" for name in sorted(signed))
+    canonical = "\n".join([request.method, uri, query, header_lines, ";".join(sorted(signed)), payload_hash])
+    return "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()

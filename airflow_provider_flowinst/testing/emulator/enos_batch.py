@@ -1,9 +1,22 @@
-"""EnOS Batch Processing on both base paths: flows, instances that move through states, search, trigger."""
+"""EnOS Batch Processing on both base paths: flows, instances that move through states, search, trigger.
+
+Requests are checked as the docs (EnvisionDoc/api_en ``dataflow_service/``, ``dataflow_service/v2.1/``) write
+them: List Flow Instances refuses a body without a Mandatory field, Trigger Flow refuses ``parameters`` (they
+belong to Update And Trigger Flow), v2.0 pages count from 0 and v2.1 pages from 1, Get My Flow filters with
+``searchValue`` on v2.0 and ``expression`` on v2.1. Where the real service would most likely ignore a wrong
+field, this one refuses it (62102), so that a client sending it is caught.
+
+Settings for tests (``POST /_emulator/enos_batch/settings``): ``page_cap`` (rows per page at most, a longer
+page asked for is served short), ``max_page_size`` (a larger ``pageSize`` is refused), ``count`` ("total" or
+"page": what a search's ``count`` means) and ``timezone`` (the deployment's, e.g. "GMT+8": Get Time Zone
+answers it and every time the service shows is local to it).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +31,22 @@ PLATFORM = "enos_batch"
 BASES = {"batch-processing-service/v2.1": "code", "dataflow-batch-service/v2.0": "status"}
 ORG_ID, USER_ID = ENOS_ORG_ID, ENOS_USER_ID
 CODES = {"success": (1, "SUCCESS"), "failed": (-1, "FAIL"), "cancelled": (8, "CANCEL")}
+#: List Flow Instances: the Mandatory body fields (``v2.1/list_flow_instances.md``).
+SEARCH_MANDATORY = ("type", "expression", "owner", "fromTriggerTime", "toTriggerTime", "status")
+SORTER_FIELDS = {"createTime", "updateTime", "startTime", "triggerTime", "endTime"}
+DEFAULT_SETTINGS: dict[str, Any] = {"page_cap": None, "max_page_size": None, "count": "total", "timezone": "GMT+8"}
+_GMT = re.compile(r"^GMT(?P<sign>[+-])(?P<hours>\d{1,2})(?::(?P<minutes>\d{2}))?$")
+
+
+def zone_of(name: str) -> dt.timezone:
+    """The fixed offset of a ``GMT+N`` name (Get Time Zone's own format)."""
+    if name in ("GMT", "UTC"):
+        return dt.timezone.utc
+    match = _GMT.match(name)
+    if match is None:
+        raise ValueError(f"the emulator's timezone must be GMT, or GMT+N / GMT-N, got {name!r}")
+    offset = dt.timedelta(hours=int(match["hours"]), minutes=int(match["minutes"] or 0))
+    return dt.timezone(offset if match["sign"] == "+" else -offset)
 
 
 @dataclass
@@ -32,6 +61,11 @@ class Flow:
     running_seconds: float = 4.0
     periodic: bool = True  # instances of any trigger time exist as soon as they are asked for
 
+    @property
+    def type(self) -> int:
+        """The scheduling type: 1 periodic, 0 manual."""
+        return 1 if self.periodic else 0
+
 
 @dataclass
 class Instance:
@@ -45,9 +79,10 @@ class Instance:
     appear_at: float = 0.0
     cancelled_at: float | None = None
     manual: bool = False
+    parameters: list[dict[str, Any]] = field(default_factory=list)
     #: The last record served and what it depends on (status code, tasks done, cancel time): a record is
     #: rendered once per state, not per request, so the emulator is never the bottleneck of a benchmark.
-    rendered: tuple[tuple[int, int, float | None], dict[str, Any]] | None = field(
+    rendered: tuple[tuple[int, int, float | None, str], dict[str, Any]] | None = field(
         default=None, repr=False, compare=False
     )
 
@@ -104,6 +139,18 @@ class EnOSBatchEmulator:
         self.flows = {flow.flow_id: flow for flow in DEFAULT_FLOWS}
         self.instances: dict[str, Instance] = {}
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        self.settings = dict(DEFAULT_SETTINGS)
+        self.zone = zone_of(self.settings["timezone"])
+
+    def local_now(self) -> dt.datetime:
+        """The deployment's wall clock, as the service shows times: local, without an offset."""
+        return dt.datetime.now(self.zone).replace(tzinfo=None)
+
+    def local(self, moment: dt.datetime) -> dt.datetime:
+        return moment.astimezone(self.zone).replace(tzinfo=None)
+
+    def epoch_ms(self, local: dt.datetime) -> int:
+        return int(local.replace(tzinfo=self.zone).timestamp() * 1000)
 
     def routes(self) -> list[web.RouteDef]:
         routes = []
@@ -114,10 +161,12 @@ class EnOSBatchEmulator:
                 web.get(f"/{base}/flows", self.handle),
                 web.post(f"/{base}/flows", self.handle),
                 web.get(f"/{base}/taskInstances", self.handle),
+                web.get(f"/{base}/time", self.handle),
             ]
         routes += [
             web.post("/_emulator/enos_batch/instances", self.control_create),
             web.get("/_emulator/enos_batch/instances", self.control_list),
+            web.post("/_emulator/enos_batch/settings", self.control_settings),
         ]
         return routes
 
@@ -133,7 +182,7 @@ class EnOSBatchEmulator:
         )
         instance = self._create(
             flow,
-            trigger or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+            trigger or self.local_now().replace(microsecond=0),
             manual=True,
             outcome=spec.get("outcome"),
             appear_after=float(spec.get("appear_after", 0)),
@@ -141,6 +190,23 @@ class EnOSBatchEmulator:
             running_seconds=spec.get("running_seconds"),
         )
         return web.json_response({"instance_id": instance.instance_id})
+
+    async def control_settings(self, request: web.Request) -> web.Response:
+        """Change settings (see the module's doc); ``{"reset": true}`` restores the defaults. Answers them all."""
+        spec = await request.json()
+        settings = dict(DEFAULT_SETTINGS) if spec.pop("reset", False) else dict(self.settings)
+        unknown = set(spec) - set(DEFAULT_SETTINGS)
+        if unknown:
+            return web.json_response({"error": f"unknown settings {sorted(unknown)}"}, status=400)
+        settings.update(spec)
+        try:
+            zone = zone_of(str(settings["timezone"]))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if settings["count"] not in ("total", "page"):
+            return web.json_response({"error": "count must be 'total' or 'page'"}, status=400)
+        self.settings, self.zone = settings, zone
+        return web.json_response(self.settings)
 
     async def control_list(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -157,6 +223,7 @@ class EnOSBatchEmulator:
         appear_after: float = 0.0,
         queued_seconds: float | None = None,
         running_seconds: float | None = None,
+        parameters: list[dict[str, Any]] | None = None,
     ) -> Instance:
         now = self.state.now()
         instance_id = f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
@@ -170,6 +237,7 @@ class EnOSBatchEmulator:
             running_seconds=flow.running_seconds if running_seconds is None else float(running_seconds),
             appear_at=now + appear_after,
             manual=manual,
+            parameters=parameters or [],
         )
         self.instances[instance_id] = instance
         return instance
@@ -206,9 +274,9 @@ class EnOSBatchEmulator:
         return code, word, age
 
     def _moment(self, instance: Instance, emulated_offset: float) -> dt.datetime:
-        # Wall-clock time of an emulated moment in the instance's life.
+        # Wall-clock time of an emulated moment in the instance's life, local to the deployment.
         base = self.wall_start + dt.timedelta(seconds=instance.created * self.state.time_scale)
-        return base + dt.timedelta(seconds=emulated_offset * self.state.time_scale)
+        return self.local(base + dt.timedelta(seconds=emulated_offset * self.state.time_scale))
 
     def record(self, instance: Instance) -> dict[str, Any]:
         """The platform's record of ``instance`` now; the same (shared, never mutated) dict while its state holds."""
@@ -217,7 +285,7 @@ class EnOSBatchEmulator:
         if code == 2:
             share = (age - instance.queued_seconds) / max(instance.running_seconds, 1e-6)
             done_tasks = int(share * len(instance.flow.tasks))
-        key = (code, done_tasks, instance.cancelled_at)
+        key = (code, done_tasks, instance.cancelled_at, self.settings["timezone"])
         if instance.rendered is None or instance.rendered[0] != key:
             instance.rendered = (key, self._render(instance, code, word, done_tasks))
         return instance.rendered[1]
@@ -301,7 +369,7 @@ class EnOSBatchEmulator:
             "flowName": flow.name,
             "freq": "0 0 0 * * ? *",
             "cycle": flow.cycle,
-            "parameters": "[]",
+            "parameters": json.dumps(instance.parameters),
             "doAs": "data_emulator",
             "graph": json.dumps(graph),
             "status": code,
@@ -360,22 +428,52 @@ class EnOSBatchEmulator:
         return 0, "Success", self.record(instance)
 
     def _flowinstances_search(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
-        body = body or {}
-        statuses = {int(s) for s in str(body.get("status") or "").split(",") if s.strip().lstrip("-").isdigit()}
-        expression = str(body.get("expression") or "")
+        if not isinstance(body, dict):
+            return 62102, "Invalid parameter: the body must be an object", None
+        missing = [key for key in SEARCH_MANDATORY if body.get(key) is None]
+        if missing:
+            return 62102, f"Invalid parameter: {', '.join(missing)} is mandatory", None
+        kind, start, end = body["type"], body["fromTriggerTime"], body["toTriggerTime"]
+        if kind not in (0, 1, 2) or isinstance(kind, bool):
+            return 62102, "Invalid parameter: type must be 0, 1 or 2", None
+        if not all(isinstance(value, int) and not isinstance(value, bool) for value in (start, end)):
+            return 62102, "Invalid parameter: fromTriggerTime and toTriggerTime are epoch milliseconds", None
+        if not isinstance(body["expression"], str) or not isinstance(body["owner"], str):
+            return 62102, "Invalid parameter: expression and owner are strings", None
+        status_text = str(body["status"])
+        statuses = {int(s) for s in status_text.split(",") if s.strip().lstrip("-").isdigit()}
+        pagination = body.get("pagination") or {}
+        first = 0 if self._v20(request) else 1
+        page_no, page_size = pagination.get("pageNo", first), pagination.get("pageSize", 10)
+        if not isinstance(page_no, int) or not isinstance(page_size, int) or page_no < first or page_size < 1:
+            return 62102, f"Invalid parameter: pageNo starts at {first}, pageSize at 1", None
+        limit = self.settings["max_page_size"]
+        if limit is not None and page_size > limit:
+            return 62102, f"Invalid parameter: pageSize must not exceed {limit}", None
+        sorters = pagination.get("sorters") or []
+        if any(not isinstance(s, dict) or s.get("field") not in SORTER_FIELDS for s in sorters):
+            return 62102, "The sorters field parameter is invalid", None
+        expression, owner = body["expression"], body["owner"]
         # Filtered and sorted on the instances themselves; only the page asked for is rendered.
         matching = [
             inst
             for inst in self.instances.values()
             if self._visible(inst)
-            and (not expression or expression in inst.flow.flow_id or expression in inst.flow.name)
+            and inst.flow.type == kind
+            and start <= self.epoch_ms(inst.trigger_time) <= end
+            and (not expression or expression in inst.instance_id or expression in inst.flow.name)
+            and (not owner or owner == "emulator")
             and (not statuses or self._progress(inst)[0] in statuses)
         ]
         matching.sort(key=lambda inst: inst.instance_id, reverse=True)
-        pagination = body.get("pagination") or {}
-        page_no, page_size = int(pagination.get("pageNo", 1)), int(pagination.get("pageSize", 10))
-        page = [self.record(inst) for inst in matching[(page_no - 1) * page_size : page_no * page_size]]
-        return 0, "Success", {"flowInsts": page, "count": len(matching)}
+        for sorter in reversed(sorters):  # the first sorter decides, later ones break ties
+            if sorter["field"] == "triggerTime":
+                matching.sort(key=lambda inst: inst.trigger_time, reverse=str(sorter.get("order")).upper() == "DESC")
+        served = min(page_size, self.settings["page_cap"] or page_size)  # a capped page is served short
+        offset = (page_no - first) * served
+        page = [self.record(inst) for inst in matching[offset : offset + served]]
+        count = len(matching) if self.settings["count"] == "total" else len(page)
+        return 0, "Success", {"flowInsts": page, "count": count}
 
     def _flowinstances_cancel(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         instance = self._lookup(str((body or {}).get("flowInstId", "")))
@@ -386,7 +484,10 @@ class EnOSBatchEmulator:
         return 0, "Success", None
 
     def _flows_getmyflow(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
-        expression = request.query.get("expression", "")
+        name, wrong = ("searchValue", "expression") if self._v20(request) else ("expression", "searchValue")
+        if wrong in request.query:
+            return 62102, f"Invalid parameter: {wrong} (this version filters with {name})", None
+        expression = request.query.get(name, "")
         return (
             0,
             "OK",
@@ -397,24 +498,63 @@ class EnOSBatchEmulator:
             ],
         )
 
+    def _flows_get(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        flow = self.flows.get(request.query.get("flowId", ""))
+        if flow is None:
+            return 62102, "Invalid parameter: the flow does not exist.", None
+        return (
+            0,
+            "OK",
+            {
+                "flowId": int(flow.flow_id),
+                "flowName": flow.name,
+                "type": flow.type,
+                "cycle": flow.cycle,
+                "active": 1,
+                "owner": "emulator",
+                "parameters": "[]",
+            },
+        )
+
     def _flows_trigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        if isinstance(body, dict) and "parameters" in body:
+            return 62102, "Invalid parameter: parameters (Trigger Flow takes flowId and triggerTime)", None
+        return self._trigger(body, None)
+
+    def _flows_updateandtrigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        if not isinstance(body, dict) or body.get("triggerTime") is None or "parameters" not in body:
+            return 62102, "Invalid parameter: flowId, triggerTime and parameters are mandatory", None
+        parameters = body["parameters"]
+        if not isinstance(parameters, list) or not all(
+            isinstance(item, dict) and set(item) == {"key", "value"} for item in parameters
+        ):
+            return 62102, 'Invalid parameter: parameters is a list of {"key": ..., "value": ...}', None
+        return self._trigger(body, parameters)
+
+    def _trigger(self, body: Any, parameters: list[dict[str, Any]] | None) -> tuple[int, str, Any]:
         flow = self.flows.get(str((body or {}).get("flowId", "")))
         if flow is None:
             return 62102, "Invalid parameter: the flow does not exist.", None
         if not flow.tasks:
             return 62104, "The flow has no task.", None
         millis = (body or {}).get("triggerTime")
-        trigger = (
-            dt.datetime.fromtimestamp(int(millis) / 1000, dt.timezone.utc)
-            if millis
-            else dt.datetime.now(dt.timezone.utc)
-        ).replace(tzinfo=None)
+        moment = dt.datetime.fromtimestamp(int(millis) / 1000, dt.timezone.utc) if millis else None
+        trigger = (self.local(moment) if moment else self.local_now()).replace(microsecond=0)
         for existing in self.instances.values():
             # A flow triggered less than a (emulated) minute ago is refused, as the platform does.
             if existing.flow is flow and existing.manual and self.state.now() - existing.created < 60:
                 return 62102, "Invalid parameter: the flow was triggered less than one minute ago.", None
-        instance = self._create(flow, trigger, manual=True)
+        if f"{flow.flow_id}-{trigger:%Y%m%d%H%M%S}" in self.instances:
+            return 62102, "Invalid parameter: an instance with this trigger time exists already.", None
+        instance = self._create(flow, trigger, manual=True, parameters=parameters)
         return 0, "Success", {"flowInstanceId": instance.instance_id}
+
+    def _time_gettimezone(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
+        return 0, "OK", {"timezone": self.settings["timezone"]}
+
+    @staticmethod
+    def _v20(request: web.Request) -> bool:
+        return "/dataflow-batch-service/v2.0/" in request.path
 
     def _taskinstances_getlog(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         task_inst_id = request.query.get("taskInstId", "")

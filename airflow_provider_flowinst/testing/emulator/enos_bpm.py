@@ -1,8 +1,13 @@
 """EnOS BPM behind the EnOS gateway, with the Application Portal login that hands out the bearer tokens.
 
 Every call here, the portal's included, must be signed for the gateway (``Gateway.check``); BPM calls
-also need a live portal bearer token. Process instances move ``inProgress`` -> ``completed`` or
-``terminated`` on the emulated clock, one current task (``taskName``, ``assignee``) after another.
+also need a live portal session. As app-portal-api 3.0.0 says, the token Log In hands out serves Choose
+Organization only; BPM accepts the token that call hands out (v2.2: a new one; v2.1: "the access token in
+the request", now bound to the organization). An expired or unknown session answers 31401 "Please login
+first". Process instances move ``inProgress`` -> ``completed`` or ``terminated`` on the emulated clock, one
+current task (``taskName``, ``assignee``) after another.
+
+``POST /_emulator/enos_bpm/settings`` changes what the portal and queryList do (see ``BPMSettings``).
 """
 
 from __future__ import annotations
@@ -113,8 +118,35 @@ class ProcessInstance:
 class UserSession:
     account: str
     user_id: str
-    org_id: str | None
+    org_id: str | None  # None: a login's token, which serves Choose Organization only
     expires: float  # time.monotonic()
+
+
+@dataclass
+class BPMSettings:
+    """What a test may change: which portal versions exist, the organizations, queryList's page limits."""
+
+    #: Choose Organization versions served; the others answer HTTP 404 (new portals may have dropped v2.1).
+    session_set_versions: tuple[str, ...] = ("v2.2", "v2.1")
+    refresh_versions: tuple[str, ...] = ("v2.2", "v2.0")
+    organizations: tuple[tuple[str, str], ...] = ((ENOS_ORG_ID, ORG_NAME),)
+    #: queryList hands out at most this many rows a page, whatever pageSize asks (None: no cap).
+    page_cap: int | None = None
+    #: queryList refuses a pageSize above this (None: any size is taken).
+    page_size_limit: int | None = None
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> BPMSettings:
+        def opt_int(key: str) -> int | None:
+            return None if spec.get(key) is None else int(spec[key])
+
+        return cls(
+            session_set_versions=tuple(spec.get("session_set_versions", cls.session_set_versions)),
+            refresh_versions=tuple(spec.get("refresh_versions", cls.refresh_versions)),
+            organizations=tuple((str(o[0]), str(o[1])) for o in spec.get("organizations", cls.organizations)),
+            page_cap=opt_int("page_cap"),
+            page_size_limit=opt_int("page_size_limit"),
+        )
 
 
 class EnOSBPMEmulator:
@@ -125,6 +157,7 @@ class EnOSBPMEmulator:
         self.instances: dict[str, ProcessInstance] = {}
         self.sessions: dict[str, UserSession] = {}  # bearer token -> session
         self.refresh_tokens: dict[str, tuple[str, float]] = {}  # refresh token -> (bearer token, expires)
+        self.settings = BPMSettings()
         self.wall_start_ms = int(time.time() * 1000)
         self._seed()
 
@@ -151,6 +184,7 @@ class EnOSBPMEmulator:
             web.post(f"{BASE}/process-instances", self.handle),
             web.post(f"{BASE}/process-instances/queryList", self.handle),
             web.post("/_emulator/enos_bpm/expire_user_tokens", self.control_expire_user_tokens),
+            web.post("/_emulator/enos_bpm/settings", self.control_settings),
             web.post("/_emulator/enos_bpm/instances", self.control_create),
         ]
 
@@ -181,42 +215,59 @@ class EnOSBPMEmulator:
         ok_code = 200 if request.match_info["version"] == "v2.0" else 0  # v2.0 answered code 200
         return self._portal(
             ok_code,
-            "",
+            "OK",
             {
                 "accessToken": token,
-                "organizations": [{"id": ENOS_ORG_ID, "name": ORG_NAME}],
+                "organizations": [{"id": org, "name": name} for org, name in self.settings.organizations],
                 "user": {"id": ENOS_USER_ID, "name": CALLER["fullName"]},
             },
         )
 
     async def session_set(self, request: web.Request) -> web.Response:
+        version = request.match_info["version"]
+        if version not in self.settings.session_set_versions:
+            return web.json_response({"code": 404, "message": "Not Found", "data": None}, status=404)
         refusal = await self.gateway.check(request)
         if refusal is not None:
             return refusal
         bearer, session = self._session(request)
         if session is None:
-            return self._portal(401, "Please authentication first", status=401)
+            return self._portal(31401, "Please login first")
         body = await self._portal_body(request)
         org_id = None if body is None else body.get("orgId")
-        if org_id != ENOS_ORG_ID:
-            return self._portal(404, f"The organization({org_id}) does not exist")
-        session.org_id = org_id
-        return self._portal(0, "", self._session_data(bearer, session))
+        if not org_id:
+            return self._portal(31400, "orgId is required")
+        if org_id not in dict(self.settings.organizations):
+            return self._portal(31404, "Can not find this organization.")
+        if version == "v2.1":  # answers with the access token in the request, now bound to the organization
+            session.org_id = org_id
+            return self._portal(200, "", self._session_data(bearer, session))
+        token = "APP_PORTAL_S_" + secrets.token_urlsafe(24)
+        bound = UserSession(session.account, session.user_id, org_id, self._token_expiry())
+        self.sessions[token] = bound
+        return self._portal(0, "OK", self._session_data(token, bound))
 
     async def token_refresh(self, request: web.Request) -> web.Response:
+        version = request.match_info["version"]
+        if version not in self.settings.refresh_versions:
+            return web.json_response({"code": 404, "message": "Not Found", "data": None}, status=404)
+        self.state.token_requests["enos_bpm_refresh"] += 1
         refusal = await self.gateway.check(request)
         if refusal is not None:
             return refusal
-        entry = self.refresh_tokens.pop(request.query.get("refreshToken", ""), None)
+        refresh_token = request.query.get("refreshToken", "")
+        if not refresh_token:
+            return self._portal(31400, "Refresh Token is required")
+        entry = self.refresh_tokens.pop(refresh_token, None)
         if entry is None or entry[1] <= time.monotonic():
-            return self._portal(410, "The refreshToken is expired")
+            return self._portal(31401, "Please login first")
         old = self.sessions.pop(entry[0], None)
         if old is None:
             old = UserSession(BPM_ACCOUNT, ENOS_USER_ID, ENOS_ORG_ID, 0.0)
         token = "APP_PORTAL_S_" + secrets.token_urlsafe(24)
         session = UserSession(old.account, old.user_id, old.org_id, self._token_expiry())
         self.sessions[token] = session
-        return self._portal(0, "", self._session_data(token, session))
+        return self._portal(200 if version == "v2.0" else 0, "OK", self._session_data(token, session))
 
     def _session_data(self, bearer: str, session: UserSession) -> dict[str, Any]:
         refresh = secrets.token_urlsafe(24)
@@ -247,21 +298,37 @@ class EnOSBPMEmulator:
         return bearer, session
 
     async def control_create(self, request: web.Request) -> web.Response:
-        """A new instance of the definition whose key is given (e.g. ``purchaseApproval``), started now."""
+        """New instances (``count``, default 1) of the definition whose key is given (e.g.
+        ``purchaseApproval``), started now."""
         spec = await request.json()
         by_key = {definition.key: definition for definition in self.definitions.values()}
         definition = by_key[str(spec.get("definition_key", "purchaseApproval"))]
         if spec.get("seconds_per_task") is not None:
             definition = replace(definition, seconds_per_task=float(spec["seconds_per_task"]))
-        instance = ProcessInstance(
-            str(uuid.uuid4()), definition, definition.name, created=self.state.now(), started_by=CALLER
-        )
-        self.instances[instance.instance_id] = instance
-        return web.json_response({"instance_id": instance.instance_id})
+        created = []
+        for _ in range(int(spec.get("count", 1))):
+            instance = ProcessInstance(
+                str(uuid.uuid4()), definition, definition.name, created=self.state.now(), started_by=CALLER
+            )
+            self.instances[instance.instance_id] = instance
+            created.append(instance.instance_id)
+        return web.json_response({"instance_id": created[0] if created else None, "instance_ids": created})
+
+    async def control_settings(self, request: web.Request) -> web.Response:
+        """Replace the settings (``BPMSettings`` fields; those left out take their defaults)."""
+        try:
+            self.settings = BPMSettings.from_json(await request.json())
+        except (TypeError, ValueError, IndexError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"ok": True})
 
     async def control_expire_user_tokens(self, request: web.Request) -> web.Response:
-        """Drop every portal bearer token (the gateway tokens stay): the next BPM call answers 401."""
+        """Drop every portal session (the gateway tokens stay): the next BPM call answers 31401. With
+        ``{"refresh_tokens": true}`` the refresh tokens go too, so only a password login helps."""
+        spec = await request.json() if request.can_read_body else {}
         self.sessions.clear()
+        if isinstance(spec, dict) and spec.get("refresh_tokens"):
+            self.refresh_tokens.clear()
         return web.json_response({"ok": True})
 
     # -- BPM ------------------------------------------------------------------------------------------
@@ -276,9 +343,10 @@ class EnOSBPMEmulator:
         if refusal is not None:
             return refusal
         _, session = self._session(request)
-        if session is None:
-            # (inferred) a missing or expired bearer token: the portal's common 401 "unauthenticated".
-            return web.json_response({"code": 401, "msg": "Please authentication first", "data": None}, status=401)
+        if session is None or session.org_id is None:
+            # An expired or unknown session, or a login's token (it serves Choose Organization only). The
+            # HTTP status is not documented: 200 with the code, as the portal's other refusals.
+            return self._envelope(31401, "Please login first")
         try:
             body = json.loads(await request.read() or b"null")
         except ValueError:
@@ -351,6 +419,16 @@ class EnOSBPMEmulator:
             return self._envelope(
                 33400, "Invalid parameter: processStatus must be inProgress, completed or terminated."
             )
+        pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+        current, page_size = pagination.get("current", 0), pagination.get("pageSize", 1000)
+        # "starting from 0": a negative page is refused, and page 0 is the first one.
+        if not _is_int(current) or not _is_int(page_size) or current < 0 or page_size < 1:
+            return self._envelope(33400, "Invalid parameter: pagination.current must be >= 0, pageSize >= 1.")
+        limit = self.settings.page_size_limit
+        if limit is not None and page_size > limit:  # (inferred) how a platform refuses a page too large
+            return self._envelope(33400, f"Invalid parameter: pagination.pageSize must not exceed {limit}.")
+        if self.settings.page_cap is not None:  # the page the platform hands out, whatever was asked
+            page_size = min(page_size, self.settings.page_cap)
         records = [self.record(inst) for inst in self.instances.values()]
         records = [r for r in records if r["processStatus"] == status]
         if body.get("processName"):
@@ -363,7 +441,6 @@ class EnOSBPMEmulator:
             records = [r for r in records if r["createdTime"] < int(body["startedBefore"])]
         if body.get("startedAfter") is not None:
             records = [r for r in records if r["createdTime"] > int(body["startedAfter"])]
-        pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
         sorts = pagination.get("sorts") or [{"field": "createdTime", "order": "desc"}]
         sort = sorts[0] if isinstance(sorts[0], dict) else {}
         sort_field = str(sort.get("field") or "createdTime")
@@ -371,8 +448,9 @@ class EnOSBPMEmulator:
             key=lambda r: (r.get(sort_field) is None, r.get(sort_field) or 0, r["id"]),
             reverse=str(sort.get("order", "desc")).lower() == "desc",
         )
-        current, page_size = int(pagination.get("current", 0)), int(pagination.get("pageSize", 1000))
         page = records[current * page_size : (current + 1) * page_size]
+        # queryList's records leave processStatus out (the query's own filter says it): drop it here too.
+        listed = [{key: value for key, value in record.items() if key != "processStatus"} for record in page]
         return self._envelope(
             0,
             "",
@@ -384,7 +462,7 @@ class EnOSBPMEmulator:
                     "sorts": sorts,
                     "start": current * page_size,
                 },
-                "processInstances": page,
+                "processInstances": listed,
             },
         )
 
@@ -445,3 +523,7 @@ class EnOSBPMEmulator:
             "variables": [{"name": key, "value": value} for key, value in instance.values.items()],
             "processStatus": status,
         }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

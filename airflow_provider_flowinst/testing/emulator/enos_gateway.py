@@ -1,21 +1,49 @@
-"""The EnOS API gateway: the token service, and the signature check in front of every EnOS call."""
+"""The EnOS API gateway: the token service, and the signature check in front of every EnOS call.
+
+Written from the gateway's documentation (EnvisionDoc/api_en ``token/``), not from the client's code, so a
+signing mistake in the client is refused here:
+
+- token: ``encryption = sha256_hex(appKey + timestamp + appSecret)``;
+- each call: ``apim-signature = sha256_hex(accessToken + paramsData + timestamp + appSecret)``, where
+  ``paramsData`` is the query parameters sorted by key, each written as key then value with nothing
+  between, followed by the raw body text.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from airflow_provider_flowinst.platforms.enos_gateway import request_signature, token_encryption
 from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_KEY, ENOS_APP_SECRET
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, remember_credentials, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 DEFAULT_APPS = {ENOS_APP_KEY: ENOS_APP_SECRET}
 TIMESTAMP_TOLERANCE_MS = 5 * 60 * 1000  # (inferred) how far a caller's clock may drift
+
+
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def expected_encryption(app_key: str, timestamp: int, app_secret: str) -> str:
+    return _sha256_hex(app_key + str(timestamp) + app_secret)
+
+
+def expected_signature(token: str, query: Iterable[tuple[str, str]], body: bytes, timestamp: str, secret: str) -> str:
+    """The signature the gateway computes for a call, from the query as received and the body's bytes."""
+    params_data = ""
+    for key, value in sorted(query, key=lambda pair: pair[0]):
+        params_data += key + value
+    if body:
+        params_data += body.decode("utf-8")
+    return _sha256_hex(token + params_data + timestamp + secret)
 
 
 def gateway_error(status: int, code: str, message: str) -> web.Response:
@@ -42,7 +70,7 @@ class Gateway:
         secret = self.apps.get(app_key)
         if secret is None:
             return web.json_response({"status": 1002, "msg": "The appKey does not exist.", "data": None})
-        if encryption != token_encryption(app_key, timestamp, secret):
+        if encryption != expected_encryption(app_key, timestamp, secret):
             return web.json_response({"status": 1003, "msg": "The encryption is not valid.", "data": None})
         if encryption in self.seen_encryptions:
             return web.json_response({"status": 1001, "msg": "Repeated requests with duplicated encryption."})
@@ -88,7 +116,10 @@ class Gateway:
         if abs(int(timestamp) - int(time.time() * 1000)) > TIMESTAMP_TOLERANCE_MS:
             return gateway_error(401, "1004", "Invalid parameter: apim-timestamp is out of range")
         body = await request.read()
-        expected = request_signature(token, request.query.items(), body or None, int(timestamp), self.apps[entry[0]])
+        try:
+            expected = expected_signature(token, request.query.items(), body, timestamp, self.apps[entry[0]])
+        except UnicodeDecodeError:
+            return gateway_error(400, "1004", "Invalid parameter: the body is not UTF-8 text")
         if not secrets.compare_digest(expected, signature):
             return gateway_error(401, "1003", "Signature verification failed.")
         return None

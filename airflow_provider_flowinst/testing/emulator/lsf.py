@@ -13,9 +13,16 @@ Behaviour, and the choices made where the vendor does not say:
   ``POST /_emulator/lsf_pm/settings {"single_session": true}``.
 - Instances move Running -> Done / Exit / Killed on the emulated clock, deterministically per flow;
   suspend, resume, kill and rerun act on them; submit starts a new one (the answer does not name it).
+- Logout (POST ``/platform/ws/logout`` with the cookie) frees the token at once; each is counted
+  (``GET /_emulator/lsf_pm/sessions``: live tokens and logouts so far). A dropped token's logout is 401.
 - Queries: ``username`` absent = the logged-on user's (inferred), ``all`` = everyone's; one match comes as
   a lone object; some JSON keys and every XML ``lastUpdateTime`` tag carry the documented stray leading
-  space; no match is 404; ``start`` (0-based, inferred) and ``pagesize`` page the list.
+  space; no match is 404; ``start`` (0-based, inferred) and ``pagesize`` page the list. ``total`` counts every
+  match. (inferred) A page holds at most ``page_cap`` records (default 100) whatever ``pagesize`` asks: the
+  documentation sets no maximum, and a real server may well cap it.
+- Submit answers ``{"message": {"message": "1 flow(s) submitted."}}``, naming no instance (inferred: the
+  answer is not documented). With the setting ``submit_names_instance`` it names it as ``<id>:<owner>:<flow>``,
+  for clients that read such an answer.
 - Answers are XML when ``Accept`` prefers ``application/xml``.
 - Injected faults apply to every call but logon; ``expired_token`` answers 401 and drops the token.
 """
@@ -49,6 +56,9 @@ ENDINGS = ("Done", "Exit", "Killed")
 EXIT_STATUS = {"Done": 0, "Exit": 1, "Killed": 130}
 OUTCOME_WORDS = {"success": "Done", "failed": "Exit", "cancelled": "Killed"}
 OPERATIONS = ("kill", "suspend", "resume", "rerun", "setvar")
+#: Most records one query page holds (see the module's docstring); a setting changes it.
+DEFAULT_PAGE_CAP = 100
+LOGOUTS = "lsf_pm logouts"
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,10 @@ DEFAULT_FLOWS = [
     FlowDefinition("jsmith", "flow_killed", outcome="Killed"),
     FlowDefinition("jsmith", "long_flow", running_seconds=10 * 3600),
     FlowDefinition("alice", "nightly", running_seconds=6.0),
+    # Each started by one test only: no other run of it falls in the window (2 minutes before the attempt)
+    # in which a new process looks for the run an attempt made.
+    FlowDefinition("jsmith", "flow_once"),
+    FlowDefinition("jsmith", "flow_retried"),
 ]
 
 
@@ -140,6 +154,8 @@ class LSFEmulator:
         self.runs: dict[int, FlowRun] = {}
         self.sessions: dict[str, Session] = {}  # token -> session
         self.single_session = False
+        self.page_cap: int | None = DEFAULT_PAGE_CAP
+        self.submit_names_instance = False
         self.next_id = 101
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         # The two instances of the vendor's sample: 101 is done, 102 runs for a minute and then is done.
@@ -157,6 +173,7 @@ class LSFEmulator:
             web.get("/_emulator/lsf_pm/instances", self.control_list),
             web.post("/_emulator/lsf_pm/settings", self.control_settings),
             web.post("/_emulator/lsf_pm/tokens", self.control_tokens),
+            web.get("/_emulator/lsf_pm/sessions", self.control_sessions),
         ]
 
     # -- instances -----------------------------------------------------------------------------------
@@ -304,6 +321,7 @@ class LSFEmulator:
             return refusal
         raw = read_cookie(request, "platform_token") or ""
         self.sessions.pop(raw.replace("#quote#", '"'), None)
+        self.state.requests[LOGOUTS] += 1  # a counter: the emulator's reset clears it
         return self._message(request, f"User {user} logged out.")
 
     # -- the API -------------------------------------------------------------------------------------
@@ -337,7 +355,8 @@ class LSFEmulator:
             and (not query.get("flowname") or run.flow.name == query["flowname"])
             and (not state or run.state(now)[0] == state)
         ]
-        page = matches[start : None if pagesize is None else start + pagesize]
+        size = pagesize if self.page_cap is None else min(pagesize or self.page_cap, self.page_cap)
+        page = matches[start : None if size is None else start + size]
         if not page:
             return lsf_error(404, "No flow instances that match the specified criteria found.", xml=xml)
         records = [self.record(run) for run in page]
@@ -454,8 +473,10 @@ class LSFEmulator:
             variables = parse_variables(str(form.get("variables") or ""))
         except ValueError as exc:
             return lsf_error(400, f"The request is not valid: {exc}.", xml=xml)
-        for name in names:
-            self._start(self.flows[name], variables=variables)
+        runs = [self._start(self.flows[name], variables=variables) for name in names]
+        if self.submit_names_instance:
+            started = ", ".join(f"{run.id}:{run.flow.full_name}" for run in runs)
+            return self._message(request, f"{len(names)} flow(s) submitted: {started}.")
         # (inferred) the answer does not say which instance was started.
         return self._message(request, f"{len(names)} flow(s) submitted.")
 
@@ -470,13 +491,16 @@ class LSFEmulator:
         outcome = OUTCOME_WORDS.get(str(outcome).lower(), outcome) if outcome else None
         if outcome is not None and outcome not in ENDINGS:
             return web.json_response({"error": f"outcome must be one of {ENDINGS}"}, status=400)
-        run = self._start(
-            flow,
-            outcome=outcome,
-            running_seconds=spec.get("running_seconds"),
-            appear_after=float(spec.get("appear_after", 0)),
-        )
-        return web.json_response({"instance_id": str(run.id)})
+        runs = [
+            self._start(
+                flow,
+                outcome=outcome,
+                running_seconds=spec.get("running_seconds"),
+                appear_after=float(spec.get("appear_after", 0)),
+            )
+            for _ in range(max(1, int(spec.get("count", 1))))
+        ]
+        return web.json_response({"instance_id": str(runs[0].id), "instance_ids": [str(run.id) for run in runs]})
 
     async def control_list(self, request: web.Request) -> web.Response:
         return web.json_response({str(run.id): self.record(run) for run in self.runs.values() if self._visible(run)})
@@ -485,7 +509,21 @@ class LSFEmulator:
         spec = await request.json()
         if "single_session" in spec:
             self.single_session = bool(spec["single_session"])
-        return web.json_response({"single_session": self.single_session})
+        if "page_cap" in spec:
+            self.page_cap = None if spec["page_cap"] is None else max(1, int(spec["page_cap"]))
+        if "submit_names_instance" in spec:
+            self.submit_names_instance = bool(spec["submit_names_instance"])
+        return web.json_response(
+            {
+                "single_session": self.single_session,
+                "page_cap": self.page_cap,
+                "submit_names_instance": self.submit_names_instance,
+            }
+        )
+
+    async def control_sessions(self, request: web.Request) -> web.Response:
+        live = [token for token in list(self.sessions) if self._live_session(token) is not None]
+        return web.json_response({"live": len(live), "logouts": self.state.requests[LOGOUTS]})
 
     async def control_tokens(self, request: web.Request) -> web.Response:
         """``{"drop": true}`` forgets every token; ``{"idle_seconds": s}`` ages them by s emulated seconds."""
