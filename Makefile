@@ -4,8 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+#: The older Airflow releases test-compat runs on, each in .venv-<minor> pinned by constraints/airflow-<version>.txt.
+COMPAT_VERSIONS ?= 3.1.8 3.2.2
+#: What test-compat runs on each of them (one pytest node id a line; see the file).
+COMPAT_TESTS = $(shell grep -v '^\#' tests/compat_tests.txt)
+DIST_VENV := .venv-dist
 
-.PHONY: install demo test lint typecheck unit bench postgres clean
+.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +23,12 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-## Every test: lint, types, and the test suite.
-test: lint typecheck unit
+## Every test: lint, types, the test suite on the newest Airflow, and the provider's tests on older releases.
+test: lint typecheck unit test-compat
+
+## The quick loop: lint, types and every test but the full-stack (and browser) ones, newest Airflow only.
+quick: lint typecheck
+	$(BIN)/pytest -q -m "not full_stack and not browser"
 
 lint: install
 	$(BIN)/ruff check .
@@ -31,6 +40,45 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
+## The provider's tests (tests/compat_tests.txt) on each older supported Airflow, in a venv of its own. The
+## venvs are built one after the other; the releases' tests then run side by side (each log is printed after).
+test-compat:
+	@for version in $(COMPAT_VERSIONS); do \
+	  venv=.venv-$${version%.*}; constraints=constraints/airflow-$$version.txt; \
+	  if [ ! -f $$venv/.installed ] || [ $$constraints -nt $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    echo "== Airflow $$version: building $$venv"; \
+	    rm -rf $$venv && $(PYTHON) -m venv $$venv && \
+	    $$venv/bin/python -m pip install $(PIP_FLAGS) -c $$constraints "apache-airflow==$$version" -e '.[dev]' && \
+	    touch $$venv/.installed || exit 1; \
+	  fi; \
+	done
+	@for version in $(COMPAT_VERSIONS); do \
+	  venv=.venv-$${version%.*}; \
+	  ( $$venv/bin/pytest -q -p no:cacheprovider $(COMPAT_TESTS) > $$venv/compat.log 2>&1; echo $$? > $$venv/compat.rc ) & \
+	done; wait
+	@status=0; for version in $(COMPAT_VERSIONS); do \
+	  venv=.venv-$${version%.*}; \
+	  echo "== Airflow $$version ($$venv): the tests in tests/compat_tests.txt"; cat $$venv/compat.log; \
+	  [ "$$(cat $$venv/compat.rc)" = 0 ] || { echo "== Airflow $$version: FAILED"; status=1; }; \
+	done; \
+	for version in $(COMPAT_VERSIONS); do venv=.venv-$${version%.*}; echo "== Airflow $$version: $$(grep -E '[0-9]+ (passed|failed)' $$venv/compat.log | tail -1)"; done; \
+	exit $$status
+
+## Build the sdist and wheel, check them, install the wheel into a clean venv with the newest Airflow, and
+## show that Airflow lists the provider and its hooks.
+dist: install
+	rm -rf dist $(DIST_VENV)
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install $(PIP_FLAGS) -c constraints.txt dist/*.whl
+	cd $(DIST_VENV) && AIRFLOW_HOME=$$PWD/airflow-home bin/airflow providers list | tee providers.txt && \
+	  grep -q airflow-provider-flowinst providers.txt
+	cd $(DIST_VENV) && AIRFLOW_HOME=$$PWD/airflow-home bin/airflow providers hooks | tee hooks.txt && \
+	  for hook in EnOSBatchHook EnOSBPMHook LSFProcessManagerHook DataWorksHook; do \
+	    grep -q "airflow_provider_flowinst.hooks.*$$hook" hooks.txt || { echo "$$hook not listed"; exit 1; }; done
+	@echo "dist: $$(ls dist | tr '\n' ' ')built, checked, installed; Airflow lists the provider and its 4 hooks"
+
 ## The benchmarks (a few minutes on 2 cores); ends with one `bench:` line. Figures: benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python benchmarks/run_all.py
@@ -40,4 +88,4 @@ postgres:
 	sh scripts/ensure_postgres.sh
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* $(DIST_VENV) dist .demo .mypy_cache .ruff_cache .pytest_cache

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-try:  # Airflow 3.1+: task-authoring exceptions live in the task SDK
+try:  # Airflow 3.2+: task-authoring exceptions live in the task SDK
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferralTimeout,
     )
-except ImportError:  # pragma: no cover - Airflow 3.0
+except ImportError:  # pragma: no cover - Airflow 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowSensorTimeout,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from airflow.dag_processing.dagbag import DagBag
+try:  # Airflow 3.2+
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag
 
 from tests.helpers import run_dag
 

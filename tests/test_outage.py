@@ -17,7 +17,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from airflow.sdk._shared.module_loading import import_string
+
+try:  # Airflow 3.2+
+    from airflow.sdk._shared.module_loading import import_string
+except ImportError:  # Airflow 3.1
+    from airflow.utils.module_loading import import_string
 
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator.process import EmulatorProcess

@@ -17,7 +17,11 @@ from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanc
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 WORKFLOWS = {"succeeds": "1001", "fails": "1002"}
-MODES: dict[str, dict[str, Any]] = {"poke": {"mode": "poke"}, "deferrable": {"deferrable": True}}
+MODES: dict[str, dict[str, Any]] = {
+    "poke": {"mode": "poke"},
+    "reschedule": {"mode": "reschedule"},
+    "deferrable": {"deferrable": True},
+}
 
 
 def dataworks_sensor_dag(dag_id: str, workflow_id: str, **sensor_kwargs: Any) -> DAG:

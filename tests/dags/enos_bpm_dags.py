@@ -19,7 +19,11 @@ DEFINITIONS = {
     "completes": "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",
     "terminated": "expenseClaim:2:7d1f2b33-e365-11ea-8a6b-be43f0d99bcd",
 }
-MODES: dict[str, dict[str, Any]] = {"poke": {"mode": "poke"}, "deferrable": {"deferrable": True}}
+MODES: dict[str, dict[str, Any]] = {
+    "poke": {"mode": "poke"},
+    "reschedule": {"mode": "reschedule"},
+    "deferrable": {"deferrable": True},
+}
 
 
 def bpm_sensor_dag(dag_id: str, definition_id: str, **sensor_kwargs: Any) -> DAG:

@@ -18,6 +18,7 @@ START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 FLOWS = {"done": "jsmith:flow1", "exit": "jsmith:flow_exit", "killed": "jsmith:flow_killed"}
 SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "lsf_poke_done": ("done", {"mode": "poke"}),
+    "lsf_reschedule_done": ("done", {"mode": "reschedule"}),
     "lsf_deferrable_done": ("done", {"deferrable": True}),
     "lsf_poke_exit": ("exit", {"mode": "poke"}),
     "lsf_deferrable_killed": ("killed", {"deferrable": True}),

@@ -215,7 +215,10 @@ def test_get_instance_of_a_done_instance(emulator):
 )
 def test_instances_run_and_end_as_their_flow_says(emulator, flow, state, raw_state):
     hook = lsf_hook(emulator)
-    instance_id = emulator.create_lsf_pm_instance(flow)
+    # Logged on before the run starts, and 2 wall seconds of running: the first look must see it running
+    # also on a loaded machine or a slow first connection lookup (Airflow 3.1).
+    hook.check_connection()
+    instance_id = emulator.create_lsf_pm_instance(flow, running_seconds=20)
 
     first = hook.get_instance(instance_id)
     assert (first.state, first.ended_at) == (FlowState.RUNNING, None)

@@ -1,4 +1,4 @@
-"""EnOSProcessInstanceSensor in real dag.test() runs against the emulator, in poke and deferrable mode."""
+"""EnOSProcessInstanceSensor in real dag.test() runs against the emulator, in poke, reschedule and deferrable mode."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ XCOM_KEYS = {
 }
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_a_completed_process_instance_succeeds_with_its_dict(emulator, mode):
     result = run_dag(getattr(enos_bpm_dags, f"enos_bpm_{mode}_completes"))
 

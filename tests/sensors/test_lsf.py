@@ -1,4 +1,4 @@
-"""LSFFlowInstanceSensor in real dag.test() runs against the emulator, in poke and deferrable mode."""
+"""LSFFlowInstanceSensor in real dag.test() runs against the emulator, in poke, reschedule and deferrable mode."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_every_task_logs_out_so_the_next_process_can_log_on_in_single_session_mo
     assert emulator.control("GET", "/_emulator/lsf_pm/sessions")["live"] == 0
 
 
-@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_a_done_flow_instance_succeeds_with_its_dict(emulator, mode):
     result = run_dag(getattr(lsf_dags, f"lsf_{mode}_done"))
 

@@ -126,6 +126,49 @@ async def test_with_a_state_store_a_restart_neither_refires_nor_misses(emulator)
     assert [event["instance_id"] for event in watch_again.events] == [during_downtime]
 
 
+async def baseline_taken(trigger, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while trigger._seen is None:
+            await asyncio.sleep(0.05)
+
+
+async def fired(watch: Watch, instance_id: str, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while instance_id not in [event["instance_id"] for event in watch.events]:
+            await asyncio.sleep(0.05)
+
+
+async def test_without_a_state_store_a_restart_takes_a_new_baseline(emulator):
+    # Before Airflow 3.3 no asset state store is injected: the cursor lives in memory (documented fallback).
+    hook = await aget_hook("dataworks_default")
+
+    first = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", poke_interval=0.2)
+    async with Watch(first) as watch:
+        await baseline_taken(first)
+        before_restart = await hook.astart_run("1001")
+        await fired(watch, before_restart)
+
+    during_downtime = await hook.astart_run("1001")
+    async with asyncio.timeout(20):
+        while not (await hook.aget_instance(during_downtime, include_graph=False)).state.is_terminal:
+            await asyncio.sleep(0.1)
+
+    second = FlowInstanceEventTrigger(**first.serialize()[1])
+    async with Watch(second) as watch_again:
+        await baseline_taken(second)
+        after_restart = await hook.astart_run("1001")
+        await fired(watch_again, after_restart)
+        await asyncio.sleep(1)
+
+    # (The emulator's own earlier runs of the workflow may fire too; only the test's runs are asserted.)
+    first_ids = [event["instance_id"] for event in watch.events]
+    second_ids = [event["instance_id"] for event in watch_again.events]
+    assert first_ids.count(before_restart) == 1
+    # The run that ended while no trigger ran is part of the new baseline: it never fires.
+    assert during_downtime in second._seen and during_downtime not in second_ids
+    assert second_ids.count(after_restart) == 1 and before_restart not in second_ids
+
+
 async def test_watchers_of_one_flow_share_one_poll(emulator):
     hook = await aget_hook("enos_bpm_default")
     succeeded = FlowInstanceEventTrigger(conn_id="enos_bpm_default", flow=BPM["success"], poke_interval=0.2)
