@@ -117,7 +117,7 @@ def test_token_lifetime_comes_from_expire():
 )
 def test_token_refusals_name_the_platform_the_call_and_the_message(body, message):
     with pytest.raises(FlowPlatformError) as error:
-        parse_token_response(HttpResponse(200, {}, body), platform="enos_batch")
+        parse_token_response(HttpResponse(200, {}, body), platform="enos_batch", now=0.0)
     assert str(error.value).startswith("EnOS Batch Processing: Get Access Token failed:")
     assert message in str(error.value)
 
