@@ -173,10 +173,6 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """Platform-specific throttling answers that do not use HTTP 429."""
         return False
 
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        """The operation that reads one instance as a FlowInstance."""
-        return self.client.get_instance(instance_id, include_graph=include_graph)
-
     # -- connection and clients ----------------------------------------------------------------------
 
     def use_connection(self, connection: Connection) -> None:
@@ -237,12 +233,11 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     def get_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
         """The remote instance, normalised (state, times, graph)."""
-        self.client  # noqa: B018 - loads the connection
-        return self.run(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+        return self.run(self.client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
 
     async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
-        await self.aclient()
-        return await self.arun(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+        client = await self.aclient()
+        return await self.arun(client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
 
     # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
 
