@@ -910,8 +910,9 @@ def recent_bizdates(today: dt.date) -> list[dt.date]:
 
 
 def _count(value: Any) -> int | None:
-    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    """A ``TotalCount``: a whole number of ASCII digits, else None (not shown)."""
+    number = int_or_text(value)
+    return number if isinstance(number, int) else None
 
 
 def is_page_size_refusal(exc: FlowPlatformError) -> bool:
