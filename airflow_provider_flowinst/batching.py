@@ -6,8 +6,9 @@ window are answered together: with a few waits, each is read on its own; with ma
 most of them, and only the rest (instances that have just ended, or were never seen) are read one by one.
 Triggers poll on ticks aligned to their interval, so the waits of a triggerer poll together.
 
-The poller holds nothing but the last state read of each instance it serves, in this process: it works the
-same with one triggerer or several, and with any executor.
+The poller holds nothing but the reads in flight, in this process: it works the same with one triggerer or
+several, and with any executor. What a platform needs to list an instance (DataWorks: its workspace and data
+timestamp) the hook's platform client remembers from its own reads.
 """
 
 from __future__ import annotations
@@ -49,25 +50,18 @@ class InstancePoller:
         self.users = 0
         self._pending: dict[str, list[asyncio.Future[FlowInstance]]] = {}
         self._flush: asyncio.Task[None] | None = None
-        self._known: dict[str, FlowInstance] = {}
         self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
 
     async def get(self, instance_id: str) -> FlowInstance:
         """The instance's current state (without its graph)."""
         if self.users <= 1 and not self._pending:
             # A lone wait has nothing to share: no coalescing window, no extra wake-up.
-            instance = await self._read_one(instance_id)
-            self._known[instance_id] = instance
-            return instance
+            return await self._read_one(instance_id)
         future: asyncio.Future[FlowInstance] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(instance_id, []).append(future)
         if self._flush is None:
             self._flush = asyncio.create_task(self._flush_soon())
         return await future
-
-    def forget(self, instance_id: str) -> None:
-        """A wait on ``instance_id`` has ended: drop what was remembered of it."""
-        self._known.pop(instance_id, None)
 
     async def hook(self) -> FlowPlatformHook[Any]:
         """The connection's hook, made at the first read (so a bad connection fails the read, not the wait)."""
@@ -97,8 +91,6 @@ class InstancePoller:
     ) -> None:
         for instance_id, futures in batch.items():
             outcome = outcomes[instance_id]
-            if isinstance(outcome, FlowInstance):
-                self._known[instance_id] = outcome
             for future in futures:
                 if future.done():
                     continue
@@ -111,7 +103,7 @@ class InstancePoller:
         found: dict[str, FlowInstance] = {}
         if len(ids) >= BATCH_THRESHOLD:
             try:
-                found = await (await self.hook()).abatch_instances(ids, self._known)
+                found = await (await self.hook()).abatch_instances(ids)
             except Exception as exc:  # the single reads below still answer every wait
                 log.warning("A batched read of %d instances failed (%s); reading them one by one", len(ids), exc)
         rest = [instance_id for instance_id in ids if instance_id not in found]

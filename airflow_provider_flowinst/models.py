@@ -11,7 +11,7 @@ from typing import Any
 
 
 class FlowState(str, enum.Enum):
-    """A remote instance's state, normalised across platforms (see API.md for each platform's mapping)."""
+    """A remote instance's state, normalised across platforms (each platform module maps its own words onto these)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -132,7 +132,7 @@ class FlowInstance:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the XCom dict of API.md: JSON-safe, every id a string, times in UTC."""
+        """The XCom dict: JSON-safe, every id a string, times ISO 8601 in UTC."""
         return {
             "platform": self.platform,
             "instance_id": self.instance_id,
@@ -165,15 +165,6 @@ class FlowInstance:
             graph=None if graph is None else InstanceGraph.from_dict(graph),
             details=dict(data.get("details") or {}),
         )
-
-    def with_url(self, url: str | None) -> FlowInstance:
-        return FlowInstance(**{**self.__dict__, "url": url})
-
-    @property
-    def duration(self) -> dt.timedelta | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return self.ended_at - self.started_at
 
 
 def _parse_iso(value: str | None) -> dt.datetime | None:

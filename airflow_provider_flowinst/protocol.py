@@ -53,7 +53,7 @@ class HttpRequest:
     @property
     def query_string(self) -> str:
         # Every reserved character is escaped, so ids holding & = / ? # or spaces stay one value.
-        return "&".join(f"{_quote(key)}={_quote(value)}" for key, value in self.params)
+        return "&".join(f"{percent_encode(key)}={percent_encode(value)}" for key, value in self.params)
 
     @property
     def full_url(self) -> str:
@@ -224,20 +224,18 @@ class PlatformClient(Protocol):
     ) -> Operation[list[FlowInstance]]:
         """The newest instances of ``flow``, narrowed to ``states`` where the platform can filter."""
 
-    def batch_instances(
-        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
-    ) -> Operation[dict[str, FlowInstance]]:
+    def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """As many of ``ids`` as a few list calls can read (without graphs); the rest are read one by one.
 
-        ``known`` is what was last read of each id (DataWorks needs an instance's project and data
-        timestamp to list it).
+        What a platform needs to list an instance (DataWorks: its workspace and data timestamp) the client
+        remembers from its own earlier reads.
         """
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
-def _quote(text: str) -> str:
+def percent_encode(text: str) -> str:
     """RFC 3986 percent-encoding of a query key or value; most are plain already (a poll's hot path)."""
     text = str(text)
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
@@ -263,16 +261,20 @@ class JSONTooDeep(ValueError):
     """Well-formed JSON nested deeper than Python can decode."""
 
 
+def snippet(text: str, limit: int = 200) -> str:
+    """The start of a text for a message, its whitespace folded."""
+    return " ".join(text.split())[:limit]
+
+
 def decode_json(response: HttpResponse, *, platform: str, call: str) -> Any:
     """The answer's JSON, or a FlowPlatformError that quotes the start of what came instead."""
     try:
         return response.json()
     except (ValueError, UnicodeDecodeError):
-        snippet = " ".join(response.text.split())[:200]
         raise FlowPlatformError(
             platform,
             call,
-            f"the answer is not JSON: {snippet!r}",
+            f"the answer is not JSON: {snippet(response.text)!r}",
             http_status=response.status,
         ) from None
 

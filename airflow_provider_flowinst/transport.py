@@ -39,6 +39,7 @@ from airflow_provider_flowinst.protocol import (
     Operation,
     Sleep,
     Token,
+    snippet,
 )
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ def readable_snippet(response: HttpResponse, limit: int = 200) -> str:
     media = (response.header("content-type") or "").split(";", 1)[0].strip().lower()
     if media == "text/html" or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
         text = _TAG.sub(" ", text)
-    return " ".join(text.split())[:limit]
+    return snippet(text, limit)
 
 
 def is_damaged_json(response: HttpResponse) -> bool:

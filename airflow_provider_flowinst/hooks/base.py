@@ -13,6 +13,7 @@ from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.platforms._common import SCHEME_PORTS, epoch_ms
 from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
 from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
@@ -34,7 +35,7 @@ MAX_RETRIES = 100
 
 
 class ConnectionReader:
-    """Reads a connection's fields the way API.md describes, naming the connection in every error."""
+    """Reads a connection's fields (plain extras or the UI's prefixed ones), naming the connection in every error."""
 
     def __init__(self, connection: Connection, platform: str) -> None:
         self.connection = connection
@@ -67,7 +68,7 @@ class ConnectionReader:
         if "://" in raw:
             return raw
         scheme = (self.connection.schema or "https").strip().lower()
-        if scheme not in ("http", "https"):
+        if scheme not in SCHEME_PORTS:
             raise self.error(f"the connection's schema must be http or https, got {scheme!r}")
         port = self.connection.port or default_port
         return f"{scheme}://{raw}:{port}" if port else f"{scheme}://{raw}"
@@ -120,7 +121,7 @@ class ConnectionReader:
         return number
 
     def transport_settings(self, auth: Authenticator, **options: Any) -> TransportSettings:
-        """The transport extras (see API.md), each checked: a call can never wait forever or unbounded."""
+        """The transport extras, each checked: a call can never wait forever or unbounded."""
         return TransportSettings(
             platform=self.platform,
             auth=auth,
@@ -171,10 +172,6 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     def is_throttled(self, response: HttpResponse) -> bool:
         """Platform-specific throttling answers that do not use HTTP 429."""
         return False
-
-    def instance_operation(self, instance_id: str, include_graph: bool) -> Operation[FlowInstance]:
-        """The operation that reads one instance as a FlowInstance."""
-        return self.client.get_instance(instance_id, include_graph=include_graph)
 
     # -- connection and clients ----------------------------------------------------------------------
 
@@ -236,12 +233,11 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     def get_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
         """The remote instance, normalised (state, times, graph)."""
-        self.client  # noqa: B018 - loads the connection
-        return self.run(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+        return self.run(self.client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
 
     async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
-        await self.aclient()
-        return await self.arun(self.instance_operation(require_id(instance_id, self.platform), include_graph))
+        client = await self.aclient()
+        return await self.arun(client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
 
     # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
 
@@ -257,7 +253,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """
         client = self.client
         flow = require_id(flow, self.platform, "flow")
-        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
         try:
             return self.run(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
@@ -268,7 +264,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     ) -> str:
         client = await self.aclient()
         flow = require_id(flow, self.platform, "flow")
-        attempt = attempt or StartAttempt.new(flow, _now_ms())
+        attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
         try:
             return await self.arun(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
@@ -293,10 +289,10 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         client = await self.aclient()
         return await self.arun(client.recent_instances(require_id(flow, self.platform, "flow"), states, filters or {}))
 
-    async def abatch_instances(self, ids: Sequence[str], known: Mapping[str, FlowInstance]) -> dict[str, FlowInstance]:
+    async def abatch_instances(self, ids: Sequence[str]) -> dict[str, FlowInstance]:
         """As many of ``ids`` as the platform's list calls can read at once (see ``batching``)."""
         client = await self.aclient()
-        return await self.arun(client.batch_instances(ids, known))
+        return await self.arun(client.batch_instances(ids))
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""
@@ -317,10 +313,6 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     async def aclose(self) -> None:
         """The triggerer's waits are done with this hook; ``close`` for the async path."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def require_id(value: Any, platform: str, what: str = "instance id") -> str:

@@ -108,22 +108,10 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
             self.client.list_upstream_task_instances(require_id(task_instance_id, PLATFORM, "task instance id"))
         )
 
-    def list_workflow_instances(
-        self,
-        *,
-        bizdate: int | str | dt.date,
-        project_id: Any = None,
-        workflow_id: Any = None,
-        ids: Sequence[Any] | None = None,
-        type: str | None = None,
-        **filters: Any,
-    ) -> list[dict[str, Any]]:
-        """ListWorkflowInstances, every page; ``ids`` reads many instances in one call per page."""
-        return self.run(
-            self.client.list_workflow_instances(
-                bizdate=bizdate, project_id=project_id, workflow_id=workflow_id, ids=ids, type=type, **filters
-            )
-        )
+    def list_workflow_instances(self, *, bizdate: int | str | dt.date, **filters: Any) -> list[dict[str, Any]]:
+        """ListWorkflowInstances, every page; the client's ``project_id``, ``workflow_id``, ``ids`` (many
+        instances in one call per page) and ``type``, or the API's own names (Name, Owner, SortBy...)."""
+        return self.run(self.client.list_workflow_instances(bizdate=bizdate, **filters))
 
     def get_workflow(self, id: str) -> dict[str, Any]:
         """GetWorkflow: the workflow's record (its ``Trigger.Type`` says how it may be run)."""

@@ -43,11 +43,7 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
 
     def build(self, reader: ConnectionReader) -> tuple[EnOSBPMClient, EnOSBPMAuth]:
         base_url = reader.base_url()
-        settings = EnOSBPMSettings(
-            base_url=base_url,
-            timezone=reader.timezone(),
-            console_url=reader.extra("console_url"),
-        )
+        settings = EnOSBPMSettings(base_url=base_url, console_url=reader.extra("console_url"))
         gateway = EnOSGatewayAuth(
             platform=PLATFORM,
             base_url=base_url,

@@ -6,20 +6,24 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
 from airflow_provider_flowinst.platforms.lsf import (
-    DEFAULT_PORTS,
+    APPLICATION_CENTER_PORTS,
     PLATFORM,
     TOKEN_IDLE_SECONDS,
     WS_PATH,
+    InstancesQuery,
     LSFClient,
     LSFLogonAuth,
     LSFSettings,
 )
 from airflow_provider_flowinst.protocol import Operation, Token
 from airflow_provider_flowinst.transport import TOKENS, AsyncTransport, SyncTransport, TransportSettings
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -183,26 +187,16 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
     # -- the platform's own calls --------------------------------------------------------------------
 
     def list_flow_instances(
-        self,
-        *,
-        id: str | int | None = None,  # the API's own parameter name
-        flowname: str | None = None,
-        username: str | None = None,
-        state: str | None = None,
-        start: int | None = None,
-        pagesize: int | None = None,
+        self, *, pagesize: int | None = None, **query: Unpack[InstancesQuery]
     ) -> list[dict[str, Any]]:
         """GET flow/instances: with ``pagesize``, the one page of up to ``pagesize`` records from ``start``
         (0-based, inferred), as the platform's call returns it; without, every page from ``start`` on.
+        The filters (``InstancesQuery``) are ``id``, ``flowname``, ``username``, ``state`` and ``start``.
 
         ``username="all"`` lists every user's instances; ``state`` is Running, Exit, Killed, Done or
         Suspended. Nothing matching (the platform's 404) is an empty list. Key names come stripped.
         """
-        return self.run(
-            self.client.list_flow_instances(
-                id=id, flowname=flowname, username=username, state=state, start=start, pagesize=pagesize
-            )
-        )
+        return self.run(self.client.list_flow_instances(pagesize=pagesize, **query))
 
     def kill_flow_instances(self, ids: FlowInstanceIds) -> str:
         """Kill the instances (``[101, 102]`` or ``"101,102"``); returns the platform's message."""
@@ -234,7 +228,7 @@ def application_center_url(reader: ConnectionReader) -> str:
     behind a proxy). A trailing ``/platform/ws`` (or ``/platform``) is dropped: calls add it themselves.
     """
     scheme = (reader.connection.schema or "https").strip().lower()
-    url = reader.base_url(default_port=DEFAULT_PORTS.get(scheme))
+    url = reader.base_url(default_port=APPLICATION_CENTER_PORTS.get(scheme))
     for suffix in (WS_PATH, "/platform"):
         if url.endswith(suffix):
             return url[: -len(suffix)]

@@ -16,16 +16,27 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pendulum
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
+from airflow_provider_flowinst.platforms._common import (
+    SCHEME_PORTS,
+    Hints,
+    epoch_ms,
+    form_body,
+    instance_record,
+    int_or_text,
+    object_list,
+    reading_times,
+)
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
@@ -37,6 +48,7 @@ from airflow_provider_flowinst.protocol import (
     credential_digest,
     decode_json,
     parse_json,
+    percent_encode,
     require,
     required_id,
 )
@@ -47,7 +59,6 @@ API_VERSION = "2024-05-18"
 ALGORITHM = "ACS3-HMAC-SHA256"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-DEFAULT_PORTS = {"http": 80, "https": 443}
 #: The largest page ListTaskInstances accepts (its SDK model: "Maximum value: 500"). ListWorkflowInstances and
 #: ListUpstreamTaskInstances name no maximum: a page size they refuse is retried smaller (PAGE_SIZE_STEPS).
 MAX_PAGE_SIZE = 500
@@ -101,16 +112,11 @@ NOT_AN_ENTITY_PREFIXES = ("InvalidAccessKeyId", "InvalidSecurityToken", "Invalid
 
 
 def map_status(status: Any) -> FlowState:
-    """A workflow or task instance's ``Status`` as a FlowState (API.md's DataWorks column)."""
+    """A workflow or task instance's ``Status`` as a FlowState (STATE_BY_STATUS; anything else is unknown)."""
     return STATE_BY_STATUS.get(str(status), FlowState.UNKNOWN) if status is not None else FlowState.UNKNOWN
 
 
 # -- the V3 signature ---------------------------------------------------------------------------------
-
-
-def percent_encode(text: str) -> str:
-    """RFC 3986: letters, digits and ``-_.~`` stay; everything else is ``%XX`` (space ``%20``, ``*`` ``%2A``)."""
-    return quote(text, safe="~")
 
 
 def canonical_query(params: Iterable[tuple[str, str]]) -> str:
@@ -189,7 +195,7 @@ def host_header(url: str) -> str:
     """The ``host`` a URL is sent to: with its port unless it is the scheme's default."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    if parts.port is not None and parts.port == DEFAULT_PORTS.get(parts.scheme.lower()):
+    if parts.port is not None and parts.port == SCHEME_PORTS.get(parts.scheme.lower()):
         netloc = netloc.rsplit(":", 1)[0]
     return netloc
 
@@ -339,7 +345,7 @@ def endpoint_url(region_id: str | None, endpoint: str | None) -> str:
         if "://" not in text:
             text = "https://" + text
         parts = urlsplit(text)
-        if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        if parts.scheme.lower() not in SCHEME_PORTS or not parts.hostname:
             raise ValueError(f"the endpoint must be an http or https host, got {endpoint!r}")
         return text.rstrip("/")
     if region_id and str(region_id).strip():
@@ -393,16 +399,6 @@ def param_text(value: Any) -> str:
     return str(value)
 
 
-def form_body(params: Iterable[tuple[str, str]]) -> bytes:
-    """An ``application/x-www-form-urlencoded`` body, RFC 3986 encoded (spaces as ``%20``)."""
-    return "&".join(f"{percent_encode(key)}={percent_encode(value)}" for key, value in params).encode("ascii")
-
-
-def _int_or_text(value: Any) -> int | str:
-    text = str(value).strip()
-    return int(text) if text.isascii() and text.isdigit() else text  # "²" is a digit to isdigit(), not to int()
-
-
 @dataclass(frozen=True)
 class DataWorksSettings:
     endpoint: str
@@ -416,12 +412,15 @@ class DataWorksClient:
 
     platform = PLATFORM
 
-    def __init__(self, settings: DataWorksSettings) -> None:
+    def __init__(self, settings: DataWorksSettings, clock: Callable[[], float] = time.time) -> None:
         zone_of(settings.timezone)  # an unknown zone fails here, not at the first business date
         self.settings = settings
         self.url = settings.endpoint.rstrip("/") + "/"
+        self.clock = clock
         #: The largest page size each action has accepted on this connection, once it refused a larger one.
         self.page_size_limits: dict[str, int] = {}
+        #: (ProjectId, BizDate) of each instance read: ListWorkflowInstances lists an instance only by both.
+        self.listing_keys: Hints[tuple[str, int]] = Hints()
 
     def bizdate_ms(self, value: int | str | dt.date | dt.datetime) -> int:
         return to_epoch_ms(value, self.settings.timezone)
@@ -484,7 +483,7 @@ class DataWorksClient:
             paging = payload.get("PagingInfo")
             if not isinstance(paging, dict):
                 raise FlowPlatformError(PLATFORM, action, "the answer has no PagingInfo object")
-            page = _records(paging.get(key), what=key, call=action)
+            page = object_list(paging.get(key), platform=PLATFORM, call=action, what=f"the answer's {key}")
             found.extend(page)
             total_count = _count(paging.get("TotalCount"))
             if not page or (total_count is not None and len(found) >= total_count):
@@ -502,16 +501,12 @@ class DataWorksClient:
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
     def get_workflow_instance(self, instance_id: str) -> Operation[dict[str, Any]]:
-        request = self.request("GET", "GetWorkflowInstance", {"Id": _int_or_text(instance_id)})
+        request = self.request("GET", "GetWorkflowInstance", {"Id": int_or_text(instance_id)})
         payload = yield from self._call(request)
         if "WorkflowInstance" not in payload:
             raise FlowPlatformError(PLATFORM, request.call, "the answer has no WorkflowInstance")
-        record = payload["WorkflowInstance"]
-        if record is None:
-            raise FlowInstanceNotFound(PLATFORM, request.call, f"no workflow instance {instance_id!r}")
-        if not isinstance(record, dict):
-            raise FlowPlatformError(PLATFORM, request.call, f"expected an object, got {type(record).__name__}")
-        return record
+        missing = f"no workflow instance {instance_id!r}"
+        return instance_record(payload["WorkflowInstance"], platform=PLATFORM, call=request.call, missing=missing)
 
     def list_workflow_instances(
         self,
@@ -529,7 +524,7 @@ class DataWorksClient:
             "ProjectId": self.project(project_id),
             "BizDate": self.bizdate_ms(bizdate),
             "WorkflowId": workflow_id,
-            "Ids": None if ids is None else [_int_or_text(item) for item in ids],
+            "Ids": None if ids is None else [int_or_text(item) for item in ids],
             "Type": type,
             **filters,
         }
@@ -547,7 +542,7 @@ class DataWorksClient:
         params = {
             "ProjectId": self.project(project_id),
             "Bizdate": self.bizdate_ms(bizdate),
-            "WorkflowInstanceId": _int_or_text(workflow_instance_id),
+            "WorkflowInstanceId": int_or_text(workflow_instance_id),
         }
         return (yield from self._pages("POST", "ListTaskInstances", params, "TaskInstances", page_size))
 
@@ -555,13 +550,13 @@ class DataWorksClient:
         self, task_instance_id: str, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Operation[list[dict[str, Any]]]:
         """ListUpstreamTaskInstances: ``{DependencyType, TaskInstance}`` records, every page."""
-        params = {"Id": _int_or_text(task_instance_id)}
+        params = {"Id": int_or_text(task_instance_id)}
         return (yield from self._pages("GET", "ListUpstreamTaskInstances", params, "UpstreamTaskInstances", page_size))
 
     def get_workflow(self, workflow_id: str, env_type: str | None = None) -> Operation[dict[str, Any]]:
         """GetWorkflow: the workflow's record, with ``Trigger.Type`` (Scheduler, Manual, TriggerWorkflow) and
         its ``Tasks``."""
-        request = self.request("GET", "GetWorkflow", {"Id": _int_or_text(workflow_id), "EnvType": env_type})
+        request = self.request("GET", "GetWorkflow", {"Id": int_or_text(workflow_id), "EnvType": env_type})
         payload = yield from self._call(request)
         record = payload.get("Workflow")
         if not isinstance(record, dict):
@@ -589,7 +584,7 @@ class DataWorksClient:
         """
         params = {
             "ProjectId": self.project(project_id),
-            "WorkflowId": _int_or_text(workflow_id),
+            "WorkflowId": int_or_text(workflow_id),
             "Name": name,
             "Type": type,
             "Periods": None if periods is None else dict(periods),
@@ -642,7 +637,7 @@ class DataWorksClient:
         if isinstance(ids, (str, int)):
             ids = [ids]
         request = self.request(
-            "POST", "StopWorkflowInstances", {"Ids": [_int_or_text(item) for item in ids], "Comment": comment}
+            "POST", "StopWorkflowInstances", {"Ids": [int_or_text(item) for item in ids], "Comment": comment}
         )
         payload = yield from self._call(request)
         info = payload.get("SuccessInfo")
@@ -736,16 +731,13 @@ class DataWorksClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.stop_workflow_instances([instance_id], comment="Stopped by Apache Airflow")
 
-    def batch_instances(
-        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
-    ) -> Operation[dict[str, FlowInstance]]:
+    def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """ListWorkflowInstances by ``Ids``, per workspace and data timestamp (learnt from an earlier read)."""
         groups: dict[tuple[str, int], list[str]] = {}
         for instance_id in ids:
-            details = known[instance_id].details if instance_id in known else {}
-            project, bizdate = details.get("ProjectId"), details.get("BizDate")
-            if project is not None and isinstance(bizdate, int):
-                groups.setdefault((str(project), bizdate), []).append(instance_id)
+            key = self.listing_keys.get(instance_id)
+            if key is not None:
+                groups.setdefault(key, []).append(instance_id)
         found: dict[str, FlowInstance] = {}
         for (project, bizdate), members in groups.items():
             for chunk in _chunks(members, MAX_PAGE_SIZE):
@@ -767,7 +759,7 @@ class DataWorksClient:
         ``project_id``. An instance a listing returns twice (pages shifting under it) is kept once.
         """
         options = dict(filters)
-        today = dt.datetime.now(zone_of(self.settings.timezone)).date()
+        today = business_date(epoch_ms(self.clock), self.settings.timezone)
         bizdates = options.pop("bizdates", None) or recent_bizdates(today)
         found: dict[str, FlowInstance] = {}
         for bizdate in bizdates:
@@ -784,11 +776,12 @@ class DataWorksClient:
         call = "GetWorkflowInstance"
         instance_id = required_id(record, "Id", platform=PLATFORM, call=call)
         status = as_id(record.get("Status"))
-        try:
+        with reading_times(PLATFORM, call):
             started_at = parse_epoch_ms(record.get("StartedTime"))
             ended_at = parse_epoch_ms(record.get("FinishedTime"))
-        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
-            raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
+        project, bizdate = record.get("ProjectId"), record.get("BizDate")
+        if project is not None and isinstance(bizdate, int):
+            self.listing_keys.remember(instance_id, (str(project), bizdate))
         return FlowInstance(
             platform=PLATFORM,
             instance_id=instance_id,
@@ -811,7 +804,7 @@ class DataWorksClient:
     def get_task_instance_log(self, task_instance_id: str, run_number: int | None = None) -> Operation[str]:
         """GetTaskInstanceLog (GET, the 2024-05-18 SDK's model): ``Id`` and optional ``RunNumber`` (from 1;
         the latest run by default); the answer's ``TaskInstanceLog`` text."""
-        params = {"Id": _int_or_text(task_instance_id), "RunNumber": run_number}
+        params = {"Id": int_or_text(task_instance_id), "RunNumber": run_number}
         request = self.request("GET", "GetTaskInstanceLog", params)
         payload = yield from self._call(request)
         text = payload.get("TaskInstanceLog")
@@ -855,7 +848,7 @@ def creation_plan(workflow: Mapping[str, Any], flow: str, attempt: StartAttempt,
     if instance_type != "SupplementData":
         return CreationPlan(type=instance_type)
     tasks = workflow.get("Tasks")
-    task_ids = [_int_or_text(task.get("Id")) for task in tasks or [] if isinstance(task, Mapping) and task.get("Id")]
+    task_ids = [int_or_text(task.get("Id")) for task in tasks or [] if isinstance(task, Mapping) and task.get("Id")]
     if not task_ids:
         raise FlowPlatformError(PLATFORM, "GetWorkflow", f"the scheduled workflow {flow} lists no tasks to run")
     day = (business_date(attempt.requested_at_ms, timezone) - dt.timedelta(days=1)).isoformat()
@@ -917,8 +910,9 @@ def recent_bizdates(today: dt.date) -> list[dt.date]:
 
 
 def _count(value: Any) -> int | None:
-    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    """A ``TotalCount``: a whole number of ASCII digits, else None (not shown)."""
+    number = int_or_text(value)
+    return number if isinstance(number, int) else None
 
 
 def is_page_size_refusal(exc: FlowPlatformError) -> bool:
@@ -977,11 +971,3 @@ def build_graph(
             if source in nodes and source != target:
                 edges.setdefault((source, target), GraphEdge(source, target))
     return InstanceGraph(nodes=tuple(nodes.values()), edges=tuple(edges.values()))
-
-
-def _records(value: Any, *, what: str, call: str) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise FlowPlatformError(PLATFORM, call, f"the answer's {what} is not a list of objects")
-    return value

@@ -7,12 +7,19 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
+from airflow_provider_flowinst.platforms._common import (
+    epoch_ms,
+    int_or_text,
+    json_request,
+    object_list,
+    reading_times,
+)
 from airflow_provider_flowinst.platforms.enos_gateway import read_enos_envelope
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
@@ -21,7 +28,6 @@ from airflow_provider_flowinst.protocol import (
     StartAttempt,
     as_id,
     decode_embedded_json,
-    json_body,
     required_id,
 )
 from airflow_provider_flowinst.timeparse import parse_local_time, validate_timezone
@@ -147,28 +153,20 @@ class EnOSBatchClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> HttpRequest:
-        query = [("action", action)]
-        query += [(key, str(value)) for key, value in (params or {}).items() if value is not None]
+        query = [("action", action), *(params or {}).items()]
         query += [("userId", self.settings.user_id), ("orgId", self.settings.org_id)]
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json;charset=UTF-8"
-        return HttpRequest(
+        return json_request(
             method,
             f"{self.service_url}/{resource}",
             call=call,
-            params=tuple(query),
-            headers=headers,
-            body=None if body is None else json_body(body),
+            params=query,
+            body=body,
             idempotent=method == "GET" or action == "search",
         )
 
     def _call(self, request: HttpRequest, *, not_found_code: str | None = None) -> Operation[Any]:
         response = yield request
         return read_envelope(response, call=request.call, not_found_code=not_found_code)
-
-    def _now_ms(self) -> int:
-        return int(self.clock() * 1000)
 
     # -- what the service says about itself ----------------------------------------------------------
 
@@ -226,7 +224,7 @@ class EnOSBatchClient:
     def get_my_flows(self, expression: str | None = None) -> Operation[list[dict[str, Any]]]:
         request = self._request("GET", "flows", "getMyFlow", "Get My Flow", {self.flow_filter_name: expression})
         data = yield from self._call(request)
-        return _as_list(data, call=request.call)
+        return object_list(data, platform=PLATFORM, call=request.call)
 
     def search_flow_instances(self, **filters: Any) -> Operation[list[dict[str, Any]]]:
         """Every page of ``flowInstances?action=search``; ``filters`` are the body's own keys.
@@ -309,7 +307,11 @@ class EnOSBatchClient:
                 self.page_size = min(self.page_size, asked)
             if not isinstance(data, dict):
                 raise FlowPlatformError(PLATFORM, request.call, "the answer has no flowInsts object")
-            return _as_list(data.get("flowInsts") or [], call=request.call), data.get("count"), asked
+            return (
+                object_list(data.get("flowInsts") or [], platform=PLATFORM, call=request.call),
+                data.get("count"),
+                asked,
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def trigger_flow(
@@ -317,9 +319,9 @@ class EnOSBatchClient:
     ) -> Operation[str]:
         """Trigger Flow (``flowId``, ``triggerTime`` only); with ``parameters``, Update And Trigger Flow, whose
         ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only."""
-        body: dict[str, Any] = {"flowId": _int_if_digits(flow_id)}
+        body: dict[str, Any] = {"flowId": int_or_text(flow_id)}
         if trigger_time is not None or parameters:
-            body["triggerTime"] = int(self._now_ms() if trigger_time is None else trigger_time)
+            body["triggerTime"] = int(epoch_ms(self.clock) if trigger_time is None else trigger_time)
         if parameters:
             body["parameters"] = [{"key": str(key), "value": _parameter_text(v)} for key, v in parameters.items()]
             request = self._request("POST", "flows", "updateAndTrigger", "Update And Trigger Flow", body=body)
@@ -398,9 +400,7 @@ class EnOSBatchClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.cancel_flow_instance(instance_id))
 
-    def batch_instances(
-        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
-    ) -> Operation[dict[str, FlowInstance]]:
+    def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """The instances not yet ended, in a few search pages: a wait missing from them has ended.
 
         The search cannot filter by id. Ids are ``<flowId>-<trigger time>``: when the waits are on a few flows
@@ -484,11 +484,9 @@ class EnOSBatchClient:
             details["parameters"] = decode_embedded_json(
                 details["parameters"], platform=PLATFORM, call=call, what="parameters"
             )
-        try:
+        with reading_times(PLATFORM, call):
             started_at = parse_local_time(record.get("startTime"), self.timezone or "UTC")
             ended_at = parse_local_time(record.get("endTime"), self.timezone or "UTC")
-        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
-            raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,
             instance_id=instance_id,
@@ -530,39 +528,8 @@ def parse_graph(text: Any, *, call: str = "Get Flow Instance") -> InstanceGraph 
         return None
     if not isinstance(graph, dict):
         raise FlowPlatformError(PLATFORM, call, f"the graph is a {type(graph).__name__}, not an object")
-    nodes: list[GraphNode] = []
-    for task in _records(graph, "tasks", call):
-        task_id = _pick(task, "task_id", "taskId")
-        node_id = as_id(_pick(task, "node_id", "nodeId")) or (f"t_{task_id}" if task_id is not None else None)
-        if node_id is None:
-            raise FlowPlatformError(PLATFORM, call, "a graph task has neither node_id nor task_id")
-        status = as_id(task.get("status"))
-        nodes.append(
-            GraphNode(
-                id=node_id,
-                name=as_id(_pick(task, "task_name", "taskName")),
-                kind=NodeKind.TASK,
-                state=map_word(status),
-                raw_state=status,
-                instance_id=as_id(_pick(task, "task_inst_id", "taskInstId")),
-            )
-        )
-    for flow in _records(graph, "flows", call):
-        flow_id = _pick(flow, "flow_id", "flowId")
-        node_id = as_id(_pick(flow, "node_id", "nodeId")) or (f"f_{flow_id}" if flow_id is not None else None)
-        if node_id is None:
-            raise FlowPlatformError(PLATFORM, call, "a graph flow has neither node_id nor flow_id")
-        status = as_id(flow.get("status"))
-        nodes.append(
-            GraphNode(
-                id=node_id,
-                name=as_id(_pick(flow, "flow_name", "flowName")),
-                kind=NodeKind.FLOW,
-                state=map_word(status),
-                raw_state=status,
-                instance_id=as_id(_pick(flow, "flow_inst_id", "flowInstId")),
-            )
-        )
+    nodes = [_graph_node(task, "task", NodeKind.TASK, call) for task in _records(graph, "tasks", call)]
+    nodes += [_graph_node(flow, "flow", NodeKind.FLOW, call) for flow in _records(graph, "flows", call)]
     edges = []
     for relation in _records(graph, "relations", call):
         source, target = as_id(relation.get("source")), as_id(relation.get("target"))
@@ -572,29 +539,30 @@ def parse_graph(text: Any, *, call: str = "Get Flow Instance") -> InstanceGraph 
     return InstanceGraph(nodes=tuple(nodes), edges=tuple(edges))
 
 
-def _records(graph: Mapping[str, Any], key: str, call: str) -> Iterator[Mapping[str, Any]]:
-    items = graph.get(key) or []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise FlowPlatformError(PLATFORM, call, f"the graph's {key!r} is not a list of objects")
-    yield from items
+def _graph_node(item: Mapping[str, Any], word: str, kind: NodeKind, call: str) -> GraphNode:
+    """A graph ``task`` or ``flow`` entry as a node: its ``node_id``, else ``t_<task_id>`` / ``f_<flow_id>``."""
+    own_id = _pick(item, f"{word}_id", f"{word}Id")
+    node_id = as_id(_pick(item, "node_id", "nodeId")) or (f"{word[0]}_{own_id}" if own_id is not None else None)
+    if node_id is None:
+        raise FlowPlatformError(PLATFORM, call, f"a graph {word} has neither node_id nor {word}_id")
+    status = as_id(item.get("status"))
+    return GraphNode(
+        id=node_id,
+        name=as_id(_pick(item, f"{word}_name", f"{word}Name")),
+        kind=kind,
+        state=map_word(status),
+        raw_state=status,
+        instance_id=as_id(_pick(item, f"{word}_inst_id", f"{word}InstId")),
+    )
+
+
+def _records(graph: Mapping[str, Any], key: str, call: str) -> list[dict[str, Any]]:
+    return object_list(graph.get(key) or [], platform=PLATFORM, call=call, what=f"the graph's {key!r}")
 
 
 def _pick(record: Mapping[str, Any], snake: str, camel: str) -> Any:
     value = record.get(snake)
     return record.get(camel) if value is None else value
-
-
-def _as_list(data: Any, *, call: str) -> list[dict[str, Any]]:
-    if data is None:
-        return []
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise FlowPlatformError(PLATFORM, call, f"expected a list of objects, got {type(data).__name__}")
-    return data
-
-
-def _int_if_digits(value: str) -> int | str:
-    text = str(value)
-    return int(text) if text.isascii() and text.isdigit() else value
 
 
 ALL_STATUSES = ",".join(str(code) for code in STATE_BY_CODE)

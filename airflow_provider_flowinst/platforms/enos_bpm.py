@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode, InstanceGraph, NodeKind
+from airflow_provider_flowinst.platforms._common import (
+    Hints,
+    epoch_ms,
+    instance_record,
+    json_request,
+    object_list,
+    reading_times,
+)
 from airflow_provider_flowinst.platforms.enos_batch import console_link
 from airflow_provider_flowinst.platforms.enos_gateway import (
     EnOSGatewayAuth,
@@ -34,7 +41,6 @@ from airflow_provider_flowinst.protocol import (
     Token,
     as_id,
     decode_json,
-    json_body,
     require,
 )
 from airflow_provider_flowinst.timeparse import parse_epoch_ms
@@ -82,10 +88,6 @@ def map_status(process_status: Any) -> FlowState:
     if not isinstance(process_status, str):
         return FlowState.UNKNOWN
     return STATE_BY_STATUS.get(process_status.strip().lower(), FlowState.UNKNOWN)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -242,22 +244,17 @@ class EnOSBPMAuth:
     ) -> HttpRequest:
         # Marked unauthenticated so the transport sends it as it is: it is signed here, with the gateway
         # token this very login obtained, because no cached token exists yet.
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json;charset=UTF-8"
-        if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
-        request = HttpRequest(
+        request = json_request(
             method,
             self.gateway.base_url + path,
             call=call,
             params=params,
-            headers=headers,
-            body=None if body is None else json_body(body),
+            body=body,
+            headers={"Authorization": f"Bearer {bearer}"} if bearer else None,
             authenticated=False,
             idempotent=True,  # logging in again does no harm
         )
-        return self.gateway.sign(request, gateway_token, _now_ms())
+        return self.gateway.sign(request, gateway_token, epoch_ms(self.gateway.clock))
 
     def _reveal(self, *secrets: str | None) -> None:
         if self.on_secret is None:
@@ -312,7 +309,6 @@ def read_envelope(response: HttpResponse, *, call: str, not_found_code: str | No
 @dataclass(frozen=True)
 class EnOSBPMSettings:
     base_url: str
-    timezone: str = "UTC"  # BPM times are epoch milliseconds; kept for symmetry with the other platforms
     console_url: str | None = None
 
 
@@ -337,22 +333,20 @@ class EnOSBPMClient:
         self.service_url = settings.base_url + SERVICE_PATH
         #: The page size queryList gets: smaller once the platform refuses or caps one, for this connection.
         self.page_size = QUERY_PAGE_SIZE
+        #: When each instance read started: a batched read asks queryList for the window of its waits only.
+        self.started: Hints[dt.datetime | None] = Hints()
 
     # -- requests -------------------------------------------------------------------------------------
 
     def _request(
         self, method: str, resource: str, call: str, params: Mapping[str, Any] | None = None, body: Any = None
     ) -> HttpRequest:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json;charset=UTF-8"
-        return HttpRequest(
+        return json_request(
             method,
             f"{self.service_url}/{resource}",
             call=call,
-            params=tuple((key, str(value)) for key, value in (params or {}).items() if value is not None),
-            headers=headers,
-            body=None if body is None else json_body(body),
+            params=params or {},
+            body=body,
             idempotent=method == "GET" or resource.endswith("/queryList"),
         )
 
@@ -367,11 +361,8 @@ class EnOSBPMClient:
             "GET", "process-instances", "Get Process Instance", {"processInstanceId": process_instance_id}
         )
         data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
-        if data is None:
-            raise FlowInstanceNotFound(PLATFORM, request.call, f"no process instance {process_instance_id!r}")
-        if not isinstance(data, dict):
-            raise FlowPlatformError(PLATFORM, request.call, f"expected an object, got {type(data).__name__}")
-        return data
+        missing = f"no process instance {process_instance_id!r}"
+        return instance_record(data, platform=PLATFORM, call=request.call, missing=missing)
 
     def query_process_instances_page(
         self,
@@ -389,7 +380,7 @@ class EnOSBPMClient:
         data = yield from self._call(request)
         if not isinstance(data, dict):
             raise FlowPlatformError(PLATFORM, request.call, "the answer has no data object")
-        _as_list(data.get("processInstances") or [], call=request.call)
+        object_list(data.get("processInstances") or [], platform=PLATFORM, call=request.call)
         return data
 
     def query_process_instances(
@@ -423,7 +414,7 @@ class EnOSBPMClient:
                     raise
                 size = self.page_size = smaller
                 continue
-            page = _as_list(data.get("processInstances") or [], call="Query Process Instance")
+            page = object_list(data.get("processInstances") or [], platform=PLATFORM, call="Query Process Instance")
             keys = [_record_id(record) or f"#{handed + n}" for n, record in enumerate(page)]
             if not page or keys == previous:  # empty, or the same page again (a server counting from 1)
                 return list(found.values())
@@ -523,15 +514,13 @@ class EnOSBPMClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         return (yield from self.terminate_process_instance(instance_id, STOP_REASON))
 
-    def batch_instances(
-        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
-    ) -> Operation[dict[str, FlowInstance]]:
+    def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """Every instance in progress, in a few query pages: a wait missing from them has ended.
 
-        When every wait's start time is known, the query asks only for that window.
+        When every wait's start time is known (from an earlier read), the query asks only for that window.
         """
         wanted = set(ids)
-        records = yield from self.query_process_instances("inProgress", **started_window(ids, known))
+        records = yield from self.query_process_instances("inProgress", **started_window(ids, self.started))
         instances = (self.to_flow_instance(record, include_graph=False, listed_as="inProgress") for record in records)
         return {instance.instance_id: instance for instance in instances if instance.instance_id in wanted}
 
@@ -567,11 +556,10 @@ class EnOSBPMClient:
         raw_state = as_id(require({"processStatus": status}, "processStatus", platform=PLATFORM, call=call))
         state = map_status(raw_state)
         flow_id = as_id(record.get("processDefinitionId"))
-        try:
+        with reading_times(PLATFORM, call):
             started_at = _first_time(record, "createdTime", "started")
             ended_at = _first_time(record, "completedTime", "terminatedTime", "ended")
-        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
-            raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
+        self.started.remember(instance_id, started_at)
         return FlowInstance(
             platform=PLATFORM,
             instance_id=instance_id,
@@ -625,13 +613,13 @@ def marker_tag(marker: str) -> str:
     return f"[airflow:{marker[:12]}]"
 
 
-def started_window(ids: Sequence[str], known: Mapping[str, FlowInstance]) -> dict[str, Any]:
+def started_window(ids: Sequence[str], started: Hints[dt.datetime | None]) -> dict[str, Any]:
     """queryList's ``startedAfter``/``startedBefore`` around the waits' start times, when all are known.
 
     A second either side: whether the platform's bounds include the moment itself is not documented.
     """
-    starts = [known[i].started_at for i in ids if i in known]
-    if not ids or len(starts) < len(ids) or any(moment is None for moment in starts):
+    starts = [started.get(i) for i in ids]
+    if not ids or any(moment is None for moment in starts):
         return {}
     millis = [_epoch_ms(moment) for moment in starts if moment is not None]
     return {"startedAfter": min(millis) - 1000, "startedBefore": max(millis) + 1000}
@@ -696,9 +684,3 @@ def _epoch_ms(moment: dt.datetime) -> int:
     if moment.tzinfo is None:
         raise FlowPlatformError(PLATFORM, "Query Process Instance", f"the time {moment} has no timezone")
     return int(moment.timestamp() * 1000)
-
-
-def _as_list(data: Any, *, call: str) -> list[dict[str, Any]]:
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise FlowPlatformError(PLATFORM, call, f"expected a list of objects, got {type(data).__name__}")
-    return data

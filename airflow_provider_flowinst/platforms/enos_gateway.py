@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.platforms._common import epoch_ms
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
@@ -94,6 +95,8 @@ class EnOSGatewayAuth:
     base_url: str
     app_key: str
     app_secret: str = field(repr=False)
+    #: Epoch seconds now: the token request's timestamp and the token's expiry count from it.
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     @property
     def cache_key(self) -> str:
@@ -104,8 +107,8 @@ class EnOSGatewayAuth:
         return None
 
     def login(self) -> Operation[Token]:
-        response = yield self.token_request(int(time.time() * 1000))
-        return parse_token_response(response, platform=self.platform)
+        response = yield self.token_request(epoch_ms(self.clock))
+        return parse_token_response(response, platform=self.platform, now=self.clock())
 
     def token_request(self, timestamp_ms: int) -> HttpRequest:
         """Get Access Token; rebuilt at each attempt, since the gateway refuses an encryption seen before (1001)."""
@@ -151,7 +154,8 @@ class EnOSGatewayAuth:
         return (self.app_secret,)
 
 
-def parse_token_response(response: HttpResponse, *, platform: str, now: float | None = None) -> Token:
+def parse_token_response(response: HttpResponse, *, platform: str, now: float) -> Token:
+    """The token of a Get Access Token answer, valid for its ``expire`` seconds from ``now`` (epoch seconds)."""
     call = "Get Access Token"
     payload = decode_json(response, platform=platform, call=call)
     code = envelope_code(payload)
@@ -171,4 +175,4 @@ def parse_token_response(response: HttpResponse, *, platform: str, now: float | 
         # An infinite, NaN or negative lifetime would keep a token forever or never: take the documented
         # default (a token refused before then is renewed on its 401 / 1203 anyway).
         lifetime = DEFAULT_TOKEN_LIFETIME_SECONDS
-    return Token(value=access_token, expires_at=(time.time() if now is None else now) + lifetime)
+    return Token(value=access_token, expires_at=now + lifetime)

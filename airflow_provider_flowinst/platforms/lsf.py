@@ -24,8 +24,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, urlencode
+from typing import TYPE_CHECKING, Any, TypedDict
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -34,6 +33,7 @@ import defusedxml.ElementTree
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.platforms._common import form_body, reading_times
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
@@ -44,8 +44,12 @@ from airflow_provider_flowinst.protocol import (
     parse_json,
     require,
     required_id,
+    snippet,
 )
 from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_local_time
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 PLATFORM = "lsf_pm"
 WS_PATH = "/platform/ws"
@@ -55,7 +59,8 @@ INSTANCES_PATH = f"{WS_PATH}/flow/instances"
 SUBMIT_PATH = f"{WS_PATH}/flow/definitions/submit"
 TOKEN_COOKIE = "platform_token"
 QUOTE_MARK = "#quote#"
-DEFAULT_PORTS = {"http": 8080, "https": 8443}
+#: The ports Application Center serves on when the connection's host names none.
+APPLICATION_CENTER_PORTS: Mapping[str, int] = {"http": 8080, "https": 8443}
 #: Page size used to gather every page of a query when the caller gives none.
 DEFAULT_PAGE_SIZE = 100
 #: Pages of the batched listing that answers many waits at once (inferred: the server sets no maximum).
@@ -313,7 +318,10 @@ def decode_answer(response: HttpResponse, *, call: str) -> Any:
         ) from None
     except (ValueError, UnicodeDecodeError):
         raise FlowPlatformError(
-            PLATFORM, call, f"the answer is neither JSON nor XML: {_snippet(response)!r}", http_status=response.status
+            PLATFORM,
+            call,
+            f"the answer is neither JSON nor XML: {snippet(response.text)!r}",
+            http_status=response.status,
         ) from None
 
 
@@ -368,12 +376,7 @@ def _platform_says(response: HttpResponse, call: str = "") -> str:
         return message
     if response.status == 401 and call != LOGON_CALL:
         return "the token was refused (expired or not valid)"
-    snippet = _snippet(response)
-    return snippet or f"HTTP {response.status}"
-
-
-def _snippet(response: HttpResponse) -> str:
-    return " ".join(response.text.split())[:200]
+    return snippet(response.text) or f"HTTP {response.status}"
 
 
 def records_of(payload: Any, *, call: str = QUERY_CALL) -> tuple[list[dict[str, Any]], int | None]:
@@ -570,12 +573,22 @@ def format_variables(variables: Mapping[str, Any] | str | None) -> str | None:
     return ";".join(pairs)
 
 
-def form_body(fields: Iterable[tuple[str, str]]) -> bytes:
-    """An ``application/x-www-form-urlencoded`` body; ``,`` and ``:`` are left readable."""
-    return urlencode(list(fields), safe=",:", quote_via=quote).encode("ascii")
-
-
 # -- the client --------------------------------------------------------------------------------------
+
+
+class InstancesQuery(TypedDict, total=False):
+    """The filters of ``GET flow/instances`` and the index of the first record, under the API's own names
+    (each may be left out or None)."""
+
+    id: str | int | None
+    flowname: str | None
+    username: str | None
+    state: str | None
+    start: int | None
+
+
+#: The query's parameters in the order they are sent (``pagesize`` last).
+QUERY_KEYS = tuple(InstancesQuery.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -614,64 +627,32 @@ class LSFClient:
             self.settings.base_url + path,
             call=call,
             headers={"Accept": self.settings.accept, "Content-Type": FORM},
-            body=form_body(fields),
+            body=form_body(fields, safe=",:"),  # ids and owner:flow names stay readable
         )
 
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
     def query_page(
-        self,
-        *,
-        id: str | int | None = None,  # the API's own parameter name
-        flowname: str | None = None,
-        username: str | None = None,
-        state: str | None = None,
-        start: int | None = None,
-        pagesize: int | None = None,
+        self, *, pagesize: int | None = None, **query: Unpack[InstancesQuery]
     ) -> Operation[tuple[list[dict[str, Any]], int | None]]:
         """One page of ``GET flow/instances``: (records, total). A 404 (nothing matches) is an empty page."""
-        request = self.query_request(
-            [
-                ("id", id),
-                ("flowname", flowname),
-                ("username", username),
-                ("state", state),
-                ("start", start),
-                ("pagesize", pagesize),
-            ]
-        )
+        request = self.query_request([*((key, query.get(key)) for key in QUERY_KEYS), ("pagesize", pagesize)])
         response = yield request
         if response.status == 404:
             return [], 0
         return records_of(read_answer(response, call=request.call), call=request.call)
 
     def list_flow_instances(
-        self,
-        *,
-        id: str | int | None = None,  # the API's own parameter name
-        flowname: str | None = None,
-        username: str | None = None,
-        state: str | None = None,
-        start: int | None = None,
-        pagesize: int | None = None,
+        self, *, pagesize: int | None = None, **query: Unpack[InstancesQuery]
     ) -> Operation[list[dict[str, Any]]]:
         """The platform's call: with ``pagesize``, that one page from ``start``; without, every page from it."""
         if pagesize is not None:
-            records, _total = yield from self.query_page(
-                id=id, flowname=flowname, username=username, state=state, start=start, pagesize=_page_size(pagesize)
-            )
+            records, _total = yield from self.query_page(pagesize=_page_size(pagesize), **query)
             return records
-        return (yield from self.query_all(id=id, flowname=flowname, username=username, state=state, start=start))
+        return (yield from self.query_all(**query))
 
     def query_all(
-        self,
-        *,
-        id: str | int | None = None,  # the API's own parameter name
-        flowname: str | None = None,
-        username: str | None = None,
-        state: str | None = None,
-        start: int | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, **query: Unpack[InstancesQuery]
     ) -> Operation[list[dict[str, Any]]]:
         """Every page from ``start`` on, asked ``page_size`` records at a time, gathered into one list.
 
@@ -683,19 +664,14 @@ class LSFClient:
         twice per page, which the walk drops, and none is lost.
         """
         page_size = _page_size(page_size)
+        start = query.get("start")
         index = int(start) if start else 0
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
         grand_total: int | None = None
         while True:
-            page, total = yield from self.query_page(
-                id=id,
-                flowname=flowname,
-                username=username,
-                state=state,
-                start=index if index or start is not None else None,
-                pagesize=page_size,
-            )
+            query["start"] = index if index or start is not None else None
+            page, total = yield from self.query_page(pagesize=page_size, **query)
             fresh = [record for record in page if _record_key(record) not in seen]
             found.extend(fresh)
             seen.update(_record_key(record) for record in fresh)
@@ -851,9 +827,7 @@ class LSFClient:
     def stop_run(self, instance_id: str) -> Operation[None]:
         yield from self.kill_flow_instances(instance_id)
 
-    def batch_instances(
-        self, ids: Sequence[str], known: Mapping[str, FlowInstance]
-    ) -> Operation[dict[str, FlowInstance]]:
+    def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """Every user's Running and Suspended instances: a wait missing from them has ended."""
         wanted = set(ids)
         found: dict[str, FlowInstance] = {}
@@ -880,11 +854,9 @@ class LSFClient:
         record = strip_keys(dict(record)) if isinstance(record, Mapping) else record
         instance_id = required_id(record, "id", platform=PLATFORM, call=call)
         state = require(record, "state", platform=PLATFORM, call=call)
-        try:
+        with reading_times(PLATFORM, call):
             started_at = parse_time(record.get("startTime"), self.settings.timezone)
             ended_at = parse_time(record.get("endTime"), self.settings.timezone)
-        except (TypeError, ValueError, OverflowError, OSError) as exc:  # OSError: out of the OS's time range
-            raise FlowPlatformError(PLATFORM, call, f"unreadable time: {exc}") from None
         return FlowInstance(
             platform=PLATFORM,
             instance_id=instance_id,

@@ -78,12 +78,9 @@ class FlowInstanceTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async with shared_session_lease(), instance_poller(self.conn_id) as poller:
-            try:
-                async for event in self._poll(poller):
-                    yield event
-                    return
-            finally:
-                poller.forget(self.instance_id)
+            async for event in self._poll(poller):
+                yield event
+                return
 
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
         failures = 0

@@ -240,7 +240,7 @@ def test_query_records_lack_process_status_and_the_listing_takes_it_from_the_fil
 
     assert [r["id"] for r in running] == [SEED_RUNNING] and "processStatus" not in running[0]
 
-    found = in_loop(lambda: hook.abatch_instances([SEED_RUNNING, SEED_COMPLETED], {}))
+    found = in_loop(lambda: hook.abatch_instances([SEED_RUNNING, SEED_COMPLETED]))
     assert list(found) == [SEED_RUNNING]  # the completed one is not in progress: read on its own later
     assert (found[SEED_RUNNING].state, found[SEED_RUNNING].raw_state) == (FlowState.RUNNING, "inProgress")
 

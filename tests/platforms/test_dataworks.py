@@ -743,11 +743,11 @@ def test_total_count_reached_ends_the_listing_without_an_empty_page():
 
 
 def test_batched_reads_page_at_the_size_the_platform_takes():
-    dw = client()
-    known = {str(n): dw.to_flow_instance({"Id": n, "ProjectId": 100, "BizDate": 1743350400000}) for n in range(250)}
+    dw = client()  # it remembers each instance's workspace and data timestamp from its reads
+    ids = [dw.to_flow_instance({"Id": n, "ProjectId": 100, "BizDate": 1743350400000}).instance_id for n in range(250)]
 
     steps, found = run(
-        dw.batch_instances(list(known), known),
+        dw.batch_instances(ids),
         page_size_refused(),
         page_size_refused(),
         workflow_page(range(100), 250),
@@ -917,3 +917,10 @@ def test_recent_instances_returns_each_instance_once():
     )
     assert [instance.instance_id for instance in found] == ["7"]
     assert form(steps[0])["BizDate"] == "1743350400000"
+
+
+def test_recent_instances_list_yesterday_and_today_by_the_clients_clock():
+    # 2025-04-01 01:00 at UTC+8 (2025-03-31 17:00 UTC): the business days are 2025-03-31 and 2025-04-01.
+    dw = DataWorksClient(DataWorksSettings(endpoint="https://dw", project_id="100"), clock=lambda: 1743440400.0)
+    steps, _ = run(dw.recent_instances("1001", [FlowState.SUCCESS], {}), workflow_page([]), workflow_page([]))
+    assert [form(step)["BizDate"] for step in steps] == ["1743350400000", "1743436800000"]

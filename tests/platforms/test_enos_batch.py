@@ -559,14 +559,14 @@ def test_batch_learns_the_flows_type_once_and_searches_the_ids_window():
         }
     )
     requests, found = run(
-        enos.batch_instances(ids, {}), answer({"code": 0, "data": {"flowId": 4000, "type": 1}}), listing, page([])
+        enos.batch_instances(ids), answer({"code": 0, "data": {"flowId": 4000, "type": 1}}), listing, page([])
     )
     assert list(found) == [ids[0]] and found[ids[0]].state is FlowState.RUNNING
     body = bodies(requests)[0]
     assert (body["type"], body["expression"], body["status"]) == (1, "4000", "0,2,3,5,6,9")
     assert body["fromTriggerTime"] == 1704067200000 - 86_400_000  # 2024-01-01 00:00 UTC, a day wider
     assert body["toTriggerTime"] == 1704067500000 + 86_400_000
-    again, _ = run(enos.batch_instances(ids, {}), page([]))
+    again, _ = run(enos.batch_instances(ids), page([]))
     assert len(again) == 1  # Get Flow is not asked again
 
 

@@ -564,7 +564,7 @@ def test_terminate_answered_false_is_an_error():
 
 def test_batch_records_without_process_status_take_the_querys_own_filter():
     listed = [{"id": "a", "createdTime": 1000}, {"id": "b", "processStatus": "inProgress"}, {"id": "other"}]
-    requests, found = run(client().batch_instances(["a", "b", "gone"], {}), page(listed, 0, 3, page_size=100))
+    requests, found = run(client().batch_instances(["a", "b", "gone"]), page(listed, 0, 3, page_size=100))
 
     assert body_of(requests[0])["processStatus"] == "inProgress"
     assert sorted(found) == ["a", "b"]  # "gone" is missing: it has ended, and is read on its own
@@ -572,14 +572,13 @@ def test_batch_records_without_process_status_take_the_querys_own_filter():
 
 
 def test_batch_asks_only_for_the_window_the_waits_started_in():
-    known = {
-        "a": client().to_flow_instance({"id": "a", "processStatus": "inProgress", "createdTime": 1_700_000_000_000}),
-        "b": client().to_flow_instance({"id": "b", "processStatus": "inProgress", "createdTime": 1_700_000_500_000}),
-    }
-    requests, _ = run(client().batch_instances(["a", "b"], known), page([], 0, 0))
+    bpm = client()  # it remembers when each instance it read started
+    bpm.to_flow_instance({"id": "a", "processStatus": "inProgress", "createdTime": 1_700_000_000_000})
+    bpm.to_flow_instance({"id": "b", "processStatus": "inProgress", "createdTime": 1_700_000_500_000})
+    requests, _ = run(bpm.batch_instances(["a", "b"]), page([], 0, 0))
     body = body_of(requests[0])
     assert (body["startedAfter"], body["startedBefore"]) == (1_699_999_999_000, 1_700_000_501_000)
-    requests, _ = run(client().batch_instances(["a", "b", "new"], known), page([], 0, 0))
+    requests, _ = run(bpm.batch_instances(["a", "b", "new"]), page([], 0, 0))
     assert "startedAfter" not in body_of(requests[0])  # one wait's start is not known yet
 
 

@@ -96,6 +96,15 @@ def test_the_login_operation_posts_key_timestamp_and_encryption():
     assert done.value.value.value == "T"
 
 
+def test_the_login_stamps_and_dates_its_token_by_the_auths_clock():
+    auth = EnOSGatewayAuth("enos_batch", "https://gw", "key", "secret", clock=lambda: 1_700_000_000.5)
+    login = auth.login()
+    assert json.loads(next(login).body)["timestamp"] == 1_700_000_000_500
+    with pytest.raises(StopIteration) as done:
+        login.send(HttpResponse(200, {}, b'{"status":0,"data":{"accessToken":"T","expire":100}}'))
+    assert done.value.value.expires_at == 1_700_000_100.5
+
+
 def test_token_lifetime_comes_from_expire():
     token = parse_token_response(
         HttpResponse(200, {}, b'{"status":0,"data":{"accessToken":"tok-secret-value","expire":100}}'),
@@ -117,7 +126,7 @@ def test_token_lifetime_comes_from_expire():
 )
 def test_token_refusals_name_the_platform_the_call_and_the_message(body, message):
     with pytest.raises(FlowPlatformError) as error:
-        parse_token_response(HttpResponse(200, {}, body), platform="enos_batch")
+        parse_token_response(HttpResponse(200, {}, body), platform="enos_batch", now=0.0)
     assert str(error.value).startswith("EnOS Batch Processing: Get Access Token failed:")
     assert message in str(error.value)
 

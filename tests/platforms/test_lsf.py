@@ -460,7 +460,7 @@ def test_batched_reads_keep_their_savings_under_a_page_cap():
     running = [record(i, "Running", endTime="") for i in range(1000, 1250)]
     pages = [page(*running[start : start + 100], total=250) for start in (0, 100, 200)]
     requests, found = run(
-        client().batch_instances([str(i) for i in range(1000, 1250)], {}),
+        client().batch_instances([str(i) for i in range(1000, 1250)]),
         *pages,
         error(404, "No flow instances that match the specified criteria found."),
     )
