@@ -868,7 +868,8 @@ class AsyncTransport:
         limit = self.settings.max_response_bytes
         chunks: list[bytes] = []
         size = 0
-        async for data in raw.content.iter_any():
+        content = raw.content
+        while data := await content.readany():  # what has arrived (readany, not iter_any: no StopAsyncIteration)
             if time.monotonic() > deadline:
                 raise _read_deadline_passed(self.settings)
             size += len(data)
