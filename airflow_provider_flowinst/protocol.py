@@ -7,13 +7,14 @@ same generator, so every line of protocol logic is shared and testable without a
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -36,11 +37,8 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     authenticated: bool = True
-    #: For an unauthenticated request whose content depends on when it is sent (a token request carries a
-    #: timestamp the platform refuses to see twice): rebuilds it, given the time in epoch ms, at each attempt.
-    stamp: Callable[[int], HttpRequest] | None = field(default=None, compare=False, repr=False)
-    #: Whether sending it twice does no harm (None: GET and HEAD do, and token requests rebuilt per attempt).
-    #: A read sent as a POST says True; a call that starts or stops something keeps the default False.
+    #: Whether sending it twice does no harm (None: GET and HEAD do). A read or a login sent as a POST says
+    #: True; a call that starts or stops something keeps the default False.
     idempotent: bool | None = None
 
     @property
@@ -48,7 +46,7 @@ class HttpRequest:
         """Safe to send again although the platform may have acted on it (its answer came back damaged)."""
         if self.idempotent is not None:
             return self.idempotent
-        return self.method.upper() in ("GET", "HEAD") or self.stamp is not None
+        return self.method.upper() in ("GET", "HEAD")
 
     @property
     def query_string(self) -> str:
@@ -93,15 +91,31 @@ class HttpResponse:
         return value
 
 
+class TokenPayload(Protocol):
+    """What an authenticator keeps with a token beyond its value (EnOS BPM: the portal session). Only the
+    authenticator that made it reads it; the transport knows only which secrets it holds, to hide them."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials it holds, masked in logs and redacted from messages like the token's value."""
+
+
 @dataclass(frozen=True)
 class Token:
-    """A credential a platform handed out, valid until ``expires_at`` (epoch seconds)."""
+    """A credential a platform handed out, valid until ``expires_at`` (epoch seconds), cached as one.
+
+    ``payload`` is whatever else the same login obtained, opaque to everything but the authenticator that
+    made the token (which reads it when it signs a call or renews the token).
+    """
 
     value: str
     expires_at: float
-    refresh_value: str | None = None
-    #: A second credential obtained with the same login and cached with it (EnOS BPM's portal user token).
-    bearer: str | None = None
+    payload: TokenPayload | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The token's value and every credential its payload holds."""
+        if self.payload is None:
+            return (self.value,)
+        return (self.value, *self.payload.secrets())
 
     def __repr__(self) -> str:  # never print the secret value
         return f"Token(expires_at={self.expires_at})"
@@ -178,13 +192,55 @@ class Authenticator(Protocol):
         token, sparing the password), or None where only a new login helps."""
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
-        """The request as it goes on the wire."""
+        """An authenticated request as it goes on the wire, signed with ``token`` at ``now_ms``."""
+
+    def authorize(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        """Any request as one attempt sends it, called anew at each attempt (``AuthenticatorDefaults``: an
+        authenticated request signed, any other as it is). A platform whose login request must differ per
+        attempt (EnOS's gateway refuses a token request's timestamp seen before) rebuilds it here."""
 
     def is_token_expired(self, response: HttpResponse) -> bool:
         """True when the platform refused the call because the token ran out."""
 
+    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
+        """Seconds the platform asks the transport to wait before it sends a refused call again, at ``now``
+        (epoch seconds); None where it asks nothing. ``AuthenticatorDefaults``: the standard ``Retry-After``."""
+
     def secrets(self) -> tuple[str, ...]:
         """The values to mask in logs and never show in messages."""
+
+
+class AuthenticatorDefaults:
+    """The members of ``Authenticator`` that most platforms leave as they are: inherit it, override what differs."""
+
+    def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        raise NotImplementedError
+
+    def authorize(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        return self.sign(request, token, now_ms) if request.authenticated else request
+
+    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
+        return retry_after_header(response, now)
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def retry_after_header(response: HttpResponse, now: float) -> float | None:
+    """The standard ``Retry-After`` (seconds, or an HTTP date counted from ``now``, epoch seconds).
+
+    Anything else (a word, a negative number, a date that does not parse) is ignored, never an error.
+    """
+    value = (response.header("retry-after") or "").strip()
+    if not value:
+        return None
+    if _DIGITS.fullmatch(value):  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - now)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
 class PlatformClient(Protocol):

@@ -1,8 +1,11 @@
 """The only module that touches the network.
 
 It drives the platforms' sans-I/O operations (see ``protocol.py``) with a sync executor on ``requests``
-and an async one on ``aiohttp``. Both share one retry policy, one process-wide token cache and one
-notion of timeouts and TLS settings.
+and an async one on ``aiohttp``. What they do with an operation (sign each attempt, retry with backoff,
+log in once per credential, renew a refused token, judge every answer) is written once, in ``_Calls``: a
+generator that yields only what needs I/O (send this, sleep this long, hold this login lock while that
+runs). Each executor carries those out, and nothing else. Both share one process-wide token cache and
+one notion of timeouts and TLS settings.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import email.utils
+import functools
 import logging
 import os
 import random
@@ -19,26 +22,27 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import requests
-import tenacity
 import urllib3
 import yarl
 
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
 from airflow_provider_flowinst.protocol import (
     Authenticator,
+    AuthenticatorDefaults,
     HttpRequest,
     HttpResponse,
     JSONTooDeep,
     Operation,
     Sleep,
     Token,
+    retry_after_header,
     snippet,
 )
 
@@ -101,27 +105,12 @@ class TransientFault(Exception):
         self.may_have_acted = may_have_acted
 
 
-_DIGITS = re.compile(r"[0-9]+")
-
-
 def retry_after_seconds(response: HttpResponse, now: float | None = None) -> float | None:
-    """``Retry-After`` (seconds or an HTTP date) or DataWorks' ``x-acs-retry-after`` (milliseconds).
+    """The standard ``Retry-After`` (seconds or an HTTP date), at ``now`` (default: the clock's now).
 
-    Anything else (a word, a negative number, a date that does not parse) is ignored, never an error.
+    A platform with a header of its own says so in its authenticator's ``retry_after_hint``.
     """
-    acs = (response.header("x-acs-retry-after") or "").strip()
-    if _DIGITS.fullmatch(acs):  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
-        return int(acs) / 1000.0
-    value = (response.header("retry-after") or "").strip()
-    if not value:
-        return None
-    if _DIGITS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
+    return retry_after_header(response, time.time() if now is None else now)
 
 
 #: Backoff: the n-th retry waits BACKOFF_FIRST * 2**(n-1) seconds plus up to BACKOFF_JITTER (capped at
@@ -130,57 +119,17 @@ BACKOFF_FIRST = 0.5
 BACKOFF_JITTER = 0.5
 
 
-class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
-    """Exponential backoff with jitter, but never sooner than the platform asked.
-
-    The first attempt is sent outside tenacity (it nearly always succeeds, and then costs nothing): the
-    attempts tenacity sees are the retries from the second on, hence the doubled multiplier.
-    """
-
-    def __init__(self, max_wait: float) -> None:
-        self.max_wait = max_wait
-        self.backoff = tenacity.wait_exponential_jitter(
-            multiplier=2 * BACKOFF_FIRST, max=max_wait, jitter=BACKOFF_JITTER
-        )
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        delay = self.backoff(retry_state)
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, TransientFault):
-            delay = _honour_retry_after(delay, error, self.max_wait)
-        return float(delay)
-
-
-def _honour_retry_after(delay: float, fault: TransientFault, max_wait: float) -> float:
-    return delay if fault.retry_after is None else max(delay, min(fault.retry_after, max_wait))
-
-
-def _first_retry_delay(settings: TransportSettings, fault: TransientFault, scrub: Callable[[str], str]) -> float:
-    """The wait before the first retry, logged as tenacity logs the others."""
-    delay = min(settings.retry_max_wait, BACKOFF_FIRST + random.uniform(0, BACKOFF_JITTER))
-    delay = _honour_retry_after(delay, fault, settings.retry_max_wait)
-    log.warning("Transient fault (%s); attempt 1, retrying in %.1f s", scrub(str(fault)), delay)
+def _backoff(settings: TransportSettings, retry: int, fault: TransientFault) -> float:
+    """The wait before the ``retry``-th retry (from 1): exponential with jitter, but never sooner than the
+    platform asked (up to ``retry_max_wait``)."""
+    try:
+        delay = BACKOFF_FIRST * float(2 ** (retry - 1)) + random.uniform(0, BACKOFF_JITTER)
+    except OverflowError:  # pragma: no cover - max_retries is bounded far below this
+        delay = settings.retry_max_wait
+    delay = max(0.0, min(delay, settings.retry_max_wait))
+    if fault.retry_after is not None:
+        delay = max(delay, min(fault.retry_after, settings.retry_max_wait))
     return delay
-
-
-def _retry_kwargs(settings: TransportSettings, scrub: Callable[[str], str]) -> dict[str, Any]:
-    """The retries after the first one: ``max_retries`` attempts in all."""
-
-    def log_retry(retry_state: tenacity.RetryCallState) -> None:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        delay = retry_state.next_action.sleep if retry_state.next_action else 0
-        attempt = retry_state.attempt_number + 1
-        log.warning("Transient fault (%s); attempt %d, retrying in %.1f s", scrub(str(error)), attempt, delay)
-
-    return {
-        "retry": tenacity.retry_if_exception_type(TransientFault),
-        "stop": tenacity.stop_after_attempt(settings.max_retries),
-        "wait": _WaitRetryAfterOrBackoff(settings.retry_max_wait),
-        "reraise": True,
-        "before_sleep": log_retry,
-    }
 
 
 class TokenCache:
@@ -229,7 +178,13 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
-def _classify(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> None:
+#: How long a platform asks to wait before a refused call is sent again (``Authenticator.retry_after_hint``).
+RetryAfterHint = Callable[[HttpResponse, float], float | None]
+
+
+def _classify(
+    settings: TransportSettings, request: HttpRequest, response: HttpResponse, hint: RetryAfterHint = retry_after_header
+) -> None:
     """Raise TransientFault for answers worth sending again.
 
     Those are 5xx and 429 (whatever the body: JSON, an HTML error page from a proxy, nothing), the
@@ -245,7 +200,7 @@ def _classify(settings: TransportSettings, request: HttpRequest, response: HttpR
         raise TransientFault(
             f"HTTP {response.status}: {readable_snippet(response)}",
             http_status=response.status,
-            retry_after=retry_after_seconds(response),
+            retry_after=hint(response, time.time()),
             may_have_acted=not (throttled or response.status == 429),
         )
     if request.repeatable and is_damaged_json(response):
@@ -287,13 +242,27 @@ def _read_deadline_passed(settings: TransportSettings) -> TransientFault:
     )
 
 
-def _classify_once(settings: TransportSettings, request: HttpRequest, response: HttpResponse) -> None:
+def _classify_once(
+    settings: TransportSettings, request: HttpRequest, response: HttpResponse, hint: RetryAfterHint = retry_after_header
+) -> None:
     """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
     try:
-        _classify(settings, request, response)
+        _classify(settings, request, response, hint)
     except TransientFault as fault:
         _may_send_again(settings, request, fault)
         raise
+
+
+def _lost(exc: BaseException, *, never_connected: bool) -> TransientFault:
+    """The answer did not come (a reset, a timeout, a connection refused): ``never_connected`` where provably
+    nothing was sent."""
+    return TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not never_connected)
+
+
+def _unsendable(settings: TransportSettings, request: HttpRequest, exc: BaseException) -> FlowPlatformError:
+    """An invalid URL or header: sending again cannot help."""
+    message = f"the request could not be sent: {type(exc).__name__}: {exc}"
+    return FlowPlatformError(settings.platform, request.call, message)
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -356,7 +325,7 @@ def _mask_token(token: Token) -> None:
         from airflow.sdk.log import mask_secret
     except ImportError:  # pragma: no cover - older task SDKs
         return
-    for value in (token.value, token.bearer, token.refresh_value):
+    for value in token.secrets():
         if value:
             mask_secret(value)
 
@@ -404,15 +373,6 @@ def _never_connected(exc: BaseException) -> bool:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _on_the_wire(settings: TransportSettings, request: HttpRequest, token: Token | None) -> HttpRequest:
-    """The request as this attempt sends it: signed now, or stamped now, or as it is."""
-    if request.authenticated:
-        return settings.auth.sign(request, token, _now_ms())
-    if request.stamp is not None:
-        return request.stamp(_now_ms())
-    return request
 
 
 #: Where ``verify: true`` finds its CA certificates, on both paths: the first of these variables that is set
@@ -478,11 +438,13 @@ class SecretsSeen:
     def __init__(self, auth: Authenticator) -> None:
         self._static = tuple(value for value in auth.secrets() if value)
         self._tokens: set[str] = set()
+        self._last_token: Token | None = None
         self._signed: collections.deque[str] = collections.deque(maxlen=self.KEPT_SIGNATURES)
 
     def token(self, token: Token | None) -> None:
-        if token is not None:
-            self._tokens.update(value for value in (token.value, token.bearer, token.refresh_value) if value)
+        if token is not None and token is not self._last_token:  # a poll's hot path: the same token again
+            self._tokens.update(value for value in token.secrets() if value)
+            self._last_token = token
 
     def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
         """Keep what signing or stamping added to a request (signatures, tokens, a token request's proof) and
@@ -516,6 +478,171 @@ class SecretsSeen:
     def redact(self, error: FlowPlatformError) -> None:
         error.redact(self.values())
 
+    @contextlib.contextmanager
+    def redacting(self) -> Iterator[None]:
+        """Every FlowPlatformError leaving the block redacted: the platform's own text may echo a secret."""
+        try:
+            yield
+        except FlowPlatformError as error:
+            self.redact(error)
+            raise
+
+
+class _Exchange:
+    """An effect: send ``wire`` (``request`` as this attempt signed it) and read the answer.
+
+    The executor answers with the ``HttpResponse``, whatever its status, or throws what went wrong: a
+    ``TransientFault`` (``_lost``, ``_read_deadline_passed``) or a ``FlowPlatformError`` that ends the call.
+    """
+
+    __slots__ = ("request", "wire")
+
+    def __init__(self, request: HttpRequest, wire: HttpRequest) -> None:
+        self.request = request
+        self.wire = wire
+
+
+class _Exclusive:
+    """An effect: drive ``steps`` (a login) holding the login lock of credential ``key``, and answer with
+    what they return: a login waits only for logins of the same credential."""
+
+    __slots__ = ("key", "steps")
+
+    def __init__(self, key: str, steps: _Steps[Token | None]) -> None:
+        self.key = key
+        self.steps = steps
+
+
+_Effect = _Exchange | _Exclusive | Sleep
+#: What ``_Calls`` yields (each effect, answered by the executor) and returns.
+_Steps = Generator[_Effect, Any, T]
+
+
+class _Done:
+    """``_resume``'s answer once the steps have returned ``value``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _resume(steps: _Steps[Any], reply: Any = None, error: Exception | None = None) -> _Effect | _Done:
+    """The next effect of ``steps``, sent the last one's ``reply`` (or thrown its ``error``)."""
+    try:
+        return steps.send(reply) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+def _answer(carry_out: Callable[[Any], Any], effect: _Effect) -> tuple[Any, Exception | None]:
+    """What carrying ``effect`` out gave: (its result, None), or (None, the error it met)."""
+    try:
+        return carry_out(effect), None
+    except Exception as exc:
+        return None, exc
+
+
+def _member(auth: Authenticator, name: str) -> Any:
+    """``auth``'s own ``name``, or the default of ``AuthenticatorDefaults`` for an authenticator written
+    without it (a duck-typed one with only ``sign``)."""
+    own = getattr(auth, name, None)
+    return own if own is not None else functools.partial(getattr(AuthenticatorDefaults, name), auth)
+
+
+class _Calls:
+    """What both transports do with an operation, sans-I/O: each attempt signed at its own time, transient
+    faults retried with backoff (at most ``max_retries`` times, never sooner than the platform asks, never
+    again where a call may have acted), one login per credential at a time, a refused token renewed and the
+    call sent once more, every answer judged (``_classify_once``) before the operation reads it.
+
+    ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``); an executor carries out
+    each and sends back its result, or throws its error in.
+    """
+
+    def __init__(self, settings: TransportSettings, seen: SecretsSeen) -> None:
+        self.settings = settings
+        self.seen = seen
+        self.auth = settings.auth
+        self.key = settings.auth.cache_key  # a digest of the credentials: taken once, not per call
+        self.authorize: Callable[[HttpRequest, Token | None, int], HttpRequest] = _member(self.auth, "authorize")
+        self.hint: RetryAfterHint = _member(self.auth, "retry_after_hint")
+
+    def run(self, operation: Operation[T]) -> _Steps[T]:
+        try:
+            step = next(operation)
+        except StopIteration as done:  # an operation that needed no request at all
+            return done.value  # type: ignore[no-any-return]
+        while True:
+            response = None
+            if isinstance(step, Sleep):
+                yield step
+            else:
+                response = yield from self.send(step)
+            try:
+                step = next(operation) if response is None else operation.send(response)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def send(self, request: HttpRequest) -> _Steps[HttpResponse]:
+        if not request.authenticated:
+            return (yield from self.retrying(request, None))
+        token = yield from self.token()
+        response = yield from self.retrying(request, token)
+        if self.auth.is_token_expired(response):
+            TOKENS.invalidate(self.key, token)
+            response = yield from self.retrying(request, (yield from self.token(refused=token)))
+        return response
+
+    def token(self, refused: Token | None = None) -> _Steps[Token | None]:
+        token = TOKENS.get(self.key)
+        if token is None:
+            token = yield _Exclusive(self.key, self.login(refused))
+            if token is None:
+                return None
+        self.seen.token(token)
+        return token
+
+    def login(self, refused: Token | None) -> _Steps[Token | None]:
+        """Run under the credential's login lock: another caller may have logged in meanwhile."""
+        token = TOKENS.get(self.key)
+        if token is None:
+            login = _obtain_token(self.auth, refused or TOKENS.stale(self.key))
+            if login is None:
+                return None
+            token = yield from self.run(login)
+            _mask_token(token)
+            TOKENS.put(self.key, token)
+        return token
+
+    def retrying(self, request: HttpRequest, token: Token | None) -> _Steps[HttpResponse]:
+        try:
+            return (yield from self.attempt(request, token))  # most calls: one attempt, no retry machinery
+        except TransientFault as fault:
+            failure = fault
+        for retry in range(1, self.settings.max_retries + 1):
+            delay = _backoff(self.settings, retry, failure)
+            log.warning(
+                "Transient fault (%s); attempt %d, retrying in %.1f s", self.seen.scrub(str(failure)), retry, delay
+            )
+            yield Sleep(delay)
+            try:
+                return (yield from self.attempt(request, token))
+            except TransientFault as fault:
+                failure = fault
+        raise _gave_up(self.settings, request, failure)
+
+    def attempt(self, request: HttpRequest, token: Token | None) -> _Steps[HttpResponse]:
+        wire = self.authorize(request, token, _now_ms())
+        self.seen.sent(request, wire)
+        try:
+            response: HttpResponse = yield _Exchange(request, wire)
+        except TransientFault as fault:
+            _may_send_again(self.settings, request, fault)
+            raise
+        _classify_once(self.settings, request, response, self.hint)
+        return response
+
 
 class SyncTransport:
     """Runs operations with ``requests``; one session (and its connection pool) per transport."""
@@ -524,80 +651,36 @@ class SyncTransport:
         self.settings = settings
         self.session = session or requests.Session()
         self.seen = SecretsSeen(settings.auth)
+        self._calls = _Calls(settings, self.seen)
+        self._carry_out: dict[type, Callable[[Any], Any]] = {
+            _Exchange: self._exchange,
+            Sleep: self._sleep,
+            _Exclusive: self._exclusive,
+        }
         self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
     def run(self, operation: Operation[T]) -> T:
-        try:
-            return self._drive(operation)
-        except FlowPlatformError as error:  # the platform's own text may echo a secret: hide it here
-            self.seen.redact(error)
-            raise
-
-    def _drive(self, operation: Operation[T]) -> T:
-        try:
-            step = next(operation)
-        except StopIteration as done:  # an operation that needed no request at all
-            return done.value  # type: ignore[no-any-return]
-        while True:
-            response = None
-            if isinstance(step, Sleep):
-                time.sleep(max(0.0, step.seconds))
-            else:
-                response = self._send(step)
-            try:
-                step = next(operation) if response is None else operation.send(response)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+        with self.seen.redacting():
+            return self._drive(self._calls.run(operation))
 
     def close(self) -> None:
         self.session.close()
 
-    def _send(self, request: HttpRequest) -> HttpResponse:
-        if not request.authenticated:
-            return self._send_with_retries(request, None)
-        token = self._token()
-        response = self._send_with_retries(request, token)
-        if self.settings.auth.is_token_expired(response):
-            TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = self._send_with_retries(request, self._token(refused=token))
-        return response
+    def _drive(self, steps: _Steps[T]) -> T:
+        effect = _resume(steps)
+        while not isinstance(effect, _Done):
+            effect = _resume(steps, *_answer(self._carry_out[type(effect)], effect))
+        return effect.value  # type: ignore[no-any-return]
 
-    def _token(self, refused: Token | None = None) -> Token | None:
-        auth = self.settings.auth
-        token = TOKENS.get(auth.cache_key)
-        if token is None:
-            with TOKENS.sync_lock(auth.cache_key):
-                token = TOKENS.get(auth.cache_key)
-                if token is None:
-                    login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
-                    if login is None:
-                        return None
-                    token = self._drive(login)
-                    _mask_token(token)
-                    TOKENS.put(auth.cache_key, token)
-        self.seen.token(token)
-        return token
+    def _exclusive(self, effect: _Exclusive) -> Token | None:
+        with TOKENS.sync_lock(effect.key):
+            return self._drive(effect.steps)
 
-    def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
-        try:
-            return self._send_once(request, token)  # most calls: no retry machinery at all
-        except TransientFault as fault:
-            first = fault
-        if self.settings.max_retries < 1:
-            raise _gave_up(self.settings, request, first)
-        time.sleep(_first_retry_delay(self.settings, first, self.seen.scrub))
-        try:
-            for attempt in tenacity.Retrying(**_retry_kwargs(self.settings, self.seen.scrub)):
-                with attempt:
-                    return self._send_once(request, token)
-        except TransientFault as fault:
-            raise _gave_up(self.settings, request, fault) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _sleep(self, effect: Sleep) -> None:
+        time.sleep(max(0.0, effect.seconds))
 
-    def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
-        wire = _on_the_wire(self.settings, request, token)
-        self.seen.sent(request, wire)
-        settings = self.settings
+    def _exchange(self, effect: _Exchange) -> HttpResponse:
+        request, wire, settings = effect.request, effect.wire, self.settings
         deadline = time.monotonic() + settings.read_timeout  # the whole answer, not each wait for a byte
         try:
             raw = self.session.request(
@@ -623,25 +706,16 @@ class SyncTransport:
             requests.exceptions.ContentDecodingError,
             urllib3.exceptions.HTTPError,  # the answer was cut off, timed out or garbled mid-body
         ) as exc:
-            raise self._fault(request, exc) from None
-        except requests.RequestException as exc:  # an invalid URL or header: sending again cannot help
-            raise FlowPlatformError(
-                settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
-            ) from None
+            raise _lost(exc, never_connected=_never_connected(exc)) from None
+        except requests.RequestException as exc:  # an OSError too, but an invalid URL or header: not transient
+            raise _unsendable(settings, request, exc) from None
         except OSError as exc:  # the socket failed mid-body
-            raise self._fault(request, exc) from None
-        response = HttpResponse(
+            raise _lost(exc, never_connected=_never_connected(exc)) from None
+        return HttpResponse(
             status=raw.status_code,
             headers={name.lower(): value for name, value in raw.headers.items()},
             body=body,
         )
-        _classify_once(settings, request, response)
-        return response
-
-    def _fault(self, request: HttpRequest, exc: BaseException) -> TransientFault:
-        fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not _never_connected(exc))
-        _may_send_again(self.settings, request, fault)
-        return fault
 
     def _read_body(self, raw: requests.Response, request: HttpRequest, deadline: float) -> bytes:
         """The decompressed body, read a chunk at a time: past ``deadline`` the attempt fails (a trickle),
@@ -651,9 +725,7 @@ class SyncTransport:
         size = 0
         while True:
             if time.monotonic() > deadline:
-                fault = _read_deadline_passed(self.settings)
-                _may_send_again(self.settings, request, fault)
-                raise fault
+                raise _read_deadline_passed(self.settings)
             # read1: whatever one read of the socket brings (decompressed, at most a chunk), not a full chunk
             data = raw.raw.read1(READ_CHUNK_BYTES, decode_content=True)
             if not data:
@@ -710,12 +782,26 @@ async def shared_session_lease() -> AsyncIterator[None]:
             await close_shared_session()
 
 
+async def _async_answer(carry_out: Callable[[Any], Awaitable[Any]], effect: _Effect) -> tuple[Any, Exception | None]:
+    """``_answer`` for an executor whose effects are awaited."""
+    try:
+        return await carry_out(effect), None
+    except Exception as exc:
+        return None, exc
+
+
 class AsyncTransport:
     """Runs the same operations on aiohttp without blocking the event loop."""
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
         self.seen = SecretsSeen(settings.auth)
+        self._calls = _Calls(settings, self.seen)
+        self._carry_out: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            _Exchange: self._exchange,
+            Sleep: self._sleep,
+            _Exclusive: self._exclusive,
+        }
         self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
         self._proxies: dict[str, str | None] = {}
         # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
@@ -726,107 +812,49 @@ class AsyncTransport:
         )
 
     async def run(self, operation: Operation[T]) -> T:
-        try:
-            return await self._drive(operation)
-        except FlowPlatformError as error:  # the platform's own text may echo a secret: hide it here
-            self.seen.redact(error)
-            raise
+        with self.seen.redacting():
+            return await self._drive(self._calls.run(operation))
 
-    async def _drive(self, operation: Operation[T]) -> T:
-        try:
-            step = next(operation)
-        except StopIteration as done:  # an operation that needed no request at all
-            return done.value  # type: ignore[no-any-return]
-        while True:
-            response = None
-            if isinstance(step, Sleep):
-                await asyncio.sleep(max(0.0, step.seconds))
-            else:
-                response = await self._send(step)
-            try:
-                step = next(operation) if response is None else operation.send(response)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+    async def _drive(self, steps: _Steps[T]) -> T:
+        effect = _resume(steps)
+        while not isinstance(effect, _Done):
+            effect = _resume(steps, *await _async_answer(self._carry_out[type(effect)], effect))
+        return effect.value  # type: ignore[no-any-return]
 
-    async def _send(self, request: HttpRequest) -> HttpResponse:
-        if not request.authenticated:
-            return await self._send_with_retries(request, None)
-        token = await self._token()
-        response = await self._send_with_retries(request, token)
-        if self.settings.auth.is_token_expired(response):
-            TOKENS.invalidate(self.settings.auth.cache_key, token)
-            response = await self._send_with_retries(request, await self._token(refused=token))
-        return response
+    async def _exclusive(self, effect: _Exclusive) -> Token | None:
+        async with TOKENS.async_lock(effect.key):
+            return await self._drive(effect.steps)
 
-    async def _token(self, refused: Token | None = None) -> Token | None:
-        auth = self.settings.auth
-        token = TOKENS.get(auth.cache_key)
-        if token is None:
-            async with TOKENS.async_lock(auth.cache_key):
-                token = TOKENS.get(auth.cache_key)
-                if token is None:
-                    login = _obtain_token(auth, refused or TOKENS.stale(auth.cache_key))
-                    if login is None:
-                        return None
-                    token = await self._drive(login)
-                    _mask_token(token)
-                    TOKENS.put(auth.cache_key, token)
-        self.seen.token(token)
-        return token
+    async def _sleep(self, effect: Sleep) -> None:
+        await asyncio.sleep(max(0.0, effect.seconds))
 
-    async def _send_with_retries(self, request: HttpRequest, token: Token | None) -> HttpResponse:
+    async def _exchange(self, effect: _Exchange) -> HttpResponse:
+        request, wire = effect.request, effect.wire
+        deadline = time.monotonic() + self.settings.read_timeout
         try:
-            return await self._send_once(request, token)  # most calls: no retry machinery at all
-        except TransientFault as fault:
-            first = fault
-        if self.settings.max_retries < 1:
-            raise _gave_up(self.settings, request, first)
-        await asyncio.sleep(_first_retry_delay(self.settings, first, self.seen.scrub))
-        try:
-            async for attempt in tenacity.AsyncRetrying(**_retry_kwargs(self.settings, self.seen.scrub)):
-                with attempt:
-                    return await self._send_once(request, token)
-        except TransientFault as fault:
-            raise _gave_up(self.settings, request, fault) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _send_once(self, request: HttpRequest, token: Token | None) -> HttpResponse:
-        wire = _on_the_wire(self.settings, request, token)
-        self.seen.sent(request, wire)
-        settings = self.settings
-        try:
-            response = await self._exchange(wire, request, time.monotonic() + settings.read_timeout)
+            async with _shared_session().request(
+                wire.method,
+                yarl.URL(wire.full_url, encoded=True),
+                headers=wire.headers,
+                data=wire.body,
+                ssl=self._ssl,
+                proxy=self._proxy(wire.url),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as raw:
+                return HttpResponse(
+                    status=raw.status,
+                    headers={name.lower(): value for name, value in raw.headers.items()},
+                    body=await self._read_body(raw, request, deadline),
+                )
         except aiohttp.ClientSSLError as exc:
-            raise tls_error(settings, request, exc) from None
-        except aiohttp.InvalidURL as exc:  # sending again cannot help
-            raise FlowPlatformError(
-                settings.platform, request.call, f"the request could not be sent: {type(exc).__name__}: {exc}"
-            ) from None
+            raise tls_error(self.settings, request, exc) from None
+        except aiohttp.InvalidURL as exc:
+            raise _unsendable(self.settings, request, exc) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             # ClientConnectorError and ConnectionTimeoutError: the connection was never made, nothing was sent.
-            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-            fault = TransientFault(f"{type(exc).__name__}: {exc}", may_have_acted=not never_sent)
-            _may_send_again(settings, request, fault)
-            raise fault from None
-        _classify_once(settings, request, response)
-        return response
-
-    async def _exchange(self, wire: HttpRequest, request: HttpRequest, deadline: float) -> HttpResponse:
-        async with _shared_session().request(
-            wire.method,
-            yarl.URL(wire.full_url, encoded=True),
-            headers=dict(wire.headers),
-            data=wire.body,
-            ssl=self._ssl,
-            proxy=self._proxy(wire.url),
-            timeout=self._timeout,
-            allow_redirects=False,
-        ) as raw:
-            return HttpResponse(
-                status=raw.status,
-                headers={name.lower(): value for name, value in raw.headers.items()},
-                body=await self._read_body(raw, request, deadline),
-            )
+            never = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+            raise _lost(exc, never_connected=never) from None
 
     def _proxy(self, url: str) -> str | None:
         parts = urlsplit(url)
@@ -841,11 +869,10 @@ class AsyncTransport:
         limit = self.settings.max_response_bytes
         chunks: list[bytes] = []
         size = 0
-        async for data in raw.content.iter_any():
+        content = raw.content
+        while data := await content.readany():  # what has arrived (readany, not iter_any: no StopAsyncIteration)
             if time.monotonic() > deadline:
-                fault = _read_deadline_passed(self.settings)
-                _may_send_again(self.settings, request, fault)
-                raise fault
+                raise _read_deadline_passed(self.settings)
             size += len(data)
             if size > limit:
                 raise _too_large(self.settings, request)

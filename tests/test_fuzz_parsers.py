@@ -356,7 +356,7 @@ def test_bpm_get_instance_reads_any_answer(response):
 def test_bpm_login_reads_any_answers(gateway_answer, login_answer, session_answer):
     token = returns(Token, lambda: drive(bpm_auth.login(), [gateway_answer, login_answer, session_answer]))
     if token is not None:
-        assert token.value and token.bearer
+        assert token.value and token.payload.bearer
 
 
 # -- LSF Process Manager ---------------------------------------------------------------------------------

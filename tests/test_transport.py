@@ -203,7 +203,7 @@ async def test_the_async_path_shares_retries_and_tokens(emulator):
     [
         ({"retry-after": "3"}, 3.0),
         ({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, 10.0),
-        ({"x-acs-retry-after": "1500"}, 1.5),
+        ({"x-acs-retry-after": "1500"}, None),  # DataWorks' own header: its authenticator reads it
         ({}, None),
         ({"retry-after": "soon"}, None),
     ],

@@ -38,6 +38,7 @@ from airflow_provider_flowinst.platforms._common import (
     reading_times,
 )
 from airflow_provider_flowinst.protocol import (
+    AuthenticatorDefaults,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -51,6 +52,7 @@ from airflow_provider_flowinst.protocol import (
     percent_encode,
     require,
     required_id,
+    retry_after_header,
 )
 from airflow_provider_flowinst.timeparse import parse_epoch_ms
 
@@ -245,7 +247,7 @@ def sign_request(
 
 
 @dataclass(frozen=True)
-class DataWorksSigner:
+class DataWorksSigner(AuthenticatorDefaults):
     """Signs every request on its own with an AccessKey pair (and an STS token): no login, no token cache."""
 
     access_key_id: str
@@ -277,6 +279,13 @@ class DataWorksSigner:
 
     def is_token_expired(self, response: HttpResponse) -> bool:
         return False  # an expired STS token cannot be renewed from the connection; it is reported
+
+    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
+        """``x-acs-retry-after`` (milliseconds, with a ``Throttling`` answer), else the standard ``Retry-After``."""
+        acs = (response.header("x-acs-retry-after") or "").strip()
+        if acs.isascii() and acs.isdigit():  # ASCII digits only: "²" is a digit to str.isdigit(), not to int()
+            return int(acs) / 1000.0
+        return retry_after_header(response, now)
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(value for value in (self.access_key_secret, self.security_token) if value)

@@ -34,6 +34,7 @@ from airflow_provider_flowinst.platforms.enos_gateway import (
     sha256_hex,
 )
 from airflow_provider_flowinst.protocol import (
+    AuthenticatorDefaults,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -91,13 +92,30 @@ def map_status(process_status: Any) -> FlowState:
 
 
 @dataclass(frozen=True)
-class EnOSBPMAuth:
+class PortalSession:
+    """What a BPM token carries beside the gateway token (its ``payload``): the portal user's token, sent as
+    the bearer token of every call, and the refresh token that renews it without the password."""
+
+    bearer: str = field(repr=False)
+    refresh_value: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.bearer,) if self.refresh_value is None else (self.bearer, self.refresh_value)
+
+
+def portal_session(token: Token) -> PortalSession | None:
+    """The portal session a BPM login cached with the gateway token, if ``token`` holds one."""
+    return token.payload if isinstance(token.payload, PortalSession) else None
+
+
+@dataclass(frozen=True)
+class EnOSBPMAuth(AuthenticatorDefaults):
     """The gateway signature plus the portal user's bearer token, obtained by one login and cached together.
 
     ``login()`` fetches the gateway token, logs the portal account in and always chooses an organization
     (``org_id``, or the only one the login answer lists): the login's own token serves Choose Organization
     only, and the token that call hands out is the one BPM accepts. The resulting ``Token`` holds the
-    gateway token in ``value``, that user token in ``bearer`` and its refresh token in ``refresh_value``.
+    gateway token in ``value`` and that user token and its refresh token in its ``PortalSession`` payload.
     ``renew()`` replaces a refused or spent token by the refresh token, and logs in again only when that fails.
     ``on_secret`` is told every token obtained, so the hook can mask it in logs.
     """
@@ -129,26 +147,35 @@ class EnOSBPMAuth:
         with ``token``'s refresh token; a password login only when there is none or the portal refuses it.
         """
         gateway_token = yield from self._gateway_token()
-        if token.refresh_value:
+        refresh_value = _refresh_value(token)
+        if refresh_value:
             try:
-                data = yield from self._refresh_session(gateway_token, token.refresh_value)
-                return self._session_token(gateway_token, data, REFRESH_CALL, refresh_value=token.refresh_value)
+                data = yield from self._refresh_session(gateway_token, refresh_value)
+                return self._session_token(gateway_token, data, REFRESH_CALL, refresh_value=refresh_value)
             except FlowPlatformError:
                 pass  # the refresh token expired or was revoked: only the password is left
         return (yield from self._log_in(gateway_token))
 
     def refresh(self, token: Token) -> Operation[Token]:
         """Refresh Access Token with ``token``'s own gateway token: a new user token, without the password."""
-        if not token.refresh_value:
+        refresh_value = _refresh_value(token)
+        if not refresh_value:
             raise FlowPlatformError(self.platform, REFRESH_CALL, "no refresh token: Choose Organization hands one out")
-        data = yield from self._refresh_session(token, token.refresh_value)
-        return self._session_token(token, data, REFRESH_CALL, refresh_value=token.refresh_value)
+        data = yield from self._refresh_session(token, refresh_value)
+        return self._session_token(token, data, REFRESH_CALL, refresh_value=refresh_value)
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
-        if token is None or not token.bearer:
+        session = None if token is None else portal_session(token)
+        if token is None or session is None or not session.bearer:
             raise ValueError("EnOS BPM calls need the gateway token and the portal user token")
         signed = self.gateway.sign(request, token, now_ms)
-        return signed.with_headers({"Authorization": f"Bearer {token.bearer}"})
+        return signed.with_headers({"Authorization": f"Bearer {session.bearer}"})
+
+    def authorize(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        """Calls signed; the login's steps as the gateway sends them (its token request stamped anew)."""
+        if request.authenticated:
+            return self.sign(request, token, now_ms)
+        return self.gateway.authorize(request, token, now_ms)
 
     def is_token_expired(self, response: HttpResponse) -> bool:
         """HTTP 401, the gateway's 1203, or the portal's 31401 "Please login first" (or 401/410) in a BPM answer."""
@@ -228,9 +255,8 @@ class EnOSBPMAuth:
             raise FlowPlatformError(self.platform, call, "the answer has no accessToken")
         refreshed = as_id(data.get("refreshToken")) or refresh_value
         self._reveal(bearer, refreshed)
-        return Token(
-            value=gateway_token.value, expires_at=gateway_token.expires_at, refresh_value=refreshed, bearer=bearer
-        )
+        session = PortalSession(bearer=bearer, refresh_value=refreshed)
+        return Token(value=gateway_token.value, expires_at=gateway_token.expires_at, payload=session)
 
     def _portal_request(
         self,
@@ -262,6 +288,11 @@ class EnOSBPMAuth:
         for secret in dict.fromkeys(secrets):
             if secret:
                 self.on_secret(secret)
+
+
+def _refresh_value(token: Token) -> str | None:
+    session = portal_session(token)
+    return None if session is None else session.refresh_value
 
 
 def only_organization(organizations: Any, *, platform: str = PLATFORM) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.platforms._common import epoch_ms
 from airflow_provider_flowinst.protocol import (
+    AuthenticatorDefaults,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -88,7 +89,7 @@ def envelope_message(payload: Any, response: HttpResponse) -> str:
 
 
 @dataclass(frozen=True)
-class EnOSGatewayAuth:
+class EnOSGatewayAuth(AuthenticatorDefaults):
     """Gateway token and per-call signature for one application (appKey, appSecret)."""
 
     platform: str
@@ -125,7 +126,7 @@ class EnOSGatewayAuth:
                 }
             ),
             authenticated=False,
-            stamp=self.token_request,
+            idempotent=True,  # asking for a token again does no harm
         )
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
@@ -138,6 +139,14 @@ class EnOSGatewayAuth:
                 "apim-signature": request_signature(token.value, request.params, request.body, now_ms, self.app_secret),
             }
         )
+
+    def authorize(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
+        """Calls signed; the token request built anew at each attempt, with that attempt's timestamp."""
+        if request.authenticated:
+            return self.sign(request, token, now_ms)
+        if request.url == self.base_url + TOKEN_PATH:
+            return self.token_request(now_ms)
+        return request
 
     def is_token_expired(self, response: HttpResponse) -> bool:
         if response.status == 401:

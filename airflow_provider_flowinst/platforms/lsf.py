@@ -35,6 +35,7 @@ from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFoun
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import form_body, reading_times
 from airflow_provider_flowinst.protocol import (
+    AuthenticatorDefaults,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -151,7 +152,7 @@ _PROCESS_KEY = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
-class LSFLogonAuth:
+class LSFLogonAuth(AuthenticatorDefaults):
     """Logon with user name and password; the token goes back as a cookie.
 
     The cache key is (base URL, user) (and a keyed digest of the password), so every hook of the process

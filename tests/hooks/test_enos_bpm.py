@@ -18,7 +18,7 @@ from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformE
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.enos_bpm import EnOSBPMHook
 from airflow_provider_flowinst.models import FlowState
-from airflow_provider_flowinst.platforms.enos_bpm import PORTAL_LOGIN_PATH, activity_node_id, marker_tag
+from airflow_provider_flowinst.platforms.enos_bpm import PORTAL_LOGIN_PATH, PortalSession, activity_node_id, marker_tag
 from airflow_provider_flowinst.protocol import HttpRequest, StartAttempt, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
@@ -410,7 +410,9 @@ def test_the_refresh_token_renews_the_user_token(emulator):
 
     renewed = hook.run(auth.refresh(token))
 
-    assert renewed.bearer != token.bearer and renewed.refresh_value != token.refresh_value
+    assert (
+        renewed.payload.bearer != token.payload.bearer and renewed.payload.refresh_value != token.payload.refresh_value
+    )
     TOKENS.put(auth.cache_key, renewed)
     assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
     assert portal_logins(emulator) == 1
@@ -439,13 +441,13 @@ def test_the_login_token_alone_is_refused_by_bpm_and_the_chosen_organizations_to
 
     # What main did without org_id: BPM calls with the login's own token. The platform refuses them.
     refused = raw_call(
-        hook, Token(gateway.value, gateway.expires_at, bearer=login_token), "GET", "process-instances", **get
+        hook, Token(gateway.value, gateway.expires_at, PortalSession(login_token)), "GET", "process-instances", **get
     )
     assert (refused["code"], refused["msg"]) == (31401, "Please login first")
 
     # Now: the only organization listed is chosen, and its token serves.
     assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
-    assert TOKENS.get(auth.cache_key).bearer != login_token
+    assert TOKENS.get(auth.cache_key).payload.bearer != login_token
 
 
 def test_several_organizations_without_org_id_fail_naming_them(emulator, bpm_settings):
@@ -509,7 +511,13 @@ def test_secrets_and_tokens_are_masked(emulator):
     hook.get_process_instance(SEED_COMPLETED)
     token = TOKENS.get(hook._settings.auth.cache_key)
 
-    for secret in (creds.BPM_PASSWORD, creds.ENOS_APP_SECRET, token.value, token.bearer, token.refresh_value):
+    for secret in (
+        creds.BPM_PASSWORD,
+        creds.ENOS_APP_SECRET,
+        token.value,
+        token.payload.bearer,
+        token.payload.refresh_value,
+    ):
         assert secret not in str(redact(f"before {secret} after"))
 
 

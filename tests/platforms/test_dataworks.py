@@ -587,6 +587,21 @@ def test_throttling_is_detected_by_its_code(response, throttled):
     assert is_throttled(response) is throttled
 
 
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"x-acs-retry-after": "1500"}, 1.5),  # milliseconds, moved here from the transport's own reading
+        ({"x-acs-retry-after": "250", "retry-after": "3"}, 0.25),  # DataWorks' own header first
+        ({"retry-after": "3"}, 3.0),  # the standard header still counts
+        ({"x-acs-retry-after": "\u00b2"}, None),  # a digit to str.isdigit(), not to int()
+        ({"x-acs-retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_the_signer_tells_the_transport_how_long_a_throttled_call_waits(headers, seconds):
+    assert DataWorksSigner("AK", "S").retry_after_hint(HttpResponse(429, headers, b""), 1445412480.0) == seconds
+
+
 def test_a_throttling_error_is_marked_retryable():
     with pytest.raises(FlowPlatformError) as caught:
         read_response(error("Throttling.User", 400), call="ListTaskInstances")

@@ -15,6 +15,7 @@ from airflow_provider_flowinst.platforms.enos_bpm import (
     EnOSBPMAuth,
     EnOSBPMClient,
     EnOSBPMSettings,
+    PortalSession,
     activity_node_id,
     map_status,
     query_body,
@@ -77,7 +78,7 @@ SESSION_OK = answer(
         "data": {"accessToken": "org-token", "refreshToken": "refresh-1", "refreshTokenExpire": 1570018958000},
     }
 )
-TOKEN = Token("gw-token", 10**10, refresh_value="refresh-1", bearer="user-token")
+TOKEN = Token("gw-token", 10**10, PortalSession("user-token", "refresh-1"))
 
 
 # -- login: gateway token, then the portal account, then the organization ---------------------------------
@@ -104,7 +105,7 @@ def test_login_gets_the_gateway_token_then_logs_in_and_chooses_the_organization(
         assert request.headers["apim-accesstoken"] == "gw-token"
         assert signature_is_valid(request)
 
-    assert (token.value, token.bearer, token.refresh_value) == ("gw-token", "org-token", "refresh-1")
+    assert (token.value, token.payload.bearer, token.payload.refresh_value) == ("gw-token", "org-token", "refresh-1")
     # Every token is handed over for masking as it arrives (the login's own user token too).
     assert seen == ["gw-token", "user-token", "org-token", "refresh-1"]
     assert "token" not in repr(token).replace("Token(", "")
@@ -115,7 +116,7 @@ def test_without_org_id_the_only_organization_listed_is_chosen():
     requests, token = run(auth(org_id=None).login(), GATEWAY_OK, LOGIN_OK, SESSION_OK)
 
     assert body_of(requests[2]) == {"orgId": "o1"}
-    assert (token.bearer, token.refresh_value) == ("org-token", "refresh-1")
+    assert (token.payload.bearer, token.payload.refresh_value) == ("org-token", "refresh-1")
 
 
 def test_several_organizations_and_none_chosen_is_an_error_naming_them():
@@ -153,7 +154,7 @@ def test_choose_organization_falls_back_to_v21_on_404_and_keeps_the_token_it_ech
         "v2.1/session/set",
     ]
     assert all(r.headers["Authorization"] == "Bearer user-token" and signature_is_valid(r) for r in requests[2:])
-    assert (token.bearer, token.refresh_value) == ("user-token", "r21")
+    assert (token.payload.bearer, token.payload.refresh_value) == ("user-token", "r21")
 
 
 def test_choose_organization_at_v22_needs_no_v21():
@@ -172,7 +173,7 @@ def test_a_refused_organization_is_the_portals_message():
 def test_the_v20_portal_success_code_200_is_accepted():
     v20 = answer({"code": 200, "message": "", "data": {"accessToken": "old-style"}})
     _, token = run(auth().login(), GATEWAY_OK, v20, v20)
-    assert token.bearer == "old-style"
+    assert token.payload.bearer == "old-style"
 
 
 def test_a_wrong_password_is_the_portals_message_without_the_password():
@@ -215,7 +216,7 @@ def test_refresh_sends_the_refresh_token_signed_and_keeps_the_gateway_token():
     assert request.params == (("refreshToken", "refresh-1"),)
     assert "Authorization" not in request.headers  # the portal needs no login for a refresh
     assert signature_is_valid(request)
-    assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token", "user-2", "refresh-2")
+    assert (renewed.value, renewed.payload.bearer, renewed.payload.refresh_value) == ("gw-token", "user-2", "refresh-2")
 
 
 def test_refresh_falls_back_to_v20_on_404():
@@ -226,12 +227,12 @@ def test_refresh_falls_back_to_v20_on_404():
         "https://gw/app-portal-service/v2.2/token/refresh",
         "https://gw/app-portal-service/v2.0/token/refresh",
     ]
-    assert renewed.bearer == "user-2"
+    assert renewed.payload.bearer == "user-2"
 
 
 def test_refresh_without_a_refresh_token_says_why():
     with pytest.raises(FlowPlatformError, match="no refresh token: Choose Organization hands one out"):
-        next(auth().refresh(Token("gw", 0, bearer="b")))
+        next(auth().refresh(Token("gw", 0, PortalSession("b"))))
 
 
 def test_renew_uses_the_refresh_token_and_never_the_password():
@@ -243,7 +244,11 @@ def test_renew_uses_the_refresh_token_and_never_the_password():
     assert refresh.url == "https://gw/app-portal-service/v2.2/token/refresh"
     assert refresh.headers["apim-accesstoken"] == "gw-token-2" and signature_is_valid(refresh)
     assert all(b"pw" not in (r.body or b"") for r in requests)
-    assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token-2", "user-2", "refresh-2")
+    assert (renewed.value, renewed.payload.bearer, renewed.payload.refresh_value) == (
+        "gw-token-2",
+        "user-2",
+        "refresh-2",
+    )
     assert seen == ["gw-token-2", "user-2", "refresh-2"]
 
 
@@ -253,13 +258,17 @@ def test_renew_logs_in_with_the_password_only_when_the_refresh_is_refused():
     assert [r.call for r in requests] == ["Get Access Token", "Refresh Access Token", "Log In", "Choose Organization"]
     assert body_of(requests[2]) == {"account": "me@example.com", "password": "pw"}
     assert requests[2].headers["apim-accesstoken"] == "gw-token-2"  # one gateway token for the whole renewal
-    assert (renewed.value, renewed.bearer, renewed.refresh_value) == ("gw-token-2", "org-token", "refresh-1")
+    assert (renewed.value, renewed.payload.bearer, renewed.payload.refresh_value) == (
+        "gw-token-2",
+        "org-token",
+        "refresh-1",
+    )
 
 
 def test_renew_without_a_refresh_token_logs_in():
-    requests, renewed = run(auth().renew(Token("gw", 0, bearer="b")), GATEWAY_2, LOGIN_OK, SESSION_OK)
+    requests, renewed = run(auth().renew(Token("gw", 0, PortalSession("b"))), GATEWAY_2, LOGIN_OK, SESSION_OK)
     assert [r.call for r in requests] == ["Get Access Token", "Log In", "Choose Organization"]
-    assert renewed.bearer == "org-token"
+    assert renewed.payload.bearer == "org-token"
 
 
 # -- signing ----------------------------------------------------------------------------------------------
