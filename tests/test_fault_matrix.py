@@ -6,7 +6,8 @@ the same FlowInstance a fault-free read returns, within a bounded time, or a cle
 that names the platform, the call, the platform's own message and the HTTP status.
 
 The connections retry quickly (``max_retries`` 2, ``retry_max_wait`` 0.05 s, ``read_timeout`` 1 s) so the
-matrix stays fast; the 429 row allows waits of up to 5 s so that ``Retry-After: 1`` is honoured in full.
+matrix stays fast; the 429 row allows waits of up to 5 s so that ``Retry-After: 2`` is honoured in full
+(longer than any first backoff, 0.5 to 1 s, so the row fails if the header is ignored).
 ``docs/reliability.md`` shows this matrix; ``test_the_documented_matrix_is_this_one`` keeps them equal.
 """
 
@@ -85,7 +86,7 @@ FAULTS = (
     Fault("503", "503 twice, then success", {"count": 2}),
     Fault("502", "502 twice, then success", {"count": 2}),
     Fault("500", "500 once, then success", {"count": 1}),
-    Fault("429", "429 with Retry-After 1 s, then success", {"count": 1, "retry_after": 1}, {"retry_max_wait": 5}),
+    Fault("429", "429 with Retry-After 2 s, then success", {"count": 1, "retry_after": 2}, {"retry_max_wait": 5}),
     Fault("reset", "connection reset twice, then success", {"count": 2}),
     Fault("timeout", "read timeout (answer held 3 s), then success", {"count": 1, "delay": 3}),
     Fault("malformed", "malformed JSON (HTTP 200, cut short), then success", {"count": 1}),
@@ -97,7 +98,7 @@ FAULTS = (
 FORBIDDEN = "emulated: no privilege for this call"
 #: What each cell promises; a cell not listed recovers with no delay to speak of.
 OUTCOMES: dict[tuple[str, str], Recovers | FailsFast] = {
-    **{("429", platform): Recovers(min_seconds=1.0) for platform in PLATFORMS},
+    **{("429", platform): Recovers(min_seconds=2.0) for platform in PLATFORMS},
     **{("timeout", platform): Recovers(min_seconds=1.0) for platform in PLATFORMS},
     **{("expired_token", platform): Recovers(renews_token=True) for platform in ("enos_batch", "enos_bpm", "lsf_pm")},
     # DataWorks signs each request with the AccessKey: there is no token to renew. The nearest real failure

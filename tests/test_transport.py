@@ -9,6 +9,7 @@ import time
 import tracemalloc
 
 import pytest
+import requests
 from airflow.sdk import Connection
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
@@ -60,12 +61,23 @@ def test_a_fault_that_does_not_pass_fails_after_the_bounded_attempts(emulator):
 
 
 def test_retry_after_is_honoured(emulator):
-    emulator.inject_fault("429", platform="enos_batch", count=1, retry_after=1)
+    # 2 s is longer than any first backoff (0.5 to 1 s): the wait shows the header was read.
+    emulator.inject_fault("429", platform="enos_batch", count=1, retry_after=2)
 
     started = time.monotonic()
     enos_hook(emulator, retry_max_wait=5).get_my_flows()
 
-    assert time.monotonic() - started >= 1.0
+    assert time.monotonic() - started >= 2.0
+
+
+def test_the_emulator_never_asks_for_less_than_the_retry_after_it_is_given(emulator):
+    # HTTP's Retry-After is whole seconds: 1.2 s is sent as 2, never truncated to 1.
+    emulator.inject_fault("429", platform="enos_batch", count=1, retry_after=1.2)
+
+    response = requests.get(emulator.url + "/batch-processing-service/v2.1/flows", timeout=10)
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "2"
 
 
 def test_a_permanent_refusal_fails_at_once(emulator):

@@ -344,24 +344,25 @@ def test_a_tampered_request_is_refused(emulator):
 
 
 def test_throttling_is_retried_after_the_platforms_delay(emulator):
-    emulator.inject_fault("429", platform="dataworks", retry_after=0.3)
+    # 1750 ms is longer than any first backoff (0.5 to 1 s): the wait shows x-acs-retry-after was read.
+    emulator.inject_fault("429", platform="dataworks", retry_after=1.75)
     hook = DataWorksHook()
 
     started = time.monotonic()
     record = hook.get_workflow_instance("700001")
 
     assert record["Id"] == 700001
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.75
 
 
 def test_the_429_fault_says_when_to_retry_in_milliseconds(emulator):
-    emulator.inject_fault("429", platform="dataworks", retry_after=1.5)
+    emulator.inject_fault("429", platform="dataworks", retry_after=1.9999)
 
     response = raw_send(emulator, nonce="throttled")
 
     assert response.status_code == 429
     assert response.json()["Code"] == "Throttling.User"
-    assert response.headers["x-acs-retry-after"] == "1500"
+    assert response.headers["x-acs-retry-after"] == "2000"
 
 
 def test_a_server_error_is_retried(emulator):

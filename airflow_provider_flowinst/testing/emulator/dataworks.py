@@ -404,7 +404,7 @@ class DataWorksEmulator:
             if faulted is not None:
                 if fault.kind == "429" and fault.retry_after is not None:
                     faulted.headers.popall("Retry-After", None)
-                    faulted.headers["x-acs-retry-after"] = str(int(fault.retry_after * 1000))
+                    faulted.headers["x-acs-retry-after"] = str(round(fault.retry_after * 1000))
                 return faulted
         body = await request.read()
         refusal = self._authenticate(request, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,7 +33,8 @@ async def fault_response(
     if kind == "429":
         response = error(429, "Throttling.User", "Request was denied due to user flow control.")
         if fault.retry_after is not None:
-            response.headers["Retry-After"] = str(int(fault.retry_after))
+            # HTTP's delay-seconds is a whole number: round up, so the server never asks for less than given.
+            response.headers["Retry-After"] = str(math.ceil(fault.retry_after))
         return response
     if kind == "403":
         return error(403, "Forbidden", "emulated: no privilege for this call")
