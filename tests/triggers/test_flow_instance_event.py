@@ -29,12 +29,25 @@ WATCHED = {
 
 
 class Watch:
-    """Runs a trigger's event loop in the background and records what it fires."""
+    """Runs a trigger's event loop in the background and records what it fires and how often it polled.
+
+    The tests wait on these (and on the emulator's runs), never on fixed sleeps: a loaded machine only makes
+    them slower.
+    """
 
     def __init__(self, trigger) -> None:
         self.trigger = trigger
         self.events: list[dict] = []
         self.polls = 0
+        looked_at = trigger._fresh
+
+        async def counting(snapshot):
+            try:
+                return await looked_at(snapshot)
+            finally:
+                self.polls += 1
+
+        trigger._fresh = counting
 
     async def __aenter__(self) -> Watch:
         self.task = asyncio.create_task(self._collect())
@@ -49,6 +62,16 @@ class Watch:
             while len(self.events) < count:
                 await asyncio.sleep(0.05)
 
+    async def baseline_taken(self, timeout: float = 20.0) -> None:
+        await self.more_polls(1, timeout)
+
+    async def more_polls(self, count: int, timeout: float = 20.0) -> None:
+        """Until the trigger has looked at ``count`` more snapshots than now."""
+        target = self.polls + count
+        async with asyncio.timeout(timeout):
+            while self.polls < target:
+                await asyncio.sleep(0.05)
+
     async def __aexit__(self, *exc) -> None:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -61,13 +84,14 @@ async def test_a_new_successful_run_fires_once_and_older_ones_never(emulator, pl
     conn_id, flow = WATCHED[platform]
     hook = await aget_hook(conn_id)
     old = await hook.astart_run(flow) if platform != "enos_batch" else None
-    await asyncio.sleep(2)  # the old run ends before the watch starts: it is part of the baseline
+    if old is not None:
+        await ended(hook, old)  # before the watch starts: it is part of the baseline
 
     async with Watch(FlowInstanceEventTrigger(conn_id=conn_id, flow=flow, poke_interval=0.2)) as watch:
-        await asyncio.sleep(1)  # the baseline poll
+        await watch.baseline_taken()
         new = await hook.astart_run(flow)
         await watch.wait_for(1)
-        await asyncio.sleep(1.5)  # several more polls: nothing fires again
+        await watch.more_polls(5)  # nothing fires again
 
     assert [event["instance_id"] for event in watch.events] == [new]
     assert watch.events[0]["instance"]["state"] == "success"
@@ -81,7 +105,7 @@ async def test_only_the_chosen_states_fire(emulator):
         conn_id="lsf_pm_default", flow="jsmith:flow_exit", states=["failed"], poke_interval=0.2
     )
     async with Watch(trigger) as watch:
-        await asyncio.sleep(1)
+        await watch.baseline_taken()
         failed = await hook.astart_run("jsmith:flow_exit")
         await watch.wait_for(1)
 
@@ -109,27 +133,27 @@ async def test_with_a_state_store_a_restart_neither_refires_nor_misses(emulator)
     first = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", poke_interval=0.2)
     first.asset_state_store = store
     async with Watch(first) as watch:
-        await asyncio.sleep(1)
+        await watch.baseline_taken()
         before_restart = await hook.astart_run("1001")
         await watch.wait_for(1)
 
     during_downtime = await hook.astart_run("1001")
-    await asyncio.sleep(2)  # it ends while no trigger runs
+    await ended(hook, during_downtime)  # while no trigger runs
 
     second = FlowInstanceEventTrigger(**first.serialize()[1])
     second.asset_state_store = store
     async with Watch(second) as watch_again:
         await watch_again.wait_for(1)
-        await asyncio.sleep(1)
+        await watch_again.more_polls(3)
 
     assert [event["instance_id"] for event in watch.events] == [before_restart]
     assert [event["instance_id"] for event in watch_again.events] == [during_downtime]
 
 
-async def baseline_taken(trigger, timeout: float = 20.0) -> None:
+async def ended(hook, instance_id: str, timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
-        while trigger._seen is None:
-            await asyncio.sleep(0.05)
+        while not (await hook.aget_instance(instance_id, include_graph=False)).state.is_terminal:
+            await asyncio.sleep(0.1)
 
 
 async def fired(watch: Watch, instance_id: str, timeout: float = 20.0) -> None:
@@ -144,21 +168,19 @@ async def test_without_a_state_store_a_restart_takes_a_new_baseline(emulator):
 
     first = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", poke_interval=0.2)
     async with Watch(first) as watch:
-        await baseline_taken(first)
+        await watch.baseline_taken()
         before_restart = await hook.astart_run("1001")
         await fired(watch, before_restart)
 
     during_downtime = await hook.astart_run("1001")
-    async with asyncio.timeout(20):
-        while not (await hook.aget_instance(during_downtime, include_graph=False)).state.is_terminal:
-            await asyncio.sleep(0.1)
+    await ended(hook, during_downtime)
 
     second = FlowInstanceEventTrigger(**first.serialize()[1])
     async with Watch(second) as watch_again:
-        await baseline_taken(second)
+        await watch_again.baseline_taken()
         after_restart = await hook.astart_run("1001")
         await fired(watch_again, after_restart)
-        await asyncio.sleep(1)
+        await watch_again.more_polls(3)
 
     # (The emulator's own earlier runs of the workflow may fire too; only the test's runs are asserted.)
     first_ids = [event["instance_id"] for event in watch.events]
@@ -208,7 +230,9 @@ async def test_watchers_of_one_flow_share_one_poll(emulator):
         asyncio.create_task(consume(1, anything_ended)),
     ]
     try:
-        await asyncio.sleep(1)
+        async with asyncio.timeout(20):  # both filters took their baseline
+            while succeeded._seen is None or anything_ended._seen is None:
+                await asyncio.sleep(0.05)
         new = await hook.astart_run(BPM["success"])
         async with asyncio.timeout(20):
             while not (fired[0] and fired[1]):
@@ -247,7 +271,7 @@ def test_serialised_kwargs_are_deterministic_and_hold_no_secret():
 async def test_an_instance_listed_twice_in_one_snapshot_fires_once(emulator):
     hook = await aget_hook("dataworks_default")
     run_id = await hook.astart_run("1001")
-    await asyncio.sleep(1)  # it ends
+    await ended(hook, run_id)
     instance = await hook.aget_instance(run_id, include_graph=False)
     trigger = FlowInstanceEventTrigger(conn_id="dataworks_default", flow="1001", include_graph=False)
 
