@@ -30,6 +30,17 @@ def enos_requests(stats: dict) -> int:
     )
 
 
+async def first_reads_done(emulator, quiet: float = 0.3, timeout: float = 30.0) -> None:
+    """Until the waits' first reads have been made: requests arrived, then none for ``quiet`` seconds."""
+    async with asyncio.timeout(timeout):
+        while enos_requests(emulator.stats()) == 0:
+            await asyncio.sleep(0.05)
+        before, now = -1, enos_requests(emulator.stats())
+        while now != before:
+            await asyncio.sleep(quiet)
+            before, now = now, enos_requests(emulator.stats())
+
+
 async def requests_per_interval(emulator, ids: list[str]) -> float:
     """Requests per poll interval once every wait has been read once; fails if any wait ended."""
     ended: list[str] = []
@@ -42,7 +53,7 @@ async def requests_per_interval(emulator, ids: list[str]) -> float:
 
     tasks = [asyncio.ensure_future(wait(instance_id)) for instance_id in ids]
     try:
-        await asyncio.sleep(POKE * 1.5)  # start-up: each wait's first read
+        await first_reads_done(emulator)
         before, started = enos_requests(emulator.stats()), time.perf_counter()
         await asyncio.sleep(POKE * INTERVALS)
         after, elapsed = enos_requests(emulator.stats()), time.perf_counter() - started
