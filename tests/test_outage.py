@@ -197,7 +197,7 @@ async def test_a_rebuilt_trigger_keeps_the_deadline_of_the_original(emulator):
 
     assert event["status"] == "timeout"
     assert "last seen running" in event["message"]
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # at once (a poll would go on until the 30 s guard), with a margin
 
 
 # -- a whole deferrable task through an outage -----------------------------------------------------------

@@ -149,7 +149,9 @@ async def test_verification_is_on_by_default(https_emulator, monkeypatch, platfo
     with pytest.raises(FlowPlatformError) as error:
         await read(conn_id, INSTANCES[platform], path)
 
-    assert time.monotonic() - started < 2.0  # not retried: another attempt would meet the same certificate
+    # Not retried: another attempt would meet the same certificate (retries would back off 15 s in all); the
+    # margin holds on a loaded 2-core machine.
+    assert time.monotonic() - started < 5.0
     message = str(error.value)
     assert message.startswith(
         f"{PLATFORM_TITLES[platform]}: {FIRST_CALL[platform]} failed: TLS error with 127.0.0.1: "

@@ -290,7 +290,7 @@ async def test_a_trickling_answer_fails_the_attempt_at_read_timeout(emulator, mo
         error.value
     )
     assert error.value.retryable
-    assert 2.0 <= elapsed < 6.0  # two attempts of about 1 s each and a short wait: bounded, never a hang
+    assert 2.0 <= elapsed < 10.0  # two attempts of about 1 s each and a short wait: bounded, never a hang
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -425,7 +425,7 @@ def test_a_stalled_login_holds_up_only_logins_of_the_same_credential(emulator, m
 
     assert instance.instance_id == INSTANCES["enos_batch"]
     assert stalled.is_alive() is False
-    assert elapsed < 2.0  # it did not wait for the LSF logon (4 s)
+    assert elapsed < 3.5  # it did not wait for the LSF logon (4 s)
 
 
 # -- a deferred wait: its poll never runs past end_time by more than one attempt -----------------------------
@@ -448,4 +448,4 @@ async def test_a_trigger_whose_poll_trickles_ends_by_its_end_time_plus_one_attem
         await close_shared_session()
 
     assert event.payload["status"] == "timeout"
-    assert time.monotonic() - started < 1 + 3 + 1.5
+    assert time.monotonic() - started < 1 + 3 + 3  # end_time, one attempt, a loaded machine's margin; not 12 s
