@@ -327,12 +327,20 @@ def test_v21_refuses_page_zero(emulator):
 # -- the deployment's time zone ---------------------------------------------------------------------------
 
 
+def started_on_the_emulator(emulator, instance_id: str, timeout: float = 20.0) -> None:
+    """Until the run has a start time (read from the emulator's own state, not through the hook)."""
+    deadline = time.monotonic() + timeout
+    while not emulator.control("GET", "/_emulator/enos_batch/instances")[instance_id]["startTime"]:
+        assert time.monotonic() < deadline, f"{instance_id} never started"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("zone", ["GMT+8", "GMT-5"])
 def test_without_a_timezone_extra_times_are_read_in_the_zone_the_service_reports(emulator, enos_settings, zone):
     enos_settings(timezone=zone)
     hook = EnOSBatchHook()
     instance_id = emulator.create_enos_batch_instance("5102", queued_seconds=0, running_seconds=1)
-    time.sleep(0.3)
+    started_on_the_emulator(emulator, instance_id)
 
     first = hook.get_instance(instance_id)
     hook.get_instance(instance_id)
