@@ -63,7 +63,7 @@ def tokens_handed_out(server) -> dict[str, str]:
         found[token] = "BPM bearer token"
     for token in list(emulator.enos_bpm.refresh_tokens):
         found[token] = "BPM refresh token"
-    for token in list(emulator.lsf.sessions):
+    for token in list(emulator.lsf.issued):  # logged-out tokens too: the hook logs out when it closes
         found[token] = "LSF token"
         found[token.replace('"', "#quote#")] = "LSF token (cookie form)"
     return found

@@ -153,6 +153,8 @@ class LSFEmulator:
         self.flows = {flow.full_name: flow for flow in DEFAULT_FLOWS}
         self.runs: dict[int, FlowRun] = {}
         self.sessions: dict[str, Session] = {}  # token -> session
+        #: Every token handed out, also after its logout: what the secrets test looks for in logs and errors.
+        self.issued: list[str] = []
         self.single_session = False
         self.page_cap: int | None = DEFAULT_PAGE_CAP
         self.submit_names_instance = False
@@ -311,6 +313,7 @@ class LSFEmulator:
             return lsf_error(409, f"User {user} is already logged on.", xml=xml)
         token = self._new_token(user)
         self.sessions[token] = Session(user=user, last_used=self.state.now())
+        self.issued.append(token)
         if xml:
             return _xml_response("<User><token>" + escape(token, {'"': "&quot;"}) + "</token></User>")
         return web.json_response({"csrftoken": secrets.token_hex(16), "token": token})
