@@ -26,12 +26,17 @@ demo: install
 ## Every test: lint, types, the test suite on the newest Airflow, and the provider's tests on older releases.
 test: lint typecheck unit test-compat
 
-## The quick loop: lint, types and every test but the full-stack (and browser) ones, newest Airflow only, in
-## parallel: most tests wait on the emulator's schedules rather than the CPU, so workers outnumber the cores.
-#: How many pytest-xdist workers make quick starts (each takes whole test files: their emulators stay apart).
-QUICK_WORKERS ?= 4
+#: How many pytest-xdist workers run the tests that are not full-stack (each takes whole test files, with an
+#: emulator and AIRFLOW_HOME of its own). Most tests wait on the emulator's schedules rather than the CPU, so
+#: workers outnumber the cores.
+TEST_WORKERS ?= 4
+PARALLEL_TESTS = $(BIN)/pytest -q -m "not full_stack and not browser" -n $(TEST_WORKERS) --dist loadfile
+#: The full-stack and browser tests start whole Airflow deployments: one at a time.
+STACK_TESTS = $(BIN)/pytest -q -m "full_stack or browser"
+
+## The quick loop: lint, types and every test but the full-stack (and browser) ones, newest Airflow only.
 quick: lint typecheck
-	$(BIN)/pytest -q -m "not full_stack and not browser" -n $(QUICK_WORKERS) --dist loadfile
+	$(PARALLEL_TESTS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,7 +46,8 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest -q
+	$(PARALLEL_TESTS)
+	$(STACK_TESTS)
 
 ## The provider's tests (tests/compat_tests.txt) on each older supported Airflow, in a venv of its own. The
 ## venvs are built one after the other; the releases' tests then run side by side (each log is printed after).
