@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_flowinst.registry import PACKAGE as _PKG
+from airflow_provider_flowinst.registry import PLATFORMS
+
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-flowinst"
-_PKG = "airflow_provider_flowinst"
 
 
 def get_provider_info() -> dict[str, Any]:
     """What ``airflow providers list`` and the connection form read (entry point ``apache_airflow_provider``)."""
-    from airflow_provider_flowinst.registry import PLATFORMS
-
     generic = "Flow instances (any platform)"
     return {
         "package-name": PACKAGE_NAME,
