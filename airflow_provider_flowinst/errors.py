@@ -9,13 +9,10 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from airflow_provider_flowinst._compat import AirflowException
+from airflow_provider_flowinst.registry import PLATFORMS
 
-PLATFORM_TITLES = {
-    "enos_batch": "EnOS Batch Processing",
-    "enos_bpm": "EnOS BPM",
-    "lsf_pm": "LSF Process Manager",
-    "dataworks": "DataWorks",
-}
+#: How messages name each platform (the registry's titles).
+PLATFORM_TITLES = {entry.key: entry.title for entry in PLATFORMS}
 
 
 class FlowPlatformError(AirflowException):

@@ -8,17 +8,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst.registry import PLATFORMS
 
 if TYPE_CHECKING:
     from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 
-#: conn_type -> hook class path; adding a platform is one line here.
-HOOK_CLASSES: dict[str, str] = {
-    "enos_batch": "airflow_provider_flowinst.hooks.enos_batch.EnOSBatchHook",
-    "enos_bpm": "airflow_provider_flowinst.hooks.enos_bpm.EnOSBPMHook",
-    "lsf_pm": "airflow_provider_flowinst.hooks.lsf.LSFProcessManagerHook",
-    "dataworks": "airflow_provider_flowinst.hooks.dataworks.DataWorksHook",
-}
+#: conn_type -> hook class path, from the registry.
+HOOK_CLASSES: dict[str, str] = {entry.conn_type: entry.hook_class_path for entry in PLATFORMS}
 
 
 def hook_class_for(conn_type: str | None, conn_id: str) -> type[FlowPlatformHook[Any]]:

@@ -11,10 +11,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError, RunOutcomeUnknown
+from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS, epoch_ms
 from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
+from airflow_provider_flowinst.registry import Platform
 from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
 from airflow_provider_flowinst.transport import (
@@ -143,13 +144,33 @@ class ConnectionReader:
 
 
 class FlowPlatformHook(BaseHook, Generic[ClientT]):
-    """Base of the four platform hooks: a connection, a pure platform client and two transports."""
+    """Base of the platform hooks: a connection, a pure platform client and two transports.
 
+    A hook names its registry entry once (``class MyHook(FlowPlatformHook[MyClient], entry=...)``); the class
+    attributes Airflow reads and the connection form come from it.
+    """
+
+    entry: ClassVar[Platform]
     platform: ClassVar[str]
     conn_name_attr: ClassVar[str]
     default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
+
+    def __init_subclass__(cls, *, entry: Platform | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if entry is not None:
+            cls.entry = entry
+            cls.platform = entry.key
+            cls.conn_name_attr = entry.conn_name_attr
+            cls.default_conn_name = entry.default_conn_name
+            cls.conn_type = entry.conn_type
+            cls.hook_name = entry.integration
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form on Airflow before 3.2 (later ones read provider info)."""
+        return cls.entry.ui_field_behaviour()
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__()
@@ -215,14 +236,14 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         assert self._client is not None
         return self._client
 
-    def run(self, operation: Operation[T]) -> T:
+    def perform(self, operation: Operation[T]) -> T:
         """Drive an operation over requests (blocking)."""
         if self._sync is None:
             assert self._settings is not None, "call through .client first"
             self._sync = SyncTransport(self._settings)
         return self._sync.run(operation)
 
-    async def arun(self, operation: Operation[T]) -> T:
+    async def aperform(self, operation: Operation[T]) -> T:
         """Drive an operation over aiohttp (never blocks the event loop)."""
         if self._async is None:
             assert self._settings is not None, "await .aclient() first"
@@ -233,11 +254,15 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     def get_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
         """The remote instance, normalised (state, times, graph)."""
-        return self.run(self.client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
+        return self.perform(
+            self.client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph)
+        )
 
     async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
         client = await self.aclient()
-        return await self.arun(client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph))
+        return await self.aperform(
+            client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph)
+        )
 
     # -- run control: start and stop remote runs, list a flow's newest instances ----------------------
 
@@ -255,9 +280,9 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         flow = require_id(flow, self.platform, "flow")
         attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
         try:
-            return self.run(client.start_run(flow, parameters, attempt))
+            return self.perform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
-            return self.run(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+            return self.perform(find_after_unclear_start(client, flow, parameters, attempt, unclear))
 
     async def astart_run(
         self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
@@ -266,33 +291,35 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         flow = require_id(flow, self.platform, "flow")
         attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
         try:
-            return await self.arun(client.start_run(flow, parameters, attempt))
+            return await self.aperform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
-            return await self.arun(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+            return await self.aperform(find_after_unclear_start(client, flow, parameters, attempt, unclear))
 
     def find_started_run(self, attempt: StartAttempt, parameters: Mapping[str, Any] | None = None) -> str | None:
         """The run an earlier ``attempt`` made (e.g. by a task try that crashed mid-start), or None."""
-        return self.run(self.client.find_started_run(attempt.flow, parameters, attempt))
+        return self.perform(self.client.find_started_run(attempt.flow, parameters, attempt))
 
     def stop_run(self, instance_id: str) -> None:
         """Stop a run: EnOS cancel, LSF kill, DataWorks StopWorkflowInstances, BPM terminate."""
-        self.run(self.client.stop_run(require_id(instance_id, self.platform)))
+        self.perform(self.client.stop_run(require_id(instance_id, self.platform)))
 
     async def astop_run(self, instance_id: str) -> None:
         client = await self.aclient()
-        await self.arun(client.stop_run(require_id(instance_id, self.platform)))
+        await self.aperform(client.stop_run(require_id(instance_id, self.platform)))
 
     async def arecent_instances(
         self, flow: str, states: Iterable[FlowState], filters: Mapping[str, Any] | None = None
     ) -> list[FlowInstance]:
         """The newest instances of ``flow`` (without graphs), for event triggers."""
         client = await self.aclient()
-        return await self.arun(client.recent_instances(require_id(flow, self.platform, "flow"), states, filters or {}))
+        return await self.aperform(
+            client.recent_instances(require_id(flow, self.platform, "flow"), states, filters or {})
+        )
 
     async def abatch_instances(self, ids: Sequence[str]) -> dict[str, FlowInstance]:
         """As many of ``ids`` as the platform's list calls can read at once (see ``batching``)."""
         client = await self.aclient()
-        return await self.arun(client.batch_instances(ids))
+        return await self.aperform(client.batch_instances(ids))
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""
@@ -300,7 +327,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
             self.check_connection()
         except Exception as exc:
             return False, str(exc)
-        return True, f"Connected to {PLATFORM_TITLES[self.platform]}"
+        return True, f"Connected to {self.entry.title}"
 
     def check_connection(self) -> None:
         """A cheap authenticated call; raises FlowPlatformError when it fails."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, require_id
@@ -20,9 +20,12 @@ from airflow_provider_flowinst.platforms.dataworks import (
     zone_of,
 )
 from airflow_provider_flowinst.protocol import HttpResponse
+from airflow_provider_flowinst.registry import entry_for
+
+ENTRY = entry_for(PLATFORM)
 
 
-class DataWorksHook(FlowPlatformHook[DataWorksClient]):
+class DataWorksHook(FlowPlatformHook[DataWorksClient], entry=ENTRY):
     """Talks to the DataWorks OpenAPI, each request signed with ACS3-HMAC-SHA256.
 
     :param dataworks_conn_id: a ``dataworks`` connection: login = AccessKey ID, password = AccessKey secret,
@@ -31,26 +34,8 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
         ``verify``.
     """
 
-    platform: ClassVar[str] = PLATFORM
-    conn_name_attr: ClassVar[str] = "dataworks_conn_id"
-    default_conn_name: ClassVar[str] = "dataworks_default"
-    conn_type: ClassVar[str] = "dataworks"
-    hook_name: ClassVar[str] = "Alibaba Cloud DataWorks"
-
-    def __init__(self, dataworks_conn_id: str = default_conn_name) -> None:
+    def __init__(self, dataworks_conn_id: str = ENTRY.default_conn_name) -> None:
         super().__init__(dataworks_conn_id)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form on Airflow before 3.2 (later ones read provider info)."""
-        return {
-            "hidden_fields": ["host", "port", "schema"],
-            "relabeling": {"login": "AccessKey ID", "password": "AccessKey secret"},
-            "placeholders": {
-                "login": "LTAI5t...",
-                "extra": '{"region_id": "cn-hangzhou", "project_id": 100}',
-            },
-        }
 
     def build(self, reader: ConnectionReader) -> tuple[DataWorksClient, DataWorksSigner]:
         try:
@@ -87,14 +72,14 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
 
     def get_workflow_instance(self, id: str) -> dict[str, Any]:
         """GetWorkflowInstance: the platform's ``WorkflowInstance`` record."""
-        return self.run(self.client.get_workflow_instance(require_id(id, PLATFORM)))
+        return self.perform(self.client.get_workflow_instance(require_id(id, PLATFORM)))
 
     def list_task_instances(
         self, *, workflow_instance_id: str, bizdate: int | str | dt.date, project_id: Any = None
     ) -> list[dict[str, Any]]:
         """ListTaskInstances of a workflow instance, every page; ``bizdate`` in epoch ms, or a date (its
         midnight in the connection's business zone)."""
-        return self.run(
+        return self.perform(
             self.client.list_task_instances(
                 workflow_instance_id=require_id(workflow_instance_id, PLATFORM, "workflow instance id"),
                 bizdate=bizdate,
@@ -104,18 +89,18 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
 
     def list_upstream_task_instances(self, task_instance_id: str) -> list[dict[str, Any]]:
         """ListUpstreamTaskInstances, every page: ``{DependencyType, TaskInstance}`` records."""
-        return self.run(
+        return self.perform(
             self.client.list_upstream_task_instances(require_id(task_instance_id, PLATFORM, "task instance id"))
         )
 
     def list_workflow_instances(self, *, bizdate: int | str | dt.date, **filters: Any) -> list[dict[str, Any]]:
         """ListWorkflowInstances, every page; the client's ``project_id``, ``workflow_id``, ``ids`` (many
         instances in one call per page) and ``type``, or the API's own names (Name, Owner, SortBy...)."""
-        return self.run(self.client.list_workflow_instances(bizdate=bizdate, **filters))
+        return self.perform(self.client.list_workflow_instances(bizdate=bizdate, **filters))
 
     def get_workflow(self, id: str) -> dict[str, Any]:
         """GetWorkflow: the workflow's record (its ``Trigger.Type`` says how it may be run)."""
-        return self.run(self.client.get_workflow(require_id(id, PLATFORM, "workflow id")))
+        return self.perform(self.client.get_workflow(require_id(id, PLATFORM, "workflow id")))
 
     def create_workflow_instances(
         self,
@@ -138,7 +123,7 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
         """
         workflow_id = require_id(workflow_id, PLATFORM, "workflow id")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
-        return self.run(
+        return self.perform(
             self.client.create_workflow_instances(
                 workflow_id=workflow_id,
                 name=name or f"airflow_{workflow_id}_{stamp}",
@@ -153,10 +138,12 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient]):
     def stop_workflow_instances(self, ids: Sequence[str] | str, comment: str | None = None) -> dict[str, Any]:
         """StopWorkflowInstances; returns ``SuccessInfo`` and raises if any instance was not stopped."""
         listed = [ids] if isinstance(ids, (str, int)) else list(ids)
-        return self.run(self.client.stop_workflow_instances([require_id(item, PLATFORM) for item in listed], comment))
+        return self.perform(
+            self.client.stop_workflow_instances([require_id(item, PLATFORM) for item in listed], comment)
+        )
 
     def get_task_instance_log(self, task_instance_id: str, run_number: int | None = None) -> str:
         """GetTaskInstanceLog: the run log of a task instance (its latest run unless ``run_number``)."""
-        return self.run(
+        return self.perform(
             self.client.get_task_instance_log(require_id(task_instance_id, PLATFORM, "task instance id"), run_number)
         )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, require_id
 from airflow_provider_flowinst.platforms.enos_batch import PLATFORM, EnOSBatchClient, EnOSBatchSettings
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth
+from airflow_provider_flowinst.registry import entry_for
+
+ENTRY = entry_for(PLATFORM)
 
 
-class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
+class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient], entry=ENTRY):
     """Talks to EnOS Batch Processing through the EnOS API gateway (token plus per-call signature).
 
     :param enos_batch_conn_id: an ``enos_batch`` connection: host = gateway URL, login = appKey,
@@ -18,26 +21,8 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
         (default: the zone the service reports through Get Time Zone), ``verify``, ``console_url``.
     """
 
-    platform: ClassVar[str] = PLATFORM
-    conn_name_attr: ClassVar[str] = "enos_batch_conn_id"
-    default_conn_name: ClassVar[str] = "enos_batch_default"
-    conn_type: ClassVar[str] = "enos_batch"
-    hook_name: ClassVar[str] = "EnOS Batch Processing"
-
-    def __init__(self, enos_batch_conn_id: str = default_conn_name) -> None:
+    def __init__(self, enos_batch_conn_id: str = ENTRY.default_conn_name) -> None:
         super().__init__(enos_batch_conn_id)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form on Airflow before 3.2 (later ones read provider info)."""
-        return {
-            "hidden_fields": [],
-            "relabeling": {"host": "API gateway URL", "login": "App key", "password": "App secret"},
-            "placeholders": {
-                "host": "https://apim-gateway.example.com",
-                "extra": '{"org_id": "o15...", "user_id": "u15...", "api_version": "v2.1"}',
-            },
-        }
 
     def build(self, reader: ConnectionReader) -> tuple[EnOSBatchClient, EnOSGatewayAuth]:
         base_url = reader.base_url()
@@ -68,27 +53,29 @@ class EnOSBatchHook(FlowPlatformHook[EnOSBatchClient]):
 
     def get_flow_instance(self, flow_inst_id: str) -> dict[str, Any]:
         """Get Flow Instance: the platform's record (its ``graph`` still JSON text)."""
-        return self.run(self.client.get_flow_instance(require_id(flow_inst_id, PLATFORM)))
+        return self.perform(self.client.get_flow_instance(require_id(flow_inst_id, PLATFORM)))
 
     def get_my_flows(self, expression: str | None = None) -> list[dict[str, Any]]:
         """Get My Flow: the flows whose id or name matches ``expression`` (all of the user's if None)."""
-        return self.run(self.client.get_my_flows(expression))
+        return self.perform(self.client.get_my_flows(expression))
 
     def search_flow_instances(self, **filters: Any) -> list[dict[str, Any]]:
         """List Flow Instances, every page; ``filters`` are the API's own keys (type, expression, status,
         fromTriggerTime, toTriggerTime...). Mandatory keys left out are filled in (see the client)."""
-        return self.run(self.client.search_flow_instances(**filters))
+        return self.perform(self.client.search_flow_instances(**filters))
 
     def trigger_flow(
         self, flow_id: str, trigger_time: int | None = None, parameters: Mapping[str, Any] | None = None
     ) -> str:
         """Trigger Flow; returns the new instance's id. ``trigger_time`` is epoch milliseconds."""
-        return self.run(self.client.trigger_flow(require_id(flow_id, PLATFORM, "flow id"), trigger_time, parameters))
+        return self.perform(
+            self.client.trigger_flow(require_id(flow_id, PLATFORM, "flow id"), trigger_time, parameters)
+        )
 
     def cancel_flow_instance(self, flow_inst_id: str) -> None:
-        self.run(self.client.cancel_flow_instance(require_id(flow_inst_id, PLATFORM)))
+        self.perform(self.client.cancel_flow_instance(require_id(flow_inst_id, PLATFORM)))
 
     def get_task_instance_log(self, task_inst_id: str, max_length: int | None = None) -> str:
-        return self.run(
+        return self.perform(
             self.client.get_task_instance_log(require_id(task_inst_id, PLATFORM, "task instance id"), max_length)
         )

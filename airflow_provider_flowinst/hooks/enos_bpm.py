@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
 from airflow_provider_flowinst.platforms.enos_bpm import PLATFORM, EnOSBPMAuth, EnOSBPMClient, EnOSBPMSettings
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth
+from airflow_provider_flowinst.registry import entry_for
+
+ENTRY = entry_for(PLATFORM)
 
 
-class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
+class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient], entry=ENTRY):
     """Talks to EnOS BPM: every call is gateway-signed (app key and secret) and carries the bearer token of
     an Application Portal login (account and password).
 
@@ -20,26 +23,8 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
         ``timezone``, ``verify``, ``console_url``.
     """
 
-    platform: ClassVar[str] = PLATFORM
-    conn_name_attr: ClassVar[str] = "enos_bpm_conn_id"
-    default_conn_name: ClassVar[str] = "enos_bpm_default"
-    conn_type: ClassVar[str] = "enos_bpm"
-    hook_name: ClassVar[str] = "EnOS BPM"
-
-    def __init__(self, enos_bpm_conn_id: str = default_conn_name) -> None:
+    def __init__(self, enos_bpm_conn_id: str = ENTRY.default_conn_name) -> None:
         super().__init__(enos_bpm_conn_id)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form on Airflow before 3.2 (later ones read provider info)."""
-        return {
-            "hidden_fields": [],
-            "relabeling": {"host": "API gateway URL", "login": "Application Portal account", "password": "Password"},
-            "placeholders": {
-                "host": "https://apim-gateway.example.com",
-                "extra": '{"app_key": "...", "app_secret": "...", "org_id": "o15...", "timezone": "UTC"}',
-            },
-        }
 
     def build(self, reader: ConnectionReader) -> tuple[EnOSBPMClient, EnOSBPMAuth]:
         base_url = reader.base_url()
@@ -61,13 +46,13 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
         return EnOSBPMClient(settings), auth
 
     def check_connection(self) -> None:
-        self.run(self.client.query_process_instances_page("inProgress", page_size=1))
+        self.perform(self.client.query_process_instances_page("inProgress", page_size=1))
 
     # -- the platform's own calls --------------------------------------------------------------------
 
     def get_process_instance(self, process_instance_id: str) -> dict[str, Any]:
         """Get Process Instance: the platform's record; FlowInstanceNotFound on code 33404."""
-        return self.run(self.client.get_process_instance(require_id(process_instance_id, PLATFORM)))
+        return self.perform(self.client.get_process_instance(require_id(process_instance_id, PLATFORM)))
 
     def query_process_instances(self, process_status: str, **filters: Any) -> list[dict[str, Any]]:
         """Query Process Instance, every page.
@@ -77,13 +62,13 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
             or aware datetimes), ``startBy`` (a user id); snake_case spellings work too. ``page_size`` and
             ``sorts`` (``[{"field": "createdTime", "order": "desc"}]``) shape the paging.
         """
-        return self.run(self.client.query_process_instances(process_status, **filters))
+        return self.perform(self.client.query_process_instances(process_status, **filters))
 
     def start_process_instance(
         self, process_definition_id: str, values: Mapping[str, Any] | None = None, name: str | None = None
     ) -> str:
         """Start Process Instance with the start form's ``values``; returns the new instance's id."""
-        return self.run(
+        return self.perform(
             self.client.start_process_instance(
                 require_id(process_definition_id, PLATFORM, "process definition id"), values, name
             )
@@ -91,4 +76,4 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient]):
 
     def terminate_process_instance(self, process_instance_id: str, reason: str) -> None:
         """Terminate Process Instance (errors 33403 no permission, 33404 not found, 33500 internal)."""
-        self.run(self.client.terminate_process_instance(require_id(process_instance_id, PLATFORM), reason))
+        self.perform(self.client.terminate_process_instance(require_id(process_instance_id, PLATFORM), reason))

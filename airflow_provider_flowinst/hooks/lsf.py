@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
 from airflow_provider_flowinst.platforms.lsf import (
@@ -20,6 +20,7 @@ from airflow_provider_flowinst.platforms.lsf import (
     LSFSettings,
 )
 from airflow_provider_flowinst.protocol import Operation, Token
+from airflow_provider_flowinst.registry import entry_for
 from airflow_provider_flowinst.transport import TOKENS, AsyncTransport, SyncTransport, TransportSettings
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class TokenUsers:
 TOKEN_USERS = TokenUsers()
 
 
-class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
+ENTRY = entry_for(PLATFORM)
+
+
+class LSFProcessManagerHook(FlowPlatformHook[LSFClient], entry=ENTRY):
     """Talks to LSF Process Manager through Application Center's web services (logon token as a cookie).
 
     One token per (base URL, user) is shared by every hook of the process: the server may refuse a second
@@ -76,29 +80,10 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
         extras ``verify`` and ``timezone`` (for times that carry no GMT offset).
     """
 
-    platform: ClassVar[str] = PLATFORM
-    conn_name_attr: ClassVar[str] = "lsf_pm_conn_id"
-    default_conn_name: ClassVar[str] = "lsf_pm_default"
-    conn_type: ClassVar[str] = "lsf_pm"
-    hook_name: ClassVar[str] = "IBM Spectrum LSF Process Manager"
-
-    def __init__(self, lsf_pm_conn_id: str = default_conn_name) -> None:
+    def __init__(self, lsf_pm_conn_id: str = ENTRY.default_conn_name) -> None:
         super().__init__(lsf_pm_conn_id)
         self._auth: LSFLogonAuth | None = None
         self._holding = False
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form on Airflow before 3.2 (later ones read provider info)."""
-        return {
-            "hidden_fields": [],
-            "relabeling": {"host": "Application Center URL", "login": "User name", "password": "Password"},
-            "placeholders": {
-                "host": "https://pac.example.com:8443",
-                "login": "jsmith",
-                "extra": '{"verify": true, "timezone": "UTC"}',
-            },
-        }
 
     def build(self, reader: ConnectionReader) -> tuple[LSFClient, LSFLogonAuth]:
         base_url = application_center_url(reader)
@@ -114,13 +99,13 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
 
     # -- the token's users, and the logout at the end ------------------------------------------------
 
-    def run(self, operation: Operation[T]) -> T:
+    def perform(self, operation: Operation[T]) -> T:
         self._hold()
-        return super().run(operation)
+        return super().perform(operation)
 
-    async def arun(self, operation: Operation[T]) -> T:
+    async def aperform(self, operation: Operation[T]) -> T:
         self._hold()
-        return await super().arun(operation)
+        return await super().aperform(operation)
 
     def close(self) -> None:
         """Log out when no other open hook of the process uses the token: the server frees it now instead of
@@ -182,7 +167,7 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
 
     def check_connection(self) -> None:
         # Logs on, then one cheap query (a 404 "nothing matches" is fine).
-        self.run(self.client.query_page(state="Running", pagesize=1))
+        self.perform(self.client.query_page(state="Running", pagesize=1))
 
     # -- the platform's own calls --------------------------------------------------------------------
 
@@ -196,21 +181,21 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
         ``username="all"`` lists every user's instances; ``state`` is Running, Exit, Killed, Done or
         Suspended. Nothing matching (the platform's 404) is an empty list. Key names come stripped.
         """
-        return self.run(self.client.list_flow_instances(pagesize=pagesize, **query))
+        return self.perform(self.client.list_flow_instances(pagesize=pagesize, **query))
 
     def kill_flow_instances(self, ids: FlowInstanceIds) -> str:
         """Kill the instances (``[101, 102]`` or ``"101,102"``); returns the platform's message."""
-        return self.run(self.client.kill_flow_instances(ids))
+        return self.perform(self.client.kill_flow_instances(ids))
 
     def suspend_flow_instances(self, ids: FlowInstanceIds) -> str:
-        return self.run(self.client.suspend_flow_instances(ids))
+        return self.perform(self.client.suspend_flow_instances(ids))
 
     def resume_flow_instances(self, ids: FlowInstanceIds) -> str:
-        return self.run(self.client.resume_flow_instances(ids))
+        return self.perform(self.client.resume_flow_instances(ids))
 
     def rerun_flow_instances(self, ids: FlowInstanceIds, variables: Mapping[str, Any] | str | None = None) -> str:
         """Rerun the instances; ``variables`` as ``{"a": 1, "b": 3}`` or ``"a=1;b=3"``."""
-        return self.run(self.client.rerun_flow_instances(ids, variables))
+        return self.perform(self.client.rerun_flow_instances(ids, variables))
 
     def submit_flow(self, flowname: str, variables: Mapping[str, Any] | str | None = None) -> Any:
         """Start a run of ``flowname`` (``owner:name``); returns the platform's answer, decoded.
@@ -218,7 +203,7 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient]):
         The answer does not document the new instance's id: ``start_run`` finds it (and refuses to guess
         when two starts of the flow ran at the same moment).
         """
-        return self.run(self.client.submit_flow(require_id(flowname, PLATFORM, "flow name"), variables))
+        return self.perform(self.client.submit_flow(require_id(flowname, PLATFORM, "flow name"), variables))
 
 
 def application_center_url(reader: ConnectionReader) -> str:

@@ -200,7 +200,7 @@ async def test_creation_polls_on_the_async_transport_too(emulator):
     hook = DataWorksHook()
     client = await hook.aclient()
 
-    ids = await hook.arun(client.create_workflow_instances(workflow_id="1001", name="async run"))
+    ids = await hook.aperform(client.create_workflow_instances(workflow_id="1001", name="async run"))
 
     assert (await hook.aget_instance(ids[0], include_graph=False)).name == "async run"
 
@@ -554,7 +554,7 @@ def test_the_emulator_refuses_parameters_in_the_wrong_format(emulator):
             "POST", "CreateWorkflowInstances", {"ProjectId": 100, "WorkflowId": workflow_id, "Name": "n", **params}
         )
         with pytest.raises(FlowPlatformError, match="WorkflowParameters"):
-            hook.run(client._call(request))
+            hook.perform(client._call(request))
 
 
 # -- a start is never made twice: the run is found by the marker in its Name ---------------------------
@@ -626,9 +626,9 @@ def test_the_emulator_refuses_a_workflow_instance_page_above_100_by_default(emul
     request = client.request("POST", "ListWorkflowInstances", {**params, "PageSize": 500})  # as main sent it
 
     with pytest.raises(FlowPlatformError, match="PageSize must be between 1 and 100") as caught:
-        hook.run(client._call(request))
+        hook.perform(client._call(request))
     assert caught.value.http_status == 400
-    taken = hook.run(client._call(client.request("POST", "ListWorkflowInstances", {**params, "PageSize": 100})))
+    taken = hook.perform(client._call(client.request("POST", "ListWorkflowInstances", {**params, "PageSize": 100})))
     assert "PagingInfo" in taken
 
 

@@ -208,7 +208,7 @@ def enos_settings(emulator):
 def send(hook: EnOSBatchHook, method: str, resource: str, action: str, body=None, **params):
     """A request built by hand (e.g. as the old client built it), signed and sent by the hook's transport."""
     client = hook.client
-    return hook.run(
+    return hook.perform(
         client._call(client._request(method, resource, action, f"{resource}?action={action}", params, body))
     )
 

@@ -408,7 +408,7 @@ def test_the_refresh_token_renews_the_user_token(emulator):
     auth = hook._settings.auth
     token = TOKENS.get(auth.cache_key)
 
-    renewed = hook.run(auth.refresh(token))
+    renewed = hook.perform(auth.refresh(token))
 
     assert (
         renewed.payload.bearer != token.payload.bearer and renewed.payload.refresh_value != token.payload.refresh_value
@@ -428,14 +428,14 @@ def raw_call(hook: EnOSBPMHook, token: Token, method: str, resource: str, **opti
     def send() -> Any:
         return (yield signed)
 
-    return hook.run(send()).json()
+    return hook.perform(send()).json()
 
 
 def test_the_login_token_alone_is_refused_by_bpm_and_the_chosen_organizations_token_is_taken(emulator):
     hook = bpm_hook(emulator, org_id=None)
     auth = hook._settings.auth
-    gateway = hook.run(auth.gateway.login())
-    login = hook.run(_one(auth._portal_request("POST", PORTAL_LOGIN_PATH, "Log In", gateway, body=LOGIN_BODY)))
+    gateway = hook.perform(auth.gateway.login())
+    login = hook.perform(_one(auth._portal_request("POST", PORTAL_LOGIN_PATH, "Log In", gateway, body=LOGIN_BODY)))
     login_token = login.json()["data"]["accessToken"]
     get = {"params": (("processInstanceId", SEED_COMPLETED),)}
 

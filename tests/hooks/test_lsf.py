@@ -159,14 +159,14 @@ def test_xml_answers_read_as_the_json_ones(emulator):
     hook = lsf_hook(emulator)
     xml_client = LSFClient(replace(hook.client.settings, accept=XML))
 
-    from_xml = hook.run(xml_client.list_flow_instances(username="all"))
+    from_xml = hook.perform(xml_client.list_flow_instances(username="all"))
     from_json = hook.list_flow_instances(username="all")
 
     assert [r["id"] for r in from_xml] == [r["id"] for r in from_json]
     assert from_xml[0] == from_json[0]  # instance 101, done: nothing moves between the two reads
-    assert hook.run(xml_client.list_flow_instances(id=101)) == [from_json[0]]  # a lone XML record
-    assert hook.run(xml_client.list_flow_instances(flowname="no_such_flow")) == []
-    assert hook.run(xml_client.get_instance("101")).state is FlowState.SUCCESS
+    assert hook.perform(xml_client.list_flow_instances(id=101)) == [from_json[0]]  # a lone XML record
+    assert hook.perform(xml_client.list_flow_instances(flowname="no_such_flow")) == []
+    assert hook.perform(xml_client.get_instance("101")).state is FlowState.SUCCESS
 
 
 def test_the_emulator_serves_the_documented_quirks_and_checks_the_quoting(emulator):

@@ -2,41 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_flowinst.testing.emulator.dataworks import DataWorksEmulator
-from airflow_provider_flowinst.testing.emulator.enos_batch import EnOSBatchEmulator
-from airflow_provider_flowinst.testing.emulator.enos_bpm import EnOSBPMEmulator
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway
 from airflow_provider_flowinst.testing.emulator.faults import after_action_middleware
-from airflow_provider_flowinst.testing.emulator.lsf import LSFEmulator
+from airflow_provider_flowinst.testing.emulator.parts import PlatformEmulator, emulator_modules
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 
-class PlatformEmulator(Protocol):
-    def routes(self) -> list[web.RouteDef]: ...
-
-
 class Emulator:
-    """All platforms, sharing one clock, one fault list and one set of counters."""
+    """All platforms, sharing one clock, one fault list and one set of counters.
+
+    Its platforms are the registry's, each mounted from its emulator module; ``emulator.lsf`` (the module's
+    name) reaches one platform's emulator, as tests do to look at its state.
+    """
 
     def __init__(self, *, time_scale: float = 1.0, token_lifetime: int = 7200) -> None:
         self.state = EmulatorState(time_scale=time_scale, token_lifetime=token_lifetime)
+        #: The EnOS API gateway: the token service and signature check both EnOS platforms sit behind.
         self.gateway = Gateway(self.state)
-        self.enos_batch = EnOSBatchEmulator(self.state, self.gateway)
-        self.enos_bpm = EnOSBPMEmulator(self.state, self.gateway)
-        self.lsf = LSFEmulator(self.state)
-        self.dataworks = DataWorksEmulator(self.state)
-        #: Every platform module; each offers ``routes()``.
-        self.platforms: list[PlatformEmulator] = [self.enos_batch, self.enos_bpm, self.lsf, self.dataworks]
+        mounted = [(entry, module.mount(self)) for entry, module in emulator_modules()]
+        #: platform key -> its emulator.
+        self.platforms: dict[str, PlatformEmulator] = {entry.key: part for entry, part in mounted}
+        self._by_module: dict[str, PlatformEmulator] = {entry.module: part for entry, part in mounted}
+        #: Everything that serves calls: the gateway first, then each platform.
+        self.parts: list[PlatformEmulator] = [self.gateway, *self.platforms.values()]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_by_module"][name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
+    def platform_of(self, request: web.Request) -> str | None:
+        """The key of the platform a request calls (None for the control API)."""
+        return next((part.platform for part in self.parts if part.serves(request)), None)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[after_action_middleware(self.state)])
-        app.add_routes(self.gateway.routes())
-        for platform in self.platforms:
-            app.add_routes(platform.routes())
+        app = web.Application(middlewares=[after_action_middleware(self.state, self.platform_of)])
+        for part in self.parts:
+            app.add_routes(part.routes())
         app.add_routes(
             [
                 web.get("/_emulator/health", self.health),
@@ -80,7 +87,6 @@ class Emulator:
 
     async def expire_tokens(self, request: web.Request) -> web.Response:
         """Every token handed out so far stops working (DataWorks signs each request and has none)."""
-        self.gateway.expire_all()
-        self.enos_bpm.sessions.clear()
-        self.lsf.expire_all()
+        for part in self.parts:
+            part.expire_tokens()
         return web.json_response({"ok": True})

@@ -35,7 +35,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
@@ -44,9 +44,13 @@ from airflow_provider_flowinst.testing.emulator.credentials import (
     DATAWORKS_ACCESS_KEY_ID,
     DATAWORKS_ACCESS_KEY_SECRET,
     DATAWORKS_PROJECT_ID,
+    DATAWORKS_REGION_ID,
 )
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from airflow_provider_flowinst.testing.emulator.app import Emulator
 
 PLATFORM = "dataworks"
 API_VERSION = "2024-05-18"
@@ -143,6 +147,8 @@ def acs_error(status: int, code: str, message: str) -> web.Response:
 
 
 class DataWorksEmulator:
+    platform = PLATFORM
+
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.workflows = {workflow.workflow_id: workflow for workflow in DEFAULT_WORKFLOWS}
@@ -156,6 +162,13 @@ class DataWorksEmulator:
         self.action_counts: collections.Counter[str] = collections.Counter()
         for workflow in self.workflows.values():  # one instance of each, started with the emulator
             self._create(workflow, name=f"{workflow.name}_seed", type="Normal")
+
+    def serves(self, request: web.Request) -> bool:
+        """Every action is served on "/": a DataWorks call is known by its ``x-acs-action`` header."""
+        return "x-acs-action" in request.headers
+
+    def expire_tokens(self) -> None:
+        """Nothing to expire: every request is signed, no token is handed out."""
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -752,3 +765,17 @@ def _string_to_sign(request: web.Request, signed: list[str], payload_hash: str) 
     header_lines = "".join(f"{name}:{','.join(sorted(values.get(name, [])))}\n" for name in sorted(signed))
     canonical = "\n".join([request.method, uri, query, header_lines, ";".join(sorted(signed)), payload_hash])
     return "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def mount(emulator: Emulator) -> DataWorksEmulator:
+    """This platform inside ``emulator`` (see ``parts.EmulatorModule``)."""
+    return DataWorksEmulator(emulator.state)
+
+
+def connection(url: str) -> dict[str, Any]:
+    """The default connection to an emulator at ``url``."""
+    return {
+        "login": DATAWORKS_ACCESS_KEY_ID,
+        "password": DATAWORKS_ACCESS_KEY_SECRET,
+        "extra": {"region_id": DATAWORKS_REGION_ID, "endpoint": url, "project_id": DATAWORKS_PROJECT_ID},
+    }

@@ -18,14 +18,22 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from airflow_provider_flowinst.testing.emulator.credentials import ENOS_ORG_ID, ENOS_USER_ID
+from airflow_provider_flowinst.testing.emulator.credentials import (
+    ENOS_APP_KEY,
+    ENOS_APP_SECRET,
+    ENOS_ORG_ID,
+    ENOS_USER_ID,
+)
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from airflow_provider_flowinst.testing.emulator.app import Emulator
 
 PLATFORM = "enos_batch"
 BASES = {"batch-processing-service/v2.1": "code", "dataflow-batch-service/v2.0": "status"}
@@ -132,7 +140,13 @@ def _fmt(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+#: The paths of its calls (the fault middleware matches faults by platform on these).
+PATH_PREFIXES = ("/batch-processing-service/", "/dataflow-batch-service/")
+
+
 class EnOSBatchEmulator:
+    platform = PLATFORM
+
     def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
         self.state = state
         self.gateway = gateway
@@ -151,6 +165,12 @@ class EnOSBatchEmulator:
 
     def epoch_ms(self, local: dt.datetime) -> int:
         return int(local.replace(tzinfo=self.zone).timestamp() * 1000)
+
+    def serves(self, request: web.Request) -> bool:
+        return request.path.startswith(PATH_PREFIXES)
+
+    def expire_tokens(self) -> None:
+        """Nothing of its own: the gateway holds the tokens (``Gateway.expire_tokens``)."""
 
     def routes(self) -> list[web.RouteDef]:
         routes = []
@@ -579,3 +599,15 @@ class EnOSBatchEmulator:
                 instance = self._lookup(f"{flow.flow_id}-{stamp}")
                 return instance is not None and self._progress(instance)[0] == -1
         return False
+
+
+def mount(emulator: Emulator) -> EnOSBatchEmulator:
+    """This platform inside ``emulator`` (see ``parts.EmulatorModule``)."""
+    return EnOSBatchEmulator(emulator.state, emulator.gateway)
+
+
+def connection(url: str) -> dict[str, Any]:
+    """The default connection to an emulator at ``url``."""
+    console = url + "/console/batch/instances/{instance_id}"
+    extra = {"org_id": ENOS_ORG_ID, "user_id": ENOS_USER_ID, "console_url": console}
+    return {"host": url, "login": ENOS_APP_KEY, "password": ENOS_APP_SECRET, "extra": extra}

@@ -17,19 +17,24 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from airflow_provider_flowinst.testing.emulator.credentials import (
     BPM_ACCOUNT,
     BPM_PASSWORD,
+    ENOS_APP_KEY,
+    ENOS_APP_SECRET,
     ENOS_ORG_ID,
     ENOS_USER_ID,
 )
 from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from airflow_provider_flowinst.testing.emulator.app import Emulator
 
 PLATFORM = "enos_bpm"
 BASE = "/enos-bpm-service/v2.0/work"
@@ -149,7 +154,13 @@ class BPMSettings:
         )
 
 
+#: The paths of its calls (the fault middleware matches faults by platform on these).
+PATH_PREFIXES = ("/enos-bpm-service/", "/app-portal-service/")
+
+
 class EnOSBPMEmulator:
+    platform = PLATFORM
+
     def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
         self.state = state
         self.gateway = gateway
@@ -174,6 +185,13 @@ class EnOSBPMEmulator:
             self.instances[instance_id] = ProcessInstance(
                 instance_id, definition, definition.name, created=created, started_by=CALLER
             )
+
+    def serves(self, request: web.Request) -> bool:
+        return request.path.startswith(PATH_PREFIXES)
+
+    def expire_tokens(self) -> None:
+        """The portal's user sessions end (the gateway's tokens end through ``Gateway.expire_tokens``)."""
+        self.sessions.clear()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -527,3 +545,14 @@ class EnOSBPMEmulator:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def mount(emulator: Emulator) -> EnOSBPMEmulator:
+    """This platform inside ``emulator`` (see ``parts.EmulatorModule``)."""
+    return EnOSBPMEmulator(emulator.state, emulator.gateway)
+
+
+def connection(url: str) -> dict[str, Any]:
+    """The default connection to an emulator at ``url``: the portal account, signing with the gateway app."""
+    extra = {"app_key": ENOS_APP_KEY, "app_secret": ENOS_APP_SECRET, "org_id": ENOS_ORG_ID}
+    return {"host": url, "login": BPM_ACCOUNT, "password": BPM_PASSWORD, "extra": extra}

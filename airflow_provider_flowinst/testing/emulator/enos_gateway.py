@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -52,6 +53,9 @@ def gateway_error(status: int, code: str, message: str) -> web.Response:
 
 @dataclass
 class Gateway:
+    """Shared by the EnOS platforms (the emulator mounts it once, before them)."""
+
+    platform: ClassVar[str] = "enos_gateway"
     state: EmulatorState
     apps: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_APPS))
     tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (appKey, expires monotonic)
@@ -59,6 +63,12 @@ class Gateway:
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/apim-token-service/v2.0/token/get", self.get_token)]
+
+    def serves(self, request: web.Request) -> bool:
+        return request.path.startswith("/apim-token-service/")
+
+    def expire_tokens(self) -> None:
+        self.expire_all()
 
     async def get_token(self, request: web.Request) -> web.StreamResponse:
         self.state.token_requests["enos_gateway"] += 1

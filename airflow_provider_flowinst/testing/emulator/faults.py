@@ -54,28 +54,13 @@ async def fault_response(
     raise AssertionError(f"unhandled fault {kind}")
 
 
-#: Which platform a path belongs to, for faults after the action (DataWorks serves every action on "/").
-PLATFORM_PREFIXES = (
-    ("/batch-processing-service/", "enos_batch"),
-    ("/dataflow-batch-service/", "enos_batch"),
-    ("/enos-bpm-service/", "enos_bpm"),
-    ("/app-portal-service/", "enos_bpm"),
-    ("/apim-token-service/", "enos_gateway"),
-    ("/platform/ws/", "lsf_pm"),
-)
-
-
-def platform_of(request: web.Request) -> str | None:
-    for prefix, platform in PLATFORM_PREFIXES:
-        if request.path.startswith(prefix):
-            return platform
-    return "dataworks" if "x-acs-action" in request.headers else None
-
-
-def after_action_middleware(state: EmulatorState) -> Callable[..., Awaitable[web.StreamResponse]]:
+def after_action_middleware(
+    state: EmulatorState, platform_of: Callable[[web.Request], str | None]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Serves the faults of ``state.MIDDLEWARE_FAULT_KINDS``: those that let the platform carry a call out,
     then spoil its answer (``act_then_*``, ``trickle``), and those that stand in for the answer (``echo``,
-    ``redirect``, ``oversized``, ``gzip_bomb``), on any call, logins included."""
+    ``redirect``, ``oversized``, ``gzip_bomb``), on any call, logins included. ``platform_of`` tells which
+    platform a request calls (None: the control API, never faulted)."""
 
     @web.middleware
     async def middleware(

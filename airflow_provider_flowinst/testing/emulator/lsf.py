@@ -34,7 +34,7 @@ import datetime as dt
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree
@@ -43,6 +43,9 @@ from aiohttp import web
 from airflow_provider_flowinst.testing.emulator.credentials import LSF_PASSWORD, LSF_USER
 from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from airflow_provider_flowinst.testing.emulator.app import Emulator
 
 PLATFORM = "lsf_pm"
 WS = "/platform/ws"
@@ -148,6 +151,8 @@ def read_cookie(request: web.Request, name: str) -> str | None:
 
 
 class LSFEmulator:
+    platform = PLATFORM
+
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.flows = {flow.full_name: flow for flow in DEFAULT_FLOWS}
@@ -163,6 +168,12 @@ class LSFEmulator:
         # The two instances of the vendor's sample: 101 is done, 102 runs for a minute and then is done.
         self._start(self.flows["jsmith:flow1"], began=-600.0)
         self._start(self.flows["jsmith:flow1"], running_seconds=60.0)
+
+    def serves(self, request: web.Request) -> bool:
+        return request.path.startswith(f"{WS}/")
+
+    def expire_tokens(self) -> None:
+        self.expire_all()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -555,3 +566,13 @@ def _spaced_keys(record: dict[str, Any]) -> dict[str, Any]:
     if record["id"] % 2 == 0:
         return {(" lastUpdateTime" if key == "lastUpdateTime" else key): value for key, value in record.items()}
     return record
+
+
+def mount(emulator: Emulator) -> LSFEmulator:
+    """This platform inside ``emulator`` (see ``parts.EmulatorModule``)."""
+    return LSFEmulator(emulator.state)
+
+
+def connection(url: str) -> dict[str, Any]:
+    """The default connection to an emulator at ``url``."""
+    return {"host": url, "login": LSF_USER, "password": LSF_PASSWORD}
