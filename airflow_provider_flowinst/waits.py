@@ -98,8 +98,7 @@ class Verdict:
 
     def event(self) -> WaitEvent:
         """The end of the wait as the trigger reports it (a ValueError while still waiting)."""
-        instance = None if self.instance is None else self.instance.to_dict()
-        return WaitEvent(cast(EventStatus, self.status), instance, self.message)
+        return WaitEvent(cast(EventStatus, self.status), _as_dict(self.instance), self.message)
 
 
 def judge(instance: FlowInstance, success_states: Iterable[FlowState], failure_states: Iterable[FlowState]) -> Verdict:
@@ -205,6 +204,10 @@ def read_cutoff(end_time: float | None, attempt_seconds: float, now: float | Non
     return max(0.0, end_time - (time.time() if now is None else now)) + attempt_seconds
 
 
+def _as_dict(instance: FlowInstance | None) -> dict[str, Any] | None:
+    return None if instance is None else instance.to_dict()
+
+
 # -- the event a trigger sends back --------------------------------------------------------------------
 
 
@@ -232,7 +235,12 @@ class WaitEvent:
 
     @classmethod
     def timed_out(cls, instance_id: str, last: FlowInstance | None) -> WaitEvent:
-        return cls("timeout", None if last is None else last.to_dict(), timeout_message(instance_id, last))
+        return cls("timeout", _as_dict(last), timeout_message(instance_id, last))
+
+    @classmethod
+    def error(cls, message: str, last: FlowInstance | None) -> WaitEvent:
+        """The wait could not go on (polls failing, an unexpected fault); ``last`` is what was last seen."""
+        return cls("error", _as_dict(last), message)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "instance": self.instance, "message": self.message}

@@ -132,6 +132,17 @@ def test_a_timeout_event_carries_what_was_last_seen():
     assert WaitEvent.timed_out("2809-1", None).instance is None
 
 
+def test_an_error_event_carries_what_was_last_seen():
+    last = instance()
+
+    assert WaitEvent.error("HTTP 503 (3 polls in a row failed)", last).to_dict() == {
+        "status": "error",
+        "instance": last.to_dict(),
+        "message": "HTTP 503 (3 polls in a row failed)",
+    }
+    assert WaitEvent.error("no connection", None).instance is None
+
+
 @pytest.mark.parametrize(
     ("payload", "why"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -197,23 +198,21 @@ class TriggerFlowOperator(BaseOperator):
         """The wait in the worker: the sensor's looks, judged the same way, until the run ends or time is up."""
         ends = time.monotonic() + self.timeout
         watch = self.watch(instance_id)
+        stop = functools.partial(self._stop, hook, instance_id)
         last: FlowInstance | None = None
         while True:
             verdict = watch.look(hook, self.log)
             last = verdict.instance or last
             if verdict.done:
-                return self._conclude(verdict.event(), memory, hook, lambda why: self._stop(hook, instance_id, why))
+                return self._conclude(verdict.event(), memory, hook, stop)
             if time.monotonic() >= ends:
-                timed_out = WaitEvent.timed_out(instance_id, last)
-                return self._conclude(timed_out, memory, hook, lambda why: self._stop(hook, instance_id, why))
+                return self._conclude(WaitEvent.timed_out(instance_id, last), memory, hook, stop)
             time.sleep(min(self.poke_interval, max(0.0, ends - time.monotonic())))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """The trigger's event, judged as the worker-side wait would have."""
-        wait_event = WaitEvent.received(event, self.task_id)
-        return self._conclude(
-            wait_event, RunMemory(context), self.conn_id, lambda why: self._stop_remembered(context, why)
-        )
+        stop = functools.partial(self._stop_remembered, context)
+        return self._conclude(WaitEvent.received(event, self.task_id), RunMemory(context), self.conn_id, stop)
 
     def _conclude(
         self, event: WaitEvent, memory: RunMemory, hook: FlowPlatformHook[Any] | str, stop: Callable[[str], None]

@@ -144,12 +144,12 @@ class FlowInstanceTrigger(BaseTrigger):
             except FlowPlatformError as exc:
                 reason = watch.failures.give_up(exc)
                 if reason is not None:
-                    yield _event(WaitEvent("error", _as_dict(last), reason))
+                    yield _event(WaitEvent.error(reason, last))
                     return
                 self.log.warning("Poll %d failed (%s); will poll again", watch.failures.count, exc)
             except Exception as exc:  # never let a trigger die with a bare traceback: report it as an event
                 unexpected = f"unexpected {type(exc).__name__} while polling: {exc}"
-                yield _event(WaitEvent("error", _as_dict(last), unexpected))
+                yield _event(WaitEvent.error(unexpected, last))
                 return
             else:
                 if verdict.done:
@@ -197,10 +197,6 @@ class FlowInstanceTrigger(BaseTrigger):
 
 def _event(event: WaitEvent) -> TriggerEvent:
     return TriggerEvent(event.to_dict())
-
-
-def _as_dict(instance: FlowInstance | None) -> dict[str, Any] | None:
-    return None if instance is None else instance.to_dict()
 
 
 #: How many instance ids an event trigger remembers (newest first); older ones have long left the listing.
