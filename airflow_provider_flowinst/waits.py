@@ -1,14 +1,35 @@
-"""What a wait on a remote instance means, shared by the sensor, TriggerFlowOperator and the trigger."""
+"""What a wait on a remote instance means, shared by the sensor, TriggerFlowOperator and the trigger.
+
+One home for the default states, describing and judging an instance, counting looks that fail, the
+deadline of a deferred wait and the event its trigger sends back. The sensor's poke, the operator's own
+poke loop and the trigger's poll all decide "done, failed or keep waiting" through :func:`judge`.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import math
-from typing import Any
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast, get_args
 
-from airflow_provider_flowinst.errors import FlowPlatformError
+from airflow_provider_flowinst._compat import AirflowException
+from airflow_provider_flowinst.diagnosis import explain_failure
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.models import FlowInstance, FlowState
 
+DEFAULT_SUCCESS_STATES = (FlowState.SUCCESS.value,)
+DEFAULT_FAILURE_STATES = (FlowState.FAILED.value, FlowState.CANCELLED.value)
 #: Looks at a run that may fail in a row before the wait gives up (each after the transport's own retries).
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+#: Time after the trigger's last read for its event to reach the task (triggerer → database → worker).
+EVENT_DELIVERY_SECONDS = 60.0
+
+EventStatus = Literal["success", "failure", "timeout", "error"]
+VerdictStatus = Literal["success", "failure", "error", "waiting"]
+EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
 
 
 def positive_count(value: Any, name: str) -> int:
@@ -22,17 +43,236 @@ def positive_count(value: Any, name: str) -> int:
     return int(number)
 
 
+def parse_states(
+    success_states: Iterable[str], failure_states: Iterable[str]
+) -> tuple[tuple[FlowState, ...], tuple[FlowState, ...]]:
+    """The states that end a wait well and badly; a state cannot be both."""
+    success = FlowState.parse_many(success_states, argument="success_states")
+    failure = FlowState.parse_many(failure_states, argument="failure_states")
+    overlap = set(success) & set(failure)
+    if overlap:
+        raise ValueError(f"states cannot both succeed and fail: {sorted(s.value for s in overlap)}")
+    return success, failure
+
+
+# -- describing an instance ----------------------------------------------------------------------------
+
+
+def describe(instance: FlowInstance) -> str:
+    return f"{instance.platform} instance {instance.instance_id}"
+
+
+def status_line(instance: FlowInstance) -> str:
+    """What a look saw, for the task log."""
+    return f"{describe(instance)} is {instance.state.value} ({instance.raw_state})"
+
+
+def failure_message(instance: FlowInstance) -> str:
+    return f"{describe(instance)} ended in state {instance.state.value} (platform state {instance.raw_state!r})"
+
+
+def missing_message(error: FlowInstanceNotFound) -> str:
+    return f"{error}; a missing instance ends this wait (the sensor's fail_if_missing, or a run the operator started)"
+
+
+def timeout_message(instance_id: str, last: FlowInstance | None) -> str:
+    if last is None:
+        return f"timed out waiting for instance {instance_id} (never seen)"
+    return f"timed out waiting for {describe(last)} (last seen {last.state.value})"
+
+
+# -- judging it ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one look decided: ``waiting``, or the end of the wait (``success``, ``failure``, ``error``)."""
+
+    status: VerdictStatus
+    instance: FlowInstance | None
+    message: str
+
+    @property
+    def done(self) -> bool:
+        return self.status != "waiting"
+
+    def event(self) -> WaitEvent:
+        """The end of the wait as the trigger reports it (a ValueError while still waiting)."""
+        return WaitEvent(cast(EventStatus, self.status), _as_dict(self.instance), self.message)
+
+
+def judge(instance: FlowInstance, success_states: Iterable[FlowState], failure_states: Iterable[FlowState]) -> Verdict:
+    """Done, failed or keep waiting: the one decision every way of waiting makes."""
+    if instance.state in tuple(success_states):
+        return Verdict("success", instance, f"{describe(instance)} reached {instance.state.value}")
+    if instance.state in tuple(failure_states):
+        return Verdict("failure", instance, failure_message(instance))
+    return Verdict("waiting", instance, status_line(instance))
+
+
 class ConsecutiveFailures:
-    """Counts looks that failed in a row; a permanent refusal, or one failure too many, is raised."""
+    """Counts looks that failed in a row; a permanent refusal, or one failure too many, ends the wait."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
 
-    def failed(self, error: FlowPlatformError) -> None:
+    def give_up(self, error: FlowPlatformError) -> str | None:
+        """Count a failed look: why the wait ends now, or None to look again."""
         self.count += 1
-        if not error.retryable or self.count >= self.limit:
+        if error.retryable and self.count < self.limit:
+            return None
+        return f"{error} ({self.count} polls in a row failed)" if error.retryable else str(error)
+
+    def failed(self, error: FlowPlatformError) -> None:
+        """Count a failed look; raise ``error`` when the wait ends on it (the sync waits fail with it as is)."""
+        if self.give_up(error) is not None:
             raise error
 
     def reset(self) -> None:
         self.count = 0
+
+
+class InstanceReader(Protocol):
+    def get_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance: ...
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One wait: the instance, the states that end it, and the count of looks that failed in a row."""
+
+    instance_id: str
+    success_states: tuple[FlowState, ...]
+    failure_states: tuple[FlowState, ...]
+    failures: ConsecutiveFailures
+    include_graph: bool = True
+    fail_if_missing: bool = False
+
+    def judge(self, instance: FlowInstance) -> Verdict:
+        return judge(instance, self.success_states, self.failure_states)
+
+    def missing(self, error: FlowInstanceNotFound) -> Verdict:
+        """The platform says the instance does not exist: an error under ``fail_if_missing``, else wait."""
+        if self.fail_if_missing:
+            return Verdict("error", None, missing_message(error))
+        return Verdict("waiting", None, f"Instance {self.instance_id} does not exist yet; waiting for it")
+
+    def look(self, hook: InstanceReader, log: logging.Logger | Any) -> Verdict:
+        """One look in a worker (poke or reschedule); a look that fails once too often raises its error."""
+        try:
+            instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
+        except FlowInstanceNotFound as exc:
+            verdict = self.missing(exc)
+            if not verdict.done:
+                log.info("%s", verdict.message)
+            return verdict
+        except FlowPlatformError as exc:
+            # Counted within one process: poke mode; each reschedule (and the triggerer) counts afresh.
+            self.failures.failed(exc)
+            log.warning("Could not look at %s (%d in a row): %s", self.instance_id, self.failures.count, exc)
+            return Verdict("waiting", None, str(exc))
+        self.failures.reset()
+        log.info("%s", status_line(instance))
+        return self.judge(instance)
+
+
+# -- the deadline of a deferred wait -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the trigger stops polling (``end_time``) and when Airflow gives up on it (``deferral_timeout``)."""
+
+    end_time: float
+    deferral_timeout: dt.timedelta
+
+
+def deadline(timeout: float, attempt_seconds: float, now: float | None = None) -> Deadline:
+    """The trigger times out first: its last read may end one attempt after ``end_time`` (see
+    :func:`read_cutoff`), and its event then needs time to arrive; only past both does Airflow step in."""
+    start = time.time() if now is None else now
+    return Deadline(
+        end_time=start + timeout,
+        deferral_timeout=dt.timedelta(seconds=timeout + attempt_seconds + EVENT_DELIVERY_SECONDS),
+    )
+
+
+def read_cutoff(end_time: float | None, attempt_seconds: float, now: float | None = None) -> float | None:
+    """Seconds one read may take: until ``end_time``, plus one attempt begun just before it (None: no limit)."""
+    if end_time is None:
+        return None
+    return max(0.0, end_time - (time.time() if now is None else now)) + attempt_seconds
+
+
+def _as_dict(instance: FlowInstance | None) -> dict[str, Any] | None:
+    return None if instance is None else instance.to_dict()
+
+
+# -- the event a trigger sends back --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitEvent:
+    """The one event a ``FlowInstanceTrigger`` yields; its dict is the ``TriggerEvent`` payload.
+
+    ``instance`` is the instance's XCom dict (``None`` when it was never seen); ``success`` and ``failure``
+    always carry it.
+    """
+
+    status: EventStatus
+    instance: dict[str, Any] | None
+    message: str
+
+    def __post_init__(self) -> None:
+        if self.status not in EVENT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(EVENT_STATUSES)}, got {self.status!r}")
+        if self.instance is not None and not isinstance(self.instance, dict):
+            raise ValueError(f"instance must be a dict or None, got {type(self.instance).__name__}")
+        if self.instance is None and self.status in ("success", "failure"):
+            raise ValueError(f"a {self.status} event must carry its instance")
+        if not isinstance(self.message, str):
+            raise ValueError(f"message must be text, got {type(self.message).__name__}")
+
+    @classmethod
+    def timed_out(cls, instance_id: str, last: FlowInstance | None) -> WaitEvent:
+        return cls("timeout", _as_dict(last), timeout_message(instance_id, last))
+
+    @classmethod
+    def error(cls, message: str, last: FlowInstance | None) -> WaitEvent:
+        """The wait could not go on (polls failing, an unexpected fault); ``last`` is what was last seen."""
+        return cls("error", _as_dict(last), message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "instance": self.instance, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, payload: object) -> WaitEvent:
+        """The event from its payload; a ValueError says what is wrong with it. Unknown keys are ignored."""
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"an event is a dict, got {type(payload).__name__}")
+        if "status" not in payload:
+            raise ValueError("it has no status")
+        return cls(payload["status"], payload.get("instance"), payload.get("message", ""))
+
+    @classmethod
+    def received(cls, event: object, task_id: str) -> WaitEvent:
+        """The event handed to ``execute_complete``; one that cannot be read fails the task saying why."""
+        try:
+            return cls.from_dict(event)
+        except ValueError as exc:
+            raise AirflowException(f"{task_id}: the trigger sent no usable event: {event!r} ({exc})") from None
+
+    def flow_instance(self) -> FlowInstance | None:
+        return None if self.instance is None else FlowInstance.from_dict(self.instance)
+
+
+def failure_reason(event: WaitEvent, hook: Any, log: logging.Logger | Any) -> str:
+    """What a task whose wait did not succeed fails with.
+
+    A failed instance is explained (its first failed node named, node logs in the task log, through
+    ``hook``: a platform hook or a connection id); a timeout or an error says the event's own message.
+    """
+    instance = event.flow_instance() if event.status == "failure" else None
+    if instance is not None:
+        return explain_failure(hook, instance, failure_message(instance), log)
+    return event.message or f"the wait ended with {event.status!r}"

@@ -11,7 +11,7 @@ from airflow_provider_flowinst._compat import AirflowException
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowState
-from airflow_provider_flowinst.sensors.flow_instance import failure_message
+from airflow_provider_flowinst.waits import failure_message, status_line
 
 
 class FlowInstanceStatusOperator(BaseOperator):
@@ -48,9 +48,7 @@ class FlowInstanceStatusOperator(BaseOperator):
         finally:
             hook.close()  # done with the platform (LSF logs out)
         push_instance_url(context, instance.url)
-        self.log.info(
-            "%s instance %s: %s (%s)", instance.platform, instance.instance_id, instance.state.value, instance.raw_state
-        )
+        self.log.info("%s", status_line(instance))
         if instance.state in self.fail_on_states:
             raise AirflowException(failure_message(instance))
         return instance.to_dict()

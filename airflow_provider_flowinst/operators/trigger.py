@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
-from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.durable import RunMemory
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
-from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.protocol import StartAttempt
-from airflow_provider_flowinst.sensors.flow_instance import (
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
-    failure_message,
+    ConsecutiveFailures,
+    WaitEvent,
+    Watch,
+    deadline,
+    failure_reason,
+    parse_states,
+    positive_count,
 )
-from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger, describe
-from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures, positive_count
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
-#: Airflow's own deferral timeout is a backstop this long after the trigger's own end time.
-DEFERRAL_GRACE_SECONDS = 300.0
 #: The remote run's id, pushed as soon as it is known (also when the task then fails).
 XCOM_INSTANCE_ID_KEY = "flow_instance_id"
 
@@ -91,8 +94,7 @@ class TriggerFlowOperator(BaseOperator):
         self.poke_interval = float(poke_interval)
         self.timeout = float(timeout)
         self.cancel_on_kill = cancel_on_kill
-        self.success_states = FlowState.parse_many(success_states, argument="success_states")
-        self.failure_states = FlowState.parse_many(failure_states, argument="failure_states")
+        self.success_states, self.failure_states = parse_states(success_states, failure_states)
         self.include_graph = include_graph
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.instance_id: str | None = None
@@ -122,21 +124,17 @@ class TriggerFlowOperator(BaseOperator):
             memory.forget()
             return instance.to_dict()
         if self.deferrable:
+            ends = deadline(self.timeout, hook.attempt_seconds)
             self.defer(
-                trigger=FlowInstanceTrigger(
+                trigger=FlowInstanceTrigger.waiting_on(
+                    self.watch(self.instance_id),
                     conn_id=self.conn_id,
-                    instance_id=self.instance_id,
-                    success_states=[state.value for state in self.success_states],
-                    failure_states=[state.value for state in self.failure_states],
-                    include_graph=self.include_graph,
-                    fail_if_missing=True,
                     poke_interval=self.poke_interval,
-                    end_time=time.time() + self.timeout,
+                    end_time=ends.end_time,
                     cancel_on_kill=self.cancel_on_kill,
-                    max_consecutive_failures=self.max_consecutive_failures,
                 ),
                 method_name="execute_complete",
-                timeout=dt.timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
+                timeout=ends.deferral_timeout,
             )
         return self._wait(hook, memory, self.instance_id)
 
@@ -185,46 +183,48 @@ class TriggerFlowOperator(BaseOperator):
         memory.remember(found, attempt)
         return found
 
+    def watch(self, instance_id: str) -> Watch:
+        """The wait on the run this task started; it has to exist, so a missing run ends the wait."""
+        return Watch(
+            instance_id,
+            self.success_states,
+            self.failure_states,
+            ConsecutiveFailures(self.max_consecutive_failures),
+            include_graph=self.include_graph,
+            fail_if_missing=True,
+        )
+
     def _wait(self, hook: FlowPlatformHook[Any], memory: RunMemory, instance_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
-        failures = ConsecutiveFailures(self.max_consecutive_failures)
+        """The wait in the worker: the sensor's looks, judged the same way, until the run ends or time is up."""
+        ends = time.monotonic() + self.timeout
+        watch = self.watch(instance_id)
+        stop = functools.partial(self._stop, hook, instance_id)
+        last: FlowInstance | None = None
         while True:
-            try:
-                instance = hook.get_instance(instance_id, include_graph=self.include_graph)
-            except FlowPlatformError as exc:
-                failures.failed(exc)
-                self.log.warning("Could not look at run %s (%d in a row): %s", instance_id, failures.count, exc)
-                time.sleep(min(self.poke_interval, max(0.0, deadline - time.monotonic())))
-                continue
-            failures.reset()
-            self.log.info("%s is %s (%s)", describe(instance), instance.state.value, instance.raw_state)
-            if instance.state in self.success_states:
-                memory.forget()
-                return instance.to_dict()
-            if instance.state in self.failure_states:
-                raise AirflowException(explain_failure(hook, instance, failure_message(instance), self.log))
-            if time.monotonic() >= deadline:
-                self._stop(hook, instance_id, "it did not end within the timeout")
-                raise AirflowException(f"{describe(instance)} did not end within {self.timeout:g} s")
-            time.sleep(min(self.poke_interval, max(0.0, deadline - time.monotonic())))
+            verdict = watch.look(hook, self.log)
+            last = verdict.instance or last
+            if verdict.done:
+                return self._conclude(verdict.event(), memory, hook, stop)
+            if time.monotonic() >= ends:
+                return self._conclude(WaitEvent.timed_out(instance_id, last), memory, hook, stop)
+            time.sleep(min(self.poke_interval, max(0.0, ends - time.monotonic())))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """The trigger's event, judged as the worker-side wait would have."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"{self.task_id}: the trigger sent no usable event: {event!r}")
-        status, message = event["status"], str(event.get("message", ""))
-        instance = event.get("instance")
-        if status == "success" and isinstance(instance, dict):
-            self.log.info("%s", message)
-            RunMemory(context).forget()
-            return instance
-        if status == "timeout":
-            self._stop_remembered(context, "it did not end within the timeout")
-            raise AirflowException(message)
-        if status == "failure" and isinstance(instance, dict):
-            ended = FlowInstance.from_dict(instance)
-            raise AirflowException(explain_failure(self.conn_id, ended, failure_message(ended), self.log))
-        raise AirflowException(message or f"the wait on the remote run ended with {status!r}")
+        stop = functools.partial(self._stop_remembered, context)
+        return self._conclude(WaitEvent.received(event, self.task_id), RunMemory(context), self.conn_id, stop)
+
+    def _conclude(
+        self, event: WaitEvent, memory: RunMemory, hook: FlowPlatformHook[Any] | str, stop: Callable[[str], None]
+    ) -> dict[str, Any]:
+        """The end of the wait, the same whether this worker or the trigger saw it: the run's dict, or raise."""
+        if event.status == "success" and event.instance is not None:
+            self.log.info("%s", event.message)
+            memory.forget()
+            return event.instance
+        if event.status == "timeout":
+            stop("it did not end within the timeout")
+        raise AirflowException(failure_reason(event, hook, self.log))
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,17 +9,24 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
-from airflow_provider_flowinst.diagnosis import explain_failure
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
-from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger, describe
-from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, ConsecutiveFailures, positive_count
-
-DEFAULT_SUCCESS_STATES = (FlowState.SUCCESS.value,)
-DEFAULT_FAILURE_STATES = (FlowState.FAILED.value, FlowState.CANCELLED.value)
+from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+from airflow_provider_flowinst.waits import (
+    DEFAULT_FAILURE_STATES,
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_SUCCESS_STATES,
+    ConsecutiveFailures,
+    Verdict,
+    WaitEvent,
+    Watch,
+    deadline,
+    failure_reason,
+    parse_states,
+    positive_count,
+)
 
 
 class FlowInstanceSensor(BaseSensorOperator):
@@ -61,11 +66,7 @@ class FlowInstanceSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.instance_id = instance_id
-        self.success_states = FlowState.parse_many(success_states, argument="success_states")
-        self.failure_states = FlowState.parse_many(failure_states, argument="failure_states")
-        overlap = set(self.success_states) & set(self.failure_states)
-        if overlap:
-            raise ValueError(f"states cannot both succeed and fail: {sorted(s.value for s in overlap)}")
+        self.success_states, self.failure_states = parse_states(success_states, failure_states)
         self.include_graph = include_graph
         self.fail_if_missing = fail_if_missing
         self.deferrable = deferrable
@@ -84,39 +85,44 @@ class FlowInstanceSensor(BaseSensorOperator):
         if hook is not None:
             hook.close()
 
+    def watch(self) -> Watch:
+        """The wait on the (rendered) instance; failed looks are counted across the pokes of this process."""
+        return Watch(
+            self.instance_id,
+            self.success_states,
+            self.failure_states,
+            self._failures,
+            include_graph=self.include_graph,
+            fail_if_missing=self.fail_if_missing,
+        )
+
     # -- poke and reschedule -------------------------------------------------------------------------
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
-        instance = self._look(context)
-        if instance is None:
-            return False
-        return self._judge(instance)
+        return self._settle(self._look(context))
 
-    def _look(self, context: Any) -> FlowInstance | None:
+    def _look(self, context: Any) -> Verdict:
         hook = self.hook()
         push_instance_url(context, hook.client.instance_url(self.instance_id))
-        try:
-            instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
-        except FlowInstanceNotFound as exc:
-            if self.fail_if_missing:
-                self._fail(f"{exc}; fail_if_missing is set")
-            self.log.info("Instance %s does not exist yet; waiting for it", self.instance_id)
-            return None
-        except FlowPlatformError as exc:
-            # Counted within one process: poke mode; each reschedule (and the triggerer) counts afresh.
-            self._failures.failed(exc)
-            self.log.warning("Could not look at %s (%d in a row): %s", self.instance_id, self._failures.count, exc)
-            return None
-        self._failures.reset()
-        self.log.info("%s is %s (%s)", describe(instance), instance.state.value, instance.raw_state)
-        return instance
+        return self.watch().look(hook, self.log)
 
     def _judge(self, instance: FlowInstance) -> PokeReturnValue | bool:
-        if instance.state in self.success_states:
-            return PokeReturnValue(is_done=True, xcom_value=instance.to_dict())
-        if instance.state in self.failure_states:
-            self._fail(explain_failure(self.conn_id, instance, failure_message(instance), self.log))
-        return False
+        return self._settle(self.watch().judge(instance))
+
+    def _settle(self, verdict: Verdict) -> PokeReturnValue | bool:
+        if not verdict.done:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict.event()))
+
+    def _conclude(self, event: WaitEvent) -> dict[str, Any]:
+        """The end of the wait, the same whether a poke or the trigger saw it: the instance dict, or raise."""
+        if event.status == "success" and event.instance is not None:
+            self.log.info("%s", event.message)
+            return event.instance
+        if event.status == "timeout" and not self.soft_fail:
+            raise AirflowSensorTimeout(event.message)
+        self._fail(failure_reason(event, self.conn_id, self.log))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fail(self, message: str) -> None:
         # Airflow 3 does not turn a sensor's own failure into a skip, so soft_fail is honoured here.
@@ -136,46 +142,18 @@ class FlowInstanceSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One look first: an instance that has already ended needs no trip through the triggerer.
-        instance = self._look(context)
-        if instance is not None:
-            verdict = self._judge(instance)
-            if isinstance(verdict, PokeReturnValue):
-                return verdict.xcom_value
+        verdict = self._look(context)
+        if verdict.done:
+            return self._conclude(verdict.event())
+        ends = deadline(self.timeout, self.hook().attempt_seconds)
         self.defer(
-            trigger=FlowInstanceTrigger(
-                conn_id=self.conn_id,
-                instance_id=self.instance_id,
-                success_states=[state.value for state in self.success_states],
-                failure_states=[state.value for state in self.failure_states],
-                include_graph=self.include_graph,
-                fail_if_missing=self.fail_if_missing,
-                poke_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
-                max_consecutive_failures=self.max_consecutive_failures,
+            trigger=FlowInstanceTrigger.waiting_on(
+                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=ends.end_time
             ),
             method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout),
+            timeout=ends.deferral_timeout,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the same outcome a poke would have had."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"{self.task_id}: the trigger sent no usable event: {event!r}")
-        status, message = event["status"], str(event.get("message", ""))
-        instance = event.get("instance")
-        if status == "success" and isinstance(instance, dict):
-            self.log.info("%s", message)
-            return instance
-        if status == "timeout":
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            raise AirflowSensorTimeout(message)
-        if status == "failure" and isinstance(instance, dict):
-            ended = FlowInstance.from_dict(instance)
-            self._fail(explain_failure(self.conn_id, ended, failure_message(ended), self.log))
-        self._fail(message or f"the wait on instance {self.instance_id} ended with {status!r}")
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def failure_message(instance: FlowInstance) -> str:
-    return f"{describe(instance)} ended in state {instance.state.value} (platform state {instance.raw_state!r})"
+        return self._conclude(WaitEvent.received(event, self.task_id))

@@ -17,7 +17,17 @@ from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
-from airflow_provider_flowinst.waits import DEFAULT_MAX_CONSECUTIVE_FAILURES, positive_count
+from airflow_provider_flowinst.waits import (
+    DEFAULT_FAILURE_STATES,
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_SUCCESS_STATES,
+    ConsecutiveFailures,
+    WaitEvent,
+    Watch,
+    describe,
+    positive_count,
+    read_cutoff,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +38,10 @@ class FlowInstanceTrigger(BaseTrigger):
     """Polls one remote instance until it reaches a success or failure state, or ``end_time`` passes.
 
     It yields a single event ``{"status": "success" | "failure" | "timeout" | "error", "instance": dict or
-    None, "message": str}``. Transient platform faults are retried by the transport; only
-    ``max_consecutive_failures`` polls failing in a row end the wait with an ``error`` event, so a passing
-    outage never fails a long wait. Its serialised kwargs are ids and settings, never a secret.
+    None, "message": str}`` (a ``waits.WaitEvent``'s dict), judged as a sensor's poke judges (``waits.judge``).
+    Transient platform faults are retried by the transport; only ``max_consecutive_failures`` polls failing
+    in a row end the wait with an ``error`` event, so a passing outage never fails a long wait. Its
+    serialised kwargs are ids and settings, never a secret.
     """
 
     def __init__(
@@ -38,8 +49,8 @@ class FlowInstanceTrigger(BaseTrigger):
         *,
         conn_id: str,
         instance_id: str,
-        success_states: Iterable[str] = (FlowState.SUCCESS.value,),
-        failure_states: Iterable[str] = (FlowState.FAILED.value, FlowState.CANCELLED.value),
+        success_states: Iterable[str] = DEFAULT_SUCCESS_STATES,
+        failure_states: Iterable[str] = DEFAULT_FAILURE_STATES,
         include_graph: bool = True,
         fail_if_missing: bool = False,
         poke_interval: float = DEFAULT_POKE_INTERVAL,
@@ -82,46 +93,75 @@ class FlowInstanceTrigger(BaseTrigger):
                 yield event
                 return
 
+    def watch(self) -> Watch:
+        """What this trigger waits for; its count of failed polls starts at zero in each run."""
+        return Watch(
+            self.instance_id,
+            self.success_states,
+            self.failure_states,
+            ConsecutiveFailures(self.max_consecutive_failures),
+            include_graph=self.include_graph,
+            fail_if_missing=self.fail_if_missing,
+        )
+
+    @classmethod
+    def waiting_on(
+        cls, watch: Watch, *, conn_id: str, poke_interval: float, end_time: float | None, cancel_on_kill: bool = False
+    ) -> FlowInstanceTrigger:
+        """The trigger a sensor or an operator defers to: the same wait, carried on in the triggerer."""
+        return cls(
+            conn_id=conn_id,
+            instance_id=watch.instance_id,
+            success_states=[state.value for state in watch.success_states],
+            failure_states=[state.value for state in watch.failure_states],
+            include_graph=watch.include_graph,
+            fail_if_missing=watch.fail_if_missing,
+            poke_interval=poke_interval,
+            end_time=end_time,
+            max_consecutive_failures=watch.failures.limit,
+            cancel_on_kill=cancel_on_kill,
+        )
+
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
-        failures = 0
+        watch = self.watch()
         last: FlowInstance | None = None
         reported: tuple[FlowState, str | None] | None = None
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
                 last = await self._by_end_time(poller, poller.get(self.instance_id))
-                if self.include_graph and last.state in (*self.success_states, *self.failure_states):
+                verdict = watch.judge(last)
+                if self.include_graph and verdict.done:
                     last = await self._by_end_time(poller, poller.get_full(self.instance_id))
-                failures = 0
+                    verdict = watch.judge(last)
+                watch.failures.reset()
             except FlowInstanceNotFound as exc:
-                if self.fail_if_missing:
-                    yield self._event("error", None, f"{exc}; fail_if_missing is set")
+                verdict = watch.missing(exc)
+                if verdict.done:
+                    yield _event(verdict.event())
                     return
-                self.log.info("Instance %s does not exist yet; waiting for it", self.instance_id)
+                self.log.info("%s", verdict.message)
             except FlowPlatformError as exc:
-                failures += 1
-                if not exc.retryable or failures >= self.max_consecutive_failures:
-                    yield self._event("error", last, self._failure_message(exc, failures))
+                reason = watch.failures.give_up(exc)
+                if reason is not None:
+                    yield _event(WaitEvent.error(reason, last))
                     return
-                self.log.warning("Poll %d failed (%s); will poll again", failures, exc)
+                self.log.warning("Poll %d failed (%s); will poll again", watch.failures.count, exc)
             except Exception as exc:  # never let a trigger die with a bare traceback: report it as an event
-                yield self._event("error", last, f"unexpected {type(exc).__name__} while polling: {exc}")
+                unexpected = f"unexpected {type(exc).__name__} while polling: {exc}"
+                yield _event(WaitEvent.error(unexpected, last))
                 return
             else:
-                if last.state in self.success_states:
-                    yield self._event("success", last, f"{describe(last)} reached {last.state.value}")
-                    return
-                if last.state in self.failure_states:
-                    yield self._event("failure", last, f"{describe(last)} ended {last.state.value}")
+                if verdict.done:
+                    yield _event(verdict.event())
                     return
                 # Each change of state is logged; a wait that goes on unchanged is not (thousands poll at once).
                 if (last.state, last.raw_state) != reported:
                     reported = (last.state, last.raw_state)
-                    self.log.info("%s is %s (%s)", describe(last), last.state.value, last.raw_state)
+                    self.log.info("%s", verdict.message)
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
-                seen = f"last seen {last.state.value}" if last else "never seen"
-                yield self._event("timeout", last, f"timed out waiting for instance {self.instance_id} ({seen})")
+                yield _event(WaitEvent.timed_out(self.instance_id, last))
                 return
             pause = next_tick(self.poke_interval)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))
@@ -130,9 +170,9 @@ class FlowInstanceTrigger(BaseTrigger):
         """A read that ends at the latest one attempt's time after ``end_time`` (its retries are cut short)."""
         if self.end_time is None:
             return await read
-        grace = (await poller.hook()).attempt_seconds
+        cutoff = read_cutoff(self.end_time, (await poller.hook()).attempt_seconds)
         try:
-            return await asyncio.wait_for(read, timeout=max(0.0, self.end_time - time.time()) + grace)
+            return await asyncio.wait_for(read, timeout=cutoff)
         except asyncio.TimeoutError:
             raise FlowPlatformError(
                 "flowinst", "polling", "the poll was still going on at end_time", retryable=True
@@ -154,19 +194,9 @@ class FlowInstanceTrigger(BaseTrigger):
             finally:
                 await hook.aclose()  # done with the platform (LSF logs out)
 
-    def _failure_message(self, exc: FlowPlatformError, failures: int) -> str:
-        if exc.retryable:
-            return f"{exc} ({failures} polls in a row failed)"
-        return str(exc)
 
-    def _event(self, status: str, instance: FlowInstance | None, message: str) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "instance": None if instance is None else instance.to_dict(), "message": message}
-        )
-
-
-def describe(instance: FlowInstance) -> str:
-    return f"{instance.platform} instance {instance.instance_id}"
+def _event(event: WaitEvent) -> TriggerEvent:
+    return TriggerEvent(event.to_dict())
 
 
 #: How many instance ids an event trigger remembers (newest first); older ones have long left the listing.
