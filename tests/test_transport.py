@@ -248,6 +248,35 @@ async def read(conn_id: str, platform: str, path: str):
         await close_shared_session()
 
 
+class MetAnotherWorker(set):
+    """The gateway's memory of encryptions, in which the first token request meets another worker's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.met = False
+
+    def __contains__(self, encryption: object) -> bool:
+        if not self.met:
+            self.met = True
+            return True
+        return super().__contains__(encryption)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("platform", ["enos_batch", "enos_bpm"])
+async def test_a_token_request_refused_as_a_duplicate_asks_again_at_a_later_millisecond(
+    emulator, monkeypatch, platform, path
+):
+    # Many workers of one app log in at once; two in one millisecond send the same encryption, and the
+    # gateway answers the second "Repeated requests with duplicated encryption" (1001), issuing it nothing.
+    monkeypatch.setattr(emulator.emulator.gateway, "seen_encryptions", MetAnotherWorker())
+
+    instance = await read(f"{platform}_default", platform, path)
+
+    assert instance.instance_id == INSTANCES[platform]
+    assert emulator.stats()["token_requests"]["enos_gateway"] == 2
+
+
 async def logged_in(monkeypatch, emulator, platform: str, path: str, **extra) -> str:
     """A quick-retry connection of ``platform`` that has read once (so its token is cached); counters reset."""
     conn_id = quick_retry_connection(monkeypatch, emulator.url, f"{platform}_default", **extra)

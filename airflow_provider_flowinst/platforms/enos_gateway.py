@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
     Operation,
+    Sleep,
     Token,
     credential_digest,
     decode_json,
@@ -31,6 +33,13 @@ from airflow_provider_flowinst.protocol import (
 
 TOKEN_PATH = "/apim-token-service/v2.0/token/get"
 TOKEN_EXPIRED_CODE = "1203"
+#: "Repeated requests with duplicated encryption": the encryption depends only on the app and the
+#: millisecond, so workers of one application that ask for a token in the same millisecond meet; the
+#: gateway gives the first a token and refuses the others, which ask again at a later millisecond.
+DUPLICATED_ENCRYPTION_CODE = "1001"
+DUPLICATED_ENCRYPTION_RETRIES = 3
+#: The pause before asking again (seconds, drawn at random so that the refused workers spread apart).
+DUPLICATED_ENCRYPTION_PAUSE = (0.005, 0.05)
 DEFAULT_TOKEN_LIFETIME_SECONDS = 7200
 
 
@@ -108,7 +117,12 @@ class EnOSGatewayAuth(AuthenticatorDefaults):
         return None
 
     def login(self) -> Operation[Token]:
-        response = yield self.token_request(epoch_ms(self.clock))
+        for retry in range(DUPLICATED_ENCRYPTION_RETRIES + 1):
+            response = yield self.token_request(epoch_ms(self.clock))
+            if retry == DUPLICATED_ENCRYPTION_RETRIES or not _is_duplicated_encryption(response):
+                break
+            # Refused before any token was issued: asking again, a few milliseconds on, is safe.
+            yield Sleep(random.uniform(*DUPLICATED_ENCRYPTION_PAUSE))
         return parse_token_response(response, platform=self.platform, now=self.clock())
 
     def token_request(self, timestamp_ms: int) -> HttpRequest:
@@ -151,16 +165,24 @@ class EnOSGatewayAuth(AuthenticatorDefaults):
     def is_token_expired(self, response: HttpResponse) -> bool:
         if response.status == 401:
             return True
-        if response.status >= 500 or not response.body.startswith(b"{"):
-            return False
-        try:
-            payload = decode_json(response, platform=self.platform, call="")
-        except FlowPlatformError:
-            return False
-        return envelope_code(payload) == TOKEN_EXPIRED_CODE
+        return response.status < 500 and _answer_code(response) == TOKEN_EXPIRED_CODE
 
     def secrets(self) -> tuple[str, ...]:
         return (self.app_secret,)
+
+
+def _is_duplicated_encryption(response: HttpResponse) -> bool:
+    return response.status < 400 and _answer_code(response) == DUPLICATED_ENCRYPTION_CODE
+
+
+def _answer_code(response: HttpResponse) -> str | None:
+    """The envelope's result code, or None for an answer that is no JSON envelope (judged elsewhere)."""
+    if not response.body.startswith(b"{"):
+        return None
+    try:
+        return envelope_code(decode_json(response, platform="", call=""))
+    except FlowPlatformError:
+        return None
 
 
 def parse_token_response(response: HttpResponse, *, platform: str, now: float) -> Token:

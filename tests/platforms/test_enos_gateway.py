@@ -16,8 +16,9 @@ from airflow_provider_flowinst.platforms.enos_gateway import (
     request_signature,
     token_encryption,
 )
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Token
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep, Token
 from airflow_provider_flowinst.testing.emulator import enos_gateway as emulated_gateway
+from tests.helpers import drive
 
 # The worked sample of EnvisionDoc/api_en, token/invoke_api_with_access_token.md.
 DOC_TOKEN = "xxxxaaaxxxx"
@@ -103,6 +104,39 @@ def test_the_login_stamps_and_dates_its_token_by_the_auths_clock():
     with pytest.raises(StopIteration) as done:
         login.send(HttpResponse(200, {}, b'{"status":0,"data":{"accessToken":"T","expire":100}}'))
     assert done.value.value.expires_at == 1_700_000_100.5
+
+
+DUPLICATED = HttpResponse(200, {}, b'{"status":1001,"msg":"Repeated requests with duplicated encryption."}')
+TOKEN = HttpResponse(200, {}, b'{"status":0,"msg":"SUCCESS","data":{"accessToken":"T","expire":7200}}')
+
+
+def test_a_token_request_that_met_another_workers_millisecond_asks_again_later():
+    # Workers of one app asking in the same millisecond send the same encryption; the gateway refuses all but
+    # the first (1001) and has issued them nothing, so the login pauses and asks at a later millisecond.
+    now = iter([1_700_000_000.000, 1_700_000_000.020, 1_700_000_000.021])
+    auth = EnOSGatewayAuth("enos_batch", "https://gw", "key", "secret", clock=lambda: next(now))
+
+    steps, token = drive(auth.login(), DUPLICATED, None, TOKEN)
+
+    first, pause, second = steps
+    assert isinstance(pause, Sleep) and 0.005 <= pause.seconds <= 0.05
+    assert json.loads(first.body)["timestamp"] == 1_700_000_000_000
+    assert json.loads(second.body)["timestamp"] == 1_700_000_000_020
+    assert json.loads(second.body)["encryption"] == token_encryption("key", 1_700_000_000_020, "secret")
+    assert token.value == "T"
+
+
+def test_a_duplicated_encryption_that_persists_is_reported_after_three_more_requests():
+    auth = EnOSGatewayAuth("enos_batch", "https://gw", "key", "secret")
+
+    login = auth.login()
+    requests = [next(login)]
+    with pytest.raises(FlowPlatformError, match=r"duplicated encryption\. \(code 1001"):
+        while True:
+            step = login.send(DUPLICATED if isinstance(requests[-1], HttpRequest) else None)
+            requests.append(step)
+
+    assert sum(isinstance(step, HttpRequest) for step in requests) == 4
 
 
 def test_token_lifetime_comes_from_expire():
