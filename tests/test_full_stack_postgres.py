@@ -400,6 +400,7 @@ def check_no_remote_run_started_twice(
         "5300": remote_runs(emulator, "enos_batch", "flowId", "5300"),
         "5301": remote_runs(emulator, "enos_batch", "flowId", "5301"),
         "jsmith:long_flow": remote_runs(emulator, "lsf_pm", "name", "long_flow"),
+        "jsmith:long_flow_b": remote_runs(emulator, "lsf_pm", "name", "long_flow_b"),
     }
     expected = {flow: sorted(started[t] for t, (_, f) in STARTS.items() if f == flow) for flow in runs}
     assert runs == expected

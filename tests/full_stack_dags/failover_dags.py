@@ -20,7 +20,8 @@ STARTS = {
     "start_enos_5300": ("enos_batch_default", "5300"),
     "start_enos_5301": ("enos_batch_default", "5301"),
     "start_lsf_long_1": ("lsf_pm_default", "jsmith:long_flow"),
-    "start_lsf_long_2": ("lsf_pm_default", "jsmith:long_flow"),
+    # Another flow: concurrent starts of one LSF flow are refused as ambiguous (remedy: a pool of one slot).
+    "start_lsf_long_2": ("lsf_pm_default", "jsmith:long_flow_b"),
 }
 
 with DAG(

@@ -82,6 +82,9 @@ DEFAULT_FLOWS = [
     FlowDefinition("jsmith", "flow_exit", outcome="Exit"),
     FlowDefinition("jsmith", "flow_killed", outcome="Killed"),
     FlowDefinition("jsmith", "long_flow", running_seconds=10 * 3600),
+    # A second long flow: two tasks that start one flow at once are ambiguous on LSF by design (its submit
+    # answer names no run), so the PostgreSQL full-stack test starts one run of each.
+    FlowDefinition("jsmith", "long_flow_b", running_seconds=10 * 3600),
     FlowDefinition("alice", "nightly", running_seconds=6.0),
     # Each started by one test only: no other run of it falls in the window (2 minutes before the attempt)
     # in which a new process looks for the run an attempt made.
