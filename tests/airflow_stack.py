@@ -42,6 +42,7 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 #: Seconds a component gets to stop on SIGTERM before its whole process group is killed.
 STOP_GRACE_SECONDS = 3.0
 POLL_SECONDS = 0.25
+KILL_SETTLE_SECONDS = 10.0
 
 
 @dataclass
@@ -211,8 +212,7 @@ class AirflowStack:
         """SIGKILL to the component's whole process group at once, as when its machine is lost: nothing cleans up."""
         component = self.components[name]
         if component.process is not None:
-            _signal_group(component.process.pid, signal.SIGKILL)
-            _reap(component.process, wait=True)
+            _kill_group(component.process)
             component.process = None
 
     def stop(self) -> list[int]:
@@ -232,8 +232,7 @@ class AirflowStack:
                     del waiting[name]
             time.sleep(0.05)
         for process in running.values():
-            _signal_group(process.pid, signal.SIGKILL)
-            _reap(process, wait=True)
+            _kill_group(process)
         self.timings["stop"] = time.monotonic() - began
         return [pid for process in running.values() for pid in _group_members(process.pid)]
 
@@ -390,8 +389,17 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
     while _group_members(process.pid) and time.monotonic() < deadline:
         _reap(process)
         time.sleep(0.05)
+    _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the whole group, then wait until the kernel has ended its members: a signal is delivered
+    asynchronously, and on a loaded machine a member can still be running just after ``killpg`` returns."""
     _signal_group(process.pid, signal.SIGKILL)
     _reap(process, wait=True)
+    deadline = time.monotonic() + KILL_SETTLE_SECONDS
+    while _group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _reap(process: subprocess.Popen[bytes], *, wait: bool = False) -> None:
