@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Hashable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Hashable, Iterable
+from contextlib import aclosing
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -258,10 +259,15 @@ class FlowInstanceEventTrigger(BaseEventTrigger):
     # -- one poll per trigger ------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async with shared_session_lease():
-            async for event in self.filter_shared_stream(
-                poll_recent_instances(self.conn_id, self.flow, self.states, self.filters, self.poke_interval)
-            ):
+        snapshots = poll_recent_instances(self.conn_id, self.flow, self.states, self.filters, self.poke_interval)
+        # Closed here, inside the lease, when the watcher ends: each stream logs out of its hook (LSF frees the
+        # token) while the shared session is still open, not whenever the generators are garbage-collected.
+        async with (
+            shared_session_lease(),
+            aclosing(snapshots),
+            aclosing(self.filter_shared_stream(snapshots)) as events,
+        ):
+            async for event in events:
                 yield event
 
     # -- or one poll shared by every watcher of the same flow (Airflow 3.3+) -------------------------
@@ -271,28 +277,33 @@ class FlowInstanceEventTrigger(BaseEventTrigger):
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        async with shared_session_lease():
-            async for snapshot in poll_recent_instances(
-                kwargs["conn_id"],
-                str(kwargs["flow"]),
-                tuple(FlowState),
-                kwargs.get("filters") or {},
-                float(kwargs.get("poke_interval", DEFAULT_POKE_INTERVAL)),
-            ):
+        snapshots = poll_recent_instances(
+            kwargs["conn_id"],
+            str(kwargs["flow"]),
+            tuple(FlowState),
+            kwargs.get("filters") or {},
+            float(kwargs.get("poke_interval", DEFAULT_POKE_INTERVAL)),
+        )
+        async with shared_session_lease(), aclosing(snapshots):
+            async for snapshot in snapshots:
                 yield snapshot
 
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncGenerator[TriggerEvent, None]:
         hook: FlowPlatformHook[Any] | None = None
-        async for snapshot in shared_stream:
-            for instance in await self._fresh(snapshot):
-                try:
-                    hook = hook or await aget_hook(self.conn_id)
-                    full = await hook.aget_instance(instance.instance_id, include_graph=self.include_graph)
-                except FlowPlatformError as exc:
-                    self.log.warning("Could not read new instance %s in full (%s)", instance.instance_id, exc)
-                    full = instance
-                self.log.info("%s reached %s: firing", describe(full), full.state.value)
-                yield TriggerEvent({"instance_id": full.instance_id, "instance": full.to_dict()})
+        try:
+            async for snapshot in shared_stream:
+                for instance in await self._fresh(snapshot):
+                    try:
+                        hook = hook or await aget_hook(self.conn_id)
+                        full = await hook.aget_instance(instance.instance_id, include_graph=self.include_graph)
+                    except FlowPlatformError as exc:
+                        self.log.warning("Could not read new instance %s in full (%s)", instance.instance_id, exc)
+                        full = instance
+                    self.log.info("%s reached %s: firing", describe(full), full.state.value)
+                    yield TriggerEvent({"instance_id": full.instance_id, "instance": full.to_dict()})
+        finally:
+            if hook is not None:
+                await hook.aclose()  # the watcher has ended (LSF logs out)
 
     # -- the cursor ----------------------------------------------------------------------------------
 
@@ -345,19 +356,23 @@ class FlowInstanceEventTrigger(BaseEventTrigger):
 
 async def poll_recent_instances(
     conn_id: str, flow: str, states: Iterable[FlowState], filters: dict[str, Any], interval: float
-) -> AsyncIterator[list[FlowInstance]]:
+) -> AsyncGenerator[list[FlowInstance], None]:
     """Every ``interval`` seconds, the newest instances of ``flow``; a failed poll is logged and skipped."""
     states = tuple(states)
     hook: FlowPlatformHook[Any] | None = None
     failures = 0
-    while True:
-        try:
-            hook = hook or await aget_hook(conn_id)
-            snapshot = await hook.arecent_instances(flow, states, filters)
-            failures = 0
-        except Exception as exc:  # an event trigger must outlive any outage
-            failures += 1
-            log.warning("Listing instances of %s failed %d time(s) in a row: %s", flow, failures, exc)
-        else:
-            yield snapshot
-        await asyncio.sleep(interval)
+    try:
+        while True:
+            try:
+                hook = hook or await aget_hook(conn_id)
+                snapshot = await hook.arecent_instances(flow, states, filters)
+                failures = 0
+            except Exception as exc:  # an event trigger must outlive any outage
+                failures += 1
+                log.warning("Listing instances of %s failed %d time(s) in a row: %s", flow, failures, exc)
+            else:
+                yield snapshot
+            await asyncio.sleep(interval)
+    finally:
+        if hook is not None:
+            await hook.aclose()  # nobody watches any more (LSF logs out)

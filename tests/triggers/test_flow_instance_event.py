@@ -9,6 +9,7 @@ import json
 import pytest
 
 from airflow_provider_flowinst.hooks import aget_hook
+from airflow_provider_flowinst.hooks.lsf import TOKEN_USERS
 from airflow_provider_flowinst.testing.emulator.credentials import (
     BPM_PASSWORD,
     DATAWORKS_ACCESS_KEY_SECRET,
@@ -111,6 +112,21 @@ async def test_only_the_chosen_states_fire(emulator):
 
     assert [event["instance_id"] for event in watch.events] == [failed]
     assert watch.events[0]["instance"]["raw_state"] == "Exit"
+
+
+async def test_a_watcher_that_ends_logs_out_of_lsf(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
+    TOKEN_USERS.clear()  # hooks earlier tests left open hold no token of this one's
+    hook = await aget_hook("lsf_pm_default")
+    trigger = FlowInstanceEventTrigger(conn_id="lsf_pm_default", flow="jsmith:flow1", poke_interval=0.2)
+    async with Watch(trigger) as watch:
+        await watch.baseline_taken()
+        await hook.astart_run("jsmith:flow1")
+        await watch.wait_for(1)  # the listing and the full read of the new run: each holds the token
+    await hook.aclose()
+
+    # The token was freed once its last user (this test's hook) was done: the watcher had let go of it.
+    assert emulator.control("GET", "/_emulator/lsf_pm/sessions") == {"live": 0, "logouts": 1}
 
 
 class InMemoryAssetStateStore:
