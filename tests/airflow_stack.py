@@ -43,6 +43,8 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 STOP_GRACE_SECONDS = 3.0
 POLL_SECONDS = 0.25
 KILL_SETTLE_SECONDS = 10.0
+#: How long a write to the SQLite database waits for another writer's lock (see ``AirflowStack.sqlite_url``).
+SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
@@ -99,7 +101,7 @@ class AirflowStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or self.sqlite_url(),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -122,6 +124,13 @@ class AirflowStack:
             }
         )
         return env
+
+    def sqlite_url(self) -> str:
+        """The SQLite file in the home. SQLite lets one writer at a time; every component writes (the api-server
+        with a thread per request), and on a loaded machine one of them can hold the lock past sqlite3's
+        default 5 s busy timeout, failing another's write with "database is locked" (a REST call answered 500
+        "Database error"). Writers wait their turn for up to a minute instead."""
+        return f"sqlite:///{self.db_path}?timeout={SQLITE_BUSY_TIMEOUT_SECONDS:g}"
 
     # -- processes -------------------------------------------------------------------------------------
 
@@ -318,6 +327,21 @@ class AirflowStack:
             return bool(current == state)
 
         self.wait_for(reached, timeout, f"{dag_id}.{task_id} ({run_id}) to be {state}; states seen: {seen}")
+
+    def wait_for_settled_deferral(self, dag_id: str, run_id: str, task_id: str, timeout: float) -> None:
+        """Until the task is deferred and the scheduler has seen the worker that deferred it exit.
+
+        Only then may the remote run end. Airflow 3.3 fails a task that resumes before the scheduler has
+        handled that worker's exit: the stale "success" of the deferring try meets the resumed try running
+        and is taken for a task changed from outside (apache/airflow#71580, #72716). The supervisor can take
+        5 s to exit after a defer, so a remote run that ends within seconds of it loses the race on a loaded
+        machine; a real one rarely does."""
+        self.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout)
+        self.wait_for(
+            lambda: self.log_lines("scheduler", "TaskInstance Finished:", f"run_id={run_id},", "state=deferred"),
+            timeout,
+            f"the scheduler to see the worker that deferred {dag_id}.{task_id} ({run_id}) exit",
+        )
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")

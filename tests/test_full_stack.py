@@ -97,17 +97,9 @@ def test_a_deferrable_wait_completes_in_the_triggerer(stack: AirflowStack, emula
     # The instance does not exist yet, so the worker's first look cannot end the wait: only the triggerer can.
     instance_id = "5101-20300101000000"
     run_id = stack.trigger_dag(WAIT_DAG, {"instance_id": instance_id})
-    stack.wait_for_task_state(WAIT_DAG, run_id, "wait", "deferred", STEP_TIMEOUT)
+    stack.wait_for_settled_deferral(WAIT_DAG, run_id, "wait", STEP_TIMEOUT)
     stack.wait_for(
         lambda: trigger_log(stack, WAIT_DAG, run_id, "wait", "starting"), STEP_TIMEOUT, "the trigger to start"
-    )
-    # Airflow 3.3.2 fails a task that resumes before the scheduler has seen the worker that deferred it exit
-    # (the LocalExecutor then forgets the resumed run, which has the same key): seen under load, when the
-    # supervisor took 5 s to exit. A real remote run does not end within seconds of the defer; wait for that.
-    stack.wait_for(
-        lambda: stack.log_lines("scheduler", "TaskInstance Finished:", f"run_id={run_id},", "state=deferred"),
-        STEP_TIMEOUT,
-        "the scheduler to see the deferring worker exit",
     )
 
     emulator_process.create_enos_batch_instance("5101", instance_id=instance_id)

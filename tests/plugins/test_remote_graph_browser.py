@@ -31,6 +31,9 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent.parent
 DAG_ID = "example_enos_batch_wait"
 TASK_ID = "wait_for_enos_flow"
+LOGICAL_DATE = "2024-03-05T00:00:00Z"
+#: The EnOS flow the example waits on, its run for LOGICAL_DATE, and how long (emulated) that run is held.
+FLOW_ID, INSTANCE_ID, HELD_SECONDS = "2809", "2809-20240305000000", 3600.0
 #: The browser signs in as a viewer (reading is all the tab needs); the test triggers the DAG as an admin.
 USER, PASSWORD = "viewer", "remote-graph-browser-test"
 ADMIN, ADMIN_PASSWORD = "ops", "remote-graph-browser-admin"
@@ -100,11 +103,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorPr
 
 
 @pytest.fixture(scope="module")
-def finished_run(stack: AirflowStack) -> tuple[str, dict]:
+def finished_run(stack: AirflowStack, emulator_process: EmulatorProcess) -> tuple[str, dict]:
+    """A run whose sensor deferred, and succeeded in the triggerer once the remote run ended."""
     stack.wait_for(lambda: _dag_known(stack), WAIT_SECONDS * 2, f"the dag-processor to parse {DAG_ID}")
+    # The remote run is held until the deferral has settled (see AirflowStack.wait_for_settled_deferral).
+    emulator_process.create_enos_batch_instance(FLOW_ID, instance_id=INSTANCE_ID, running_seconds=HELD_SECONDS)
     # With a logical date: the example's instance id is templated from it (EnOS flow 2809 runs daily).
-    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": "2024-03-05T00:00:00Z", "conf": {}})
+    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": LOGICAL_DATE, "conf": {}})
     run_id = str(run["dag_run_id"])
+    stack.wait_for_settled_deferral(DAG_ID, run_id, TASK_ID, WAIT_SECONDS * 2)
+    emulator_process.advance_clock(HELD_SECONDS)
     stack.wait_for_task_state(DAG_ID, run_id, TASK_ID, "success", WAIT_SECONDS * 3)
     return run_id, stack.xcom(DAG_ID, run_id, TASK_ID)
 
