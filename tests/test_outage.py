@@ -182,10 +182,12 @@ async def test_a_trigger_rebuilt_from_serialize_carries_on_to_success(emulator):
 
 
 async def test_a_rebuilt_trigger_keeps_the_deadline_of_the_original(emulator):
-    # 4000 runs for hours: only the deadline can end this wait. It passes while the trigger moves.
+    # 4000 runs for hours, from the start (not queued first, however late the first poll comes on a loaded
+    # machine): only the deadline can end this wait. It passes while the trigger moves.
+    instance_id = emulator.create_enos_batch_instance("4000", "4000-20350501000000", queued_seconds=0)
     original = FlowInstanceTrigger(
         conn_id="enos_batch_default",
-        instance_id="4000-20350501000000",
+        instance_id=instance_id,
         poke_interval=0.2,
         end_time=time.time() + 1.0,
     )
