@@ -8,7 +8,7 @@ the log, and the task still fails with the real error (the run's failure), never
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +19,11 @@ MAX_NODES_WITH_LOG = 5
 #: What is shown of each log: its last lines, and at most this many characters of them.
 TAIL_LINES = 20
 TAIL_CHARS = 4000
-#: The most an EnOS log read asks for (its ``maxLength``): bounds the transfer of a huge log.
-ENOS_FETCH_CHARS = 1_000_000
 #: Node states that make a node worth naming.
 BAD_NODE_STATES = (FlowState.FAILED, FlowState.CANCELLED)
 #: Extras that hold secrets, whatever the platform (the password field always does).
 SECRET_EXTRAS = ("app_secret", "security_token", "password", "secret", "token")
 REDACTED = "***"
-
-LogReader = Callable[[Any, GraphNode], str]
 
 
 @dataclass(frozen=True)
@@ -80,55 +76,15 @@ def connection_secrets(hook: Any) -> tuple[str, ...]:
     return tuple(secret for secret in found if secret)
 
 
-def _enos_batch_log(hook: Any, node: GraphNode) -> str:
-    text: str = hook.get_task_instance_log(node.instance_id, max_length=ENOS_FETCH_CHARS)
-    return text
-
-
-def _dataworks_log(hook: Any, node: GraphNode) -> str:
-    text: str = hook.get_task_instance_log(node.instance_id)
-    return text
-
-
-#: Platforms with a task-log call (EnOS Get Task Instance Log, DataWorks GetTaskInstanceLog).
-LOG_READERS: Mapping[str, LogReader] = {"enos_batch": _enos_batch_log, "dataworks": _dataworks_log}
-
-
-def _bpm_termination(details: Mapping[str, Any]) -> str | None:
-    if not (details.get("terminateReason") or details.get("terminatedBy")):
-        return None
-    by = details.get("terminatedBy")
-    who = (_person(by) if isinstance(by, Mapping) else None) or "-"
-    return f"terminated by {who}: {details.get('terminateReason') or 'no reason given'}"
-
-
-def _platform_notes(instance: FlowInstance) -> tuple[str, ...]:
-    """What a platform without a task-log call can still tell: BPM's current task and its assignee."""
-    details = instance.details
-    if instance.platform == "enos_bpm":
-        assignee = details.get("assignee")
-        who = _person(assignee) if isinstance(assignee, Mapping) else None
-        notes = [f"current task: {details.get('taskName') or '-'}, assignee: {who or '-'}"]
-        termination = _bpm_termination(details)
-        if termination:
-            notes.append(termination)
-        notes.append("EnOS BPM has no task-log call; the process's history is in the BPM console")
-        return tuple(notes)
-    if instance.platform == "lsf_pm":
-        return ("LSF Process Manager's web services offer no graph and no job-log call; see the flow in Flow Manager",)
-    return ()
-
-
-def _person(record: Mapping[str, Any]) -> str | None:
-    name = record.get("fullName") or " ".join(str(record.get(k) or "") for k in ("firstName", "lastName")).strip()
-    return str(name or record.get("id") or "") or None
-
-
 def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
-    """Read what explains the failure: the graph if the wait did not read it, then each bad node's log."""
-    notes: list[str] = list(_platform_notes(instance))
-    reader = LOG_READERS.get(instance.platform)
-    if instance.graph is None and instance.platform not in ("lsf_pm",):
+    """Read what explains the failure: the graph if the wait did not read it, then each bad node's log.
+
+    ``hook`` is a platform hook: its client says what the platform can tell (``node_log``, ``failure_notes``).
+    """
+    client = hook.client
+    told = client.failure_notes(instance)
+    notes: list[str] = list(told.notes)
+    if instance.graph is None and client.offers_graph:
         try:
             instance = hook.get_instance(instance.instance_id, include_graph=True)
         except Exception as exc:
@@ -138,16 +94,16 @@ def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
     logs: dict[str, str] = {}
     readable = [node for node in nodes if node.kind is NodeKind.TASK and node.instance_id]
     for node in readable[:MAX_NODES_WITH_LOG]:
-        if reader is None:
+        operation = client.node_log(node)
+        if operation is None:
             break
         try:
-            logs[node.id] = tail(redact(reader(hook, node), secrets))
+            logs[node.id] = tail(redact(hook.perform(operation), secrets))
         except Exception as exc:  # a failing log read must never hide the run's own failure
             logs[node.id] = f"(its log could not be read: {redact(str(exc), secrets)})"
-    if reader is not None and len(readable) > MAX_NODES_WITH_LOG:
+    if logs and len(readable) > MAX_NODES_WITH_LOG:
         notes.append(f"logs shown for the first {MAX_NODES_WITH_LOG} of {len(readable)} failed tasks")
-    cause = _bpm_termination(instance.details) if instance.platform == "enos_bpm" else None
-    return Diagnosis(nodes=nodes, logs=logs, notes=tuple(notes), cause=cause)
+    return Diagnosis(nodes=nodes, logs=logs, notes=tuple(notes), cause=told.cause)
 
 
 def report_lines(diagnosis: Diagnosis, instance: FlowInstance) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from airflow_provider_flowinst.errors import FlowPlatformError
-from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -243,10 +243,22 @@ def retry_after_header(response: HttpResponse, now: float) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class FailureNotes:
+    """What a platform tells of a failed run beyond its nodes and their logs (``PlatformClient.failure_notes``)."""
+
+    #: Lines for the task log (who holds the run's current task, where its history is kept).
+    notes: tuple[str, ...] = ()
+    #: Said in the task's error when no node is to blame (a BPM process terminated by someone).
+    cause: str | None = None
+
+
 class PlatformClient(Protocol):
-    """What every pure platform client offers the generic hooks, sensors and operators."""
+    """What every pure platform client offers the generic hooks, sensors, operators and the diagnosis."""
 
     platform: str
+    #: Whether an instance read with ``include_graph`` can carry a graph (LSF's web services offer none).
+    offers_graph: bool
 
     def instance_url(self, instance_id: str) -> str | None:
         """The instance's page in the platform's console, if the connection says where that is."""
@@ -286,6 +298,13 @@ class PlatformClient(Protocol):
         What a platform needs to list an instance (DataWorks: its workspace and data timestamp) the client
         remembers from its own earlier reads.
         """
+
+    def node_log(self, node: GraphNode) -> Operation[str] | None:
+        """The operation that reads the task log of one graph node, or None where the platform has no such
+        call (the diagnosis of a failed run shows the log's last lines)."""
+
+    def failure_notes(self, instance: FlowInstance) -> FailureNotes:
+        """What the platform's own record of a failed ``instance`` tells (pure: it reads ``details``)."""
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")

@@ -39,6 +39,7 @@ from airflow_provider_flowinst.platforms._common import (
 )
 from airflow_provider_flowinst.protocol import (
     AuthenticatorDefaults,
+    FailureNotes,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -420,6 +421,7 @@ class DataWorksClient:
     """Builds each DataWorks call and reads its answer."""
 
     platform = PLATFORM
+    offers_graph = True
 
     def __init__(self, settings: DataWorksSettings, clock: Callable[[], float] = time.time) -> None:
         zone_of(settings.timezone)  # an unknown zone fails here, not at the first business date
@@ -818,6 +820,13 @@ class DataWorksClient:
         payload = yield from self._call(request)
         text = payload.get("TaskInstanceLog")
         return "" if text is None else str(text)
+
+    def node_log(self, node: GraphNode) -> Operation[str] | None:
+        """A task instance's log of its latest run."""
+        return self.get_task_instance_log(node.instance_id) if node.instance_id else None
+
+    def failure_notes(self, instance: FlowInstance) -> FailureNotes:
+        return FailureNotes()  # its failed task instances' logs say it all
 
 
 #: CreateWorkflowInstances ``Type`` per GetWorkflow ``Trigger.Type``.

@@ -22,6 +22,7 @@ from airflow_provider_flowinst.platforms._common import (
 )
 from airflow_provider_flowinst.platforms.enos_gateway import read_enos_envelope
 from airflow_provider_flowinst.protocol import (
+    FailureNotes,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -56,6 +57,8 @@ LATEST_TRIGGER_MS = 4_102_444_800_000
 DAY_MS = 86_400_000
 #: How far the clocks of this host and the platform may differ, for the window of a start's search.
 CLOCK_SKEW_MS = 2 * 60 * 1000
+#: The most a task log read for a failed run's diagnosis asks for (``maxLength``): bounds a huge log's transfer.
+LOG_FETCH_CHARS = 1_000_000
 #: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
 BATCH_MAX_FLOW_SEARCHES = 4
 
@@ -128,6 +131,7 @@ class EnOSBatchClient:
     """
 
     platform = PLATFORM
+    offers_graph = True
 
     def __init__(self, settings: EnOSBatchSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -354,6 +358,15 @@ class EnOSBatchClient:
         if isinstance(data, dict):
             return str(data.get("log") or "")
         return "" if data is None else str(data)
+
+    def node_log(self, node: GraphNode) -> Operation[str] | None:
+        """A task node's log (Get Task Instance Log), at most ``LOG_FETCH_CHARS`` of it; flow nodes have none."""
+        if node.kind is not NodeKind.TASK or not node.instance_id:
+            return None
+        return self.get_task_instance_log(node.instance_id, LOG_FETCH_CHARS)
+
+    def failure_notes(self, instance: FlowInstance) -> FailureNotes:
+        return FailureNotes()  # its failed tasks' logs say it all
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         record = yield from self.get_flow_instance(instance_id)

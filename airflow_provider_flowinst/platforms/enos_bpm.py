@@ -35,6 +35,7 @@ from airflow_provider_flowinst.platforms.enos_gateway import (
 )
 from airflow_provider_flowinst.protocol import (
     AuthenticatorDefaults,
+    FailureNotes,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -358,6 +359,7 @@ class EnOSBPMClient:
     """Builds each EnOS BPM call and reads its answer."""
 
     platform = PLATFORM
+    offers_graph = True  # the current task, as a one-node graph
 
     def __init__(self, settings: EnOSBPMSettings) -> None:
         self.settings = settings
@@ -607,6 +609,38 @@ class EnOSBPMClient:
 
     def instance_url(self, instance_id: str, flow_id: str | None = None) -> str | None:
         return console_link(self.settings.console_url, instance_id=instance_id, flow_id=flow_id)
+
+    # -- diagnosis ------------------------------------------------------------------------------------
+
+    def node_log(self, node: GraphNode) -> Operation[str] | None:
+        return None  # BPM has no task-log call
+
+    def failure_notes(self, instance: FlowInstance) -> FailureNotes:
+        """The current task and its assignee, and who terminated the process and why."""
+        details = instance.details
+        assignee = details.get("assignee")
+        who = _person(assignee) if isinstance(assignee, Mapping) else None
+        notes = [f"current task: {details.get('taskName') or '-'}, assignee: {who or '-'}"]
+        termination = _termination(details)
+        if termination:
+            notes.append(termination)
+        notes.append("EnOS BPM has no task-log call; the process's history is in the BPM console")
+        return FailureNotes(notes=tuple(notes), cause=termination)
+
+
+def _termination(details: Mapping[str, Any]) -> str | None:
+    """ "terminated by <who>: <reason>" for a terminated process (``terminatedBy``, ``terminateReason``)."""
+    if not (details.get("terminateReason") or details.get("terminatedBy")):
+        return None
+    by = details.get("terminatedBy")
+    who = (_person(by) if isinstance(by, Mapping) else None) or "-"
+    return f"terminated by {who}: {details.get('terminateReason') or 'no reason given'}"
+
+
+def _person(record: Mapping[str, Any]) -> str | None:
+    """A user record's name: ``fullName``, else first and last name, else its id."""
+    name = record.get("fullName") or " ".join(str(record.get(k) or "") for k in ("firstName", "lastName")).strip()
+    return str(name or record.get("id") or "") or None
 
 
 def query_body(

@@ -32,10 +32,11 @@ import defusedxml
 import defusedxml.ElementTree
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
-from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode
 from airflow_provider_flowinst.platforms._common import form_body, reading_times
 from airflow_provider_flowinst.protocol import (
     AuthenticatorDefaults,
+    FailureNotes,
     HttpRequest,
     HttpResponse,
     Operation,
@@ -605,6 +606,7 @@ class LSFClient:
     """Builds each LSF Process Manager call and reads its answer."""
 
     platform = PLATFORM
+    offers_graph = False  # no LSF web service exposes a flow's inner jobs
 
     def __init__(self, settings: LSFSettings) -> None:
         self.settings = settings
@@ -875,6 +877,13 @@ class LSFClient:
     def instance_url(self, instance_id: str) -> str | None:
         """No documented console page per flow instance."""
         return None
+
+    def node_log(self, node: GraphNode) -> Operation[str] | None:
+        return None  # no job-log call either
+
+    def failure_notes(self, instance: FlowInstance) -> FailureNotes:
+        note = "LSF Process Manager's web services offer no graph and no job-log call; see the flow in Flow Manager"
+        return FailureNotes(notes=(note,))
 
 
 def _page_size(value: Any) -> int:

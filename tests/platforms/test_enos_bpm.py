@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
-from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.models import FlowState, GraphNode, NodeKind
 from airflow_provider_flowinst.platforms.enos_bpm import (
     EnOSBPMAuth,
     EnOSBPMClient,
@@ -769,3 +769,16 @@ def test_records_missing_fields_are_platform_errors_not_key_errors(record, messa
 def test_the_id_falls_back_to_process_instance_id_and_the_name_to_process_name():
     instance = client().to_flow_instance({"processInstanceId": "p", "processName": "n", "processStatus": "completed"})
     assert (instance.instance_id, instance.name) == ("p", "n")
+
+
+def test_a_terminated_process_names_who_terminated_it_as_the_cause_of_its_failure():
+    record = {**SEED["data"], "terminatedBy": {"firstName": "Jane", "lastName": "Doe"}, "terminateReason": "Wrong"}
+    instance = client().to_flow_instance(record)
+
+    told = client().failure_notes(instance)
+
+    assert told.cause == "terminated by Jane Doe: Wrong"
+    assert told.cause in told.notes
+    assert any("no task-log call" in note for note in told.notes)
+    task = GraphNode(id="t", name="t", kind=NodeKind.ACTIVITY, state=FlowState.CANCELLED, raw_state="terminated")
+    assert client().node_log(task) is None

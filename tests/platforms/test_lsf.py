@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
-from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode, NodeKind
 from airflow_provider_flowinst.platforms.lsf import (
     LSFClient,
     LSFLogonAuth,
@@ -787,3 +787,14 @@ def test_no_run_in_the_window_is_none():
 
     assert run(client().find_started_run("jsmith:flow1", None, ATTEMPT), page(old), NO_MORE)[1] is None
     assert run(client().find_started_run("jsmith:flow1", None, ATTEMPT), error(404, "No match."))[1] is None
+
+
+def test_a_failed_flow_has_no_graph_to_read_and_no_log_call_but_a_note_saying_where_to_look():
+    lsf = client()
+    instance = FlowInstance("lsf_pm", "7", "jsmith:f", None, FlowState.FAILED, "Exit")
+
+    assert lsf.offers_graph is False
+    job = GraphNode(id="j", name="j", kind=NodeKind.TASK, state=FlowState.FAILED, raw_state="Exit", instance_id="1")
+    assert lsf.node_log(job) is None
+    assert "Flow Manager" in lsf.failure_notes(instance).notes[0]
+    assert lsf.failure_notes(instance).cause is None
