@@ -32,6 +32,7 @@ import requests
 import urllib3
 import yarl
 
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
 from airflow_provider_flowinst.protocol import (
     Authenticator,
@@ -371,10 +372,6 @@ def _never_connected(exc: BaseException) -> bool:
     return False
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 #: Where ``verify: true`` finds its CA certificates, on both paths: the first of these variables that is set
 #: (a bundle file or a directory), else certifi's bundle (what requests trusts by default).
 CA_ENVIRONMENT_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -633,7 +630,7 @@ class _Calls:
         raise _gave_up(self.settings, request, failure)
 
     def attempt(self, request: HttpRequest, token: Token | None) -> _Steps[HttpResponse]:
-        wire = self.authorize(request, token, _now_ms())
+        wire = self.authorize(request, token, SYSTEM.now_ms())
         self.seen.sent(request, wire)
         try:
             response: HttpResponse = yield _Exchange(request, wire)

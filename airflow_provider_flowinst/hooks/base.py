@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
 
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.platforms._common import SCHEME_PORTS, epoch_ms
+from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
 from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
 from airflow_provider_flowinst.registry import Platform
 from airflow_provider_flowinst.starts import find_after_unclear_start
@@ -278,7 +278,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """
         client = self.client
         flow = require_id(flow, self.platform, "flow")
-        attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
+        attempt = attempt or StartAttempt.new(flow, SYSTEM.now_ms())
         try:
             return self.perform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
@@ -289,7 +289,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     ) -> str:
         client = await self.aclient()
         flow = require_id(flow, self.platform, "flow")
-        attempt = attempt or StartAttempt.new(flow, epoch_ms(time.time))
+        attempt = attempt or StartAttempt.new(flow, SYSTEM.now_ms())
         try:
             return await self.aperform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:

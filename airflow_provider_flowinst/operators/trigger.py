@@ -11,6 +11,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.durable import RunMemory
 from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks import get_hook
@@ -140,7 +141,7 @@ class TriggerFlowOperator(BaseOperator):
 
     def _start(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str:
         """Start a run; the attempt is stored first, so a try that dies mid-start is reconciled by the next."""
-        attempt = StartAttempt.new(self.flow, int(time.time() * 1000))
+        attempt = StartAttempt.new(self.flow, SYSTEM.now_ms())
         memory.remember_attempt(attempt)
         instance_id = self._send_start(hook, attempt)
         memory.remember(instance_id, attempt)

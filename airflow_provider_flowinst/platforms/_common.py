@@ -22,7 +22,7 @@ MAX_HINTS = 16_384
 
 
 def epoch_ms(clock: Callable[[], float]) -> int:
-    """The time ``clock`` tells (epoch seconds, as ``time.time``), in epoch milliseconds."""
+    """The time ``clock`` tells (epoch seconds), in epoch milliseconds."""
     return int(clock() * 1000)
 
 

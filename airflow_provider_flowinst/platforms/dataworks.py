@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pendulum
 
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms._common import (
@@ -423,7 +423,7 @@ class DataWorksClient:
     platform = PLATFORM
     offers_graph = True
 
-    def __init__(self, settings: DataWorksSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: DataWorksSettings, clock: Callable[[], float] = SYSTEM.now) -> None:
         zone_of(settings.timezone)  # an unknown zone fails here, not at the first business date
         self.settings = settings
         self.url = settings.endpoint.rstrip("/") + "/"

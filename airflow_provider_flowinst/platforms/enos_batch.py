@@ -6,11 +6,11 @@ import datetime as dt
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms._common import (
@@ -133,7 +133,7 @@ class EnOSBatchClient:
     platform = PLATFORM
     offers_graph = True
 
-    def __init__(self, settings: EnOSBatchSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: EnOSBatchSettings, clock: Callable[[], float] = SYSTEM.now) -> None:
         self.settings = settings
         self.service_url = settings.base_url + API_BASE_PATHS[settings.api_version]
         #: v2.0 counts search pages from 0 (``search_flow.md``: "starting from 0"), v2.1 from 1.

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.platforms._common import epoch_ms
 from airflow_provider_flowinst.protocol import (
@@ -38,7 +37,7 @@ TOKEN_EXPIRED_CODE = "1203"
 #: gateway gives the first a token and refuses the others, which ask again at a later millisecond.
 DUPLICATED_ENCRYPTION_CODE = "1001"
 DUPLICATED_ENCRYPTION_RETRIES = 3
-#: The pause before asking again (seconds, drawn at random so that the refused workers spread apart).
+#: The pause before asking again (seconds, drawn uniformly between these so that the refused workers spread apart).
 DUPLICATED_ENCRYPTION_PAUSE = (0.005, 0.05)
 DEFAULT_TOKEN_LIFETIME_SECONDS = 7200
 
@@ -106,7 +105,9 @@ class EnOSGatewayAuth(AuthenticatorDefaults):
     app_key: str
     app_secret: str = field(repr=False)
     #: Epoch seconds now: the token request's timestamp and the token's expiry count from it.
-    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    clock: Callable[[], float] = field(default=SYSTEM.now, repr=False, compare=False)
+    #: Draws the pause before a refused token request is asked again (the system clock's ``uniform`` by default).
+    uniform: Callable[[float, float], float] = field(default=SYSTEM.uniform, repr=False, compare=False)
 
     @property
     def cache_key(self) -> str:
@@ -122,7 +123,7 @@ class EnOSGatewayAuth(AuthenticatorDefaults):
             if retry == DUPLICATED_ENCRYPTION_RETRIES or not _is_duplicated_encryption(response):
                 break
             # Refused before any token was issued: asking again, a few milliseconds on, is safe.
-            yield Sleep(random.uniform(*DUPLICATED_ENCRYPTION_PAUSE))
+            yield Sleep(self.uniform(*DUPLICATED_ENCRYPTION_PAUSE))
         return parse_token_response(response, platform=self.platform, now=self.clock())
 
     def token_request(self, timestamp_ms: int) -> HttpRequest:

@@ -114,12 +114,19 @@ def test_a_token_request_that_met_another_workers_millisecond_asks_again_later()
     # Workers of one app asking in the same millisecond send the same encryption; the gateway refuses all but
     # the first (1001) and has issued them nothing, so the login pauses and asks at a later millisecond.
     now = iter([1_700_000_000.000, 1_700_000_000.020, 1_700_000_000.021])
-    auth = EnOSGatewayAuth("enos_batch", "https://gw", "key", "secret", clock=lambda: next(now))
+    drawn: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:  # the caller's randomness, here a recording one
+        drawn.append((low, high))
+        return 0.017
+
+    auth = EnOSGatewayAuth("enos_batch", "https://gw", "key", "secret", clock=lambda: next(now), uniform=uniform)
 
     steps, token = drive(auth.login(), DUPLICATED, None, TOKEN)
 
     first, pause, second = steps
-    assert isinstance(pause, Sleep) and 0.005 <= pause.seconds <= 0.05
+    assert drawn == [(0.005, 0.05)]
+    assert pause == Sleep(0.017)
     assert json.loads(first.body)["timestamp"] == 1_700_000_000_000
     assert json.loads(second.body)["timestamp"] == 1_700_000_000_020
     assert json.loads(second.body)["encryption"] == token_encryption("key", 1_700_000_000_020, "secret")
