@@ -172,6 +172,16 @@ def credential_digest(*credentials: str | None) -> str:
     return hmac.new(_PROCESS_KEY, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Throttling:
+    """A platform's word on a refused call (``Authenticator.throttling``)."""
+
+    #: The platform refused the call for its rate and did not act on it: it may be sent again, even a start.
+    throttled: bool = False
+    #: Seconds it asks the caller to wait before sending the call again; None where it asks nothing.
+    retry_after: float | None = None
+
+
 class Authenticator(Protocol):
     """How one platform proves who is calling; pure, so it is tested without a network."""
 
@@ -202,9 +212,10 @@ class Authenticator(Protocol):
     def is_token_expired(self, response: HttpResponse) -> bool:
         """True when the platform refused the call because the token ran out."""
 
-    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
-        """Seconds the platform asks the transport to wait before it sends a refused call again, at ``now``
-        (epoch seconds); None where it asks nothing. ``AuthenticatorDefaults``: the standard ``Retry-After``."""
+    def throttling(self, response: HttpResponse, now: float) -> Throttling:
+        """What an error answer (status 400 or more) says of throttling, at ``now`` (epoch seconds): whether the
+        platform refused the call for its rate (so it did not act on it) and how long it asks to wait before
+        the call is sent again. ``AuthenticatorDefaults``: HTTP 429 and the standard ``Retry-After``."""
 
     def secrets(self) -> tuple[str, ...]:
         """The values to mask in logs and never show in messages."""
@@ -219,11 +230,16 @@ class AuthenticatorDefaults:
     def authorize(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         return self.sign(request, token, now_ms) if request.authenticated else request
 
-    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
-        return retry_after_header(response, now)
+    def throttling(self, response: HttpResponse, now: float) -> Throttling:
+        return standard_throttling(response, now)
 
 
 _DIGITS = re.compile(r"[0-9]+")
+
+
+def standard_throttling(response: HttpResponse, now: float) -> Throttling:
+    """HTTP 429 is throttling, and the standard ``Retry-After`` says how long to wait."""
+    return Throttling(throttled=response.status == 429, retry_after=retry_after_header(response, now))
 
 
 def retry_after_header(response: HttpResponse, now: float) -> float | None:

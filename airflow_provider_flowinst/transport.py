@@ -42,10 +42,15 @@ from airflow_provider_flowinst.protocol import (
     JSONTooDeep,
     Operation,
     Sleep,
+    Throttling,
     Token,
     retry_after_header,
     snippet,
+    standard_throttling,
 )
+
+#: What an answer that is neither an error nor throttling says of throttling.
+NOT_THROTTLED = Throttling()
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +84,6 @@ class TransportSettings:
     max_retries: int = 5
     retry_max_wait: float = 60.0
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    #: Returns a retry delay in seconds when a response with a 2xx/4xx status is a throttling answer.
-    is_throttled: Callable[[HttpResponse], bool] | None = None
 
 
 class TransientFault(Exception):
@@ -109,7 +112,7 @@ class TransientFault(Exception):
 def retry_after_seconds(response: HttpResponse, now: float | None = None) -> float | None:
     """The standard ``Retry-After`` (seconds or an HTTP date), at ``now`` (default: the clock's now).
 
-    A platform with a header of its own says so in its authenticator's ``retry_after_hint``.
+    A platform with a header of its own says so in its authenticator's ``throttling``.
     """
     return retry_after_header(response, time.time() if now is None else now)
 
@@ -179,12 +182,15 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
-#: How long a platform asks to wait before a refused call is sent again (``Authenticator.retry_after_hint``).
-RetryAfterHint = Callable[[HttpResponse, float], float | None]
+#: What a platform says of a refused call: throttled or not, and how long to wait (``Authenticator.throttling``).
+ThrottlingReader = Callable[[HttpResponse, float], Throttling]
 
 
 def _classify(
-    settings: TransportSettings, request: HttpRequest, response: HttpResponse, hint: RetryAfterHint = retry_after_header
+    settings: TransportSettings,
+    request: HttpRequest,
+    response: HttpResponse,
+    throttling: ThrottlingReader = standard_throttling,
 ) -> None:
     """Raise TransientFault for answers worth sending again.
 
@@ -196,13 +202,13 @@ def _classify(
     """
     if 300 <= response.status < 400:
         raise _redirect_error(settings, request, response)
-    throttled = settings.is_throttled is not None and settings.is_throttled(response)
-    if response.status in TRANSIENT_STATUSES or throttled:
+    said = throttling(response, SYSTEM.now()) if response.status >= 400 else NOT_THROTTLED
+    if response.status in TRANSIENT_STATUSES or said.throttled:
         raise TransientFault(
             f"HTTP {response.status}: {readable_snippet(response)}",
             http_status=response.status,
-            retry_after=hint(response, time.time()),
-            may_have_acted=not (throttled or response.status == 429),
+            retry_after=said.retry_after,
+            may_have_acted=not said.throttled,
         )
     if request.repeatable and is_damaged_json(response):
         raise TransientFault(
@@ -244,11 +250,14 @@ def _read_deadline_passed(settings: TransportSettings) -> TransientFault:
 
 
 def _classify_once(
-    settings: TransportSettings, request: HttpRequest, response: HttpResponse, hint: RetryAfterHint = retry_after_header
+    settings: TransportSettings,
+    request: HttpRequest,
+    response: HttpResponse,
+    throttling: ThrottlingReader = standard_throttling,
 ) -> None:
     """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
     try:
-        _classify(settings, request, response, hint)
+        _classify(settings, request, response, throttling)
     except TransientFault as fault:
         _may_send_again(settings, request, fault)
         raise
@@ -563,7 +572,7 @@ class _Calls:
         self.auth = settings.auth
         self.key = settings.auth.cache_key  # a digest of the credentials: taken once, not per call
         self.authorize: Callable[[HttpRequest, Token | None, int], HttpRequest] = _member(self.auth, "authorize")
-        self.hint: RetryAfterHint = _member(self.auth, "retry_after_hint")
+        self.throttling: ThrottlingReader = _member(self.auth, "throttling")
 
     def run(self, operation: Operation[T]) -> _Steps[T]:
         try:
@@ -637,7 +646,7 @@ class _Calls:
         except TransientFault as fault:
             _may_send_again(self.settings, request, fault)
             raise
-        _classify_once(self.settings, request, response, self.hint)
+        _classify_once(self.settings, request, response, self.throttling)
         return response
 
 

@@ -200,9 +200,10 @@ def test_decode_embedded_json(text):
 def test_the_transport_reads_any_answer_as_passable_or_not(response, method):
     seconds = retry_after_seconds(response)
     assert seconds is None or (isinstance(seconds, float) and seconds >= 0)
-    settings = type("S", (), {"platform": "dataworks", "is_throttled": staticmethod(dataworks.is_throttled)})()
+    settings = type("S", (), {"platform": "dataworks"})()
+    signer = dataworks.DataWorksSigner("AK", "S")
     try:
-        _classify(settings, HttpRequest(method, "https://x/", call="fuzz"), response)
+        _classify(settings, HttpRequest(method, "https://x/", call="fuzz"), response, signer.throttling)
     except TransientFault as fault:
         assert fault.retry_after is None or fault.retry_after >= 0
     except FlowPlatformError as error:  # a redirect is an error of its own, never passed on to be misread

@@ -14,7 +14,7 @@ from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
-from airflow_provider_flowinst.protocol import Authenticator, HttpResponse, Operation, PlatformClient, StartAttempt
+from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt
 from airflow_provider_flowinst.registry import Platform
 from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
@@ -190,10 +190,6 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     def build(self, reader: ConnectionReader) -> tuple[ClientT, Authenticator]:
         """The platform client and its authenticator for this connection."""
 
-    def is_throttled(self, response: HttpResponse) -> bool:
-        """Platform-specific throttling answers that do not use HTTP 429."""
-        return False
-
     # -- connection and clients ----------------------------------------------------------------------
 
     def use_connection(self, connection: Connection) -> None:
@@ -208,7 +204,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         client, auth = self.build(reader)
         for secret in auth.secrets():
             _mask(secret)
-        settings = reader.transport_settings(auth, is_throttled=self.is_throttled)
+        settings = reader.transport_settings(auth)
         self._connection = connection
         self._client = client
         self._settings = settings

@@ -16,10 +16,8 @@ from airflow_provider_flowinst.platforms.dataworks import (
     DataWorksSettings,
     DataWorksSigner,
     endpoint_url,
-    is_throttled,
     zone_of,
 )
-from airflow_provider_flowinst.protocol import HttpResponse
 from airflow_provider_flowinst.registry import entry_for
 
 ENTRY = entry_for(PLATFORM)
@@ -58,10 +56,6 @@ class DataWorksHook(FlowPlatformHook[DataWorksClient], entry=ENTRY):
             security_token=None if token is None else str(token),
         )
         return DataWorksClient(settings), auth
-
-    def is_throttled(self, response: HttpResponse) -> bool:
-        """``Throttling*`` codes are transient whatever their HTTP status."""
-        return is_throttled(response)
 
     def check_connection(self) -> None:
         """A signed GetWorkflowInstance: "no such instance" proves the key and signature are accepted."""

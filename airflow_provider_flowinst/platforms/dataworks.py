@@ -45,6 +45,7 @@ from airflow_provider_flowinst.protocol import (
     Operation,
     Sleep,
     StartAttempt,
+    Throttling,
     Token,
     as_id,
     credential_digest,
@@ -281,12 +282,11 @@ class DataWorksSigner(AuthenticatorDefaults):
     def is_token_expired(self, response: HttpResponse) -> bool:
         return False  # an expired STS token cannot be renewed from the connection; it is reported
 
-    def retry_after_hint(self, response: HttpResponse, now: float) -> float | None:
-        """``x-acs-retry-after`` (milliseconds, with a ``Throttling`` answer), else the standard ``Retry-After``."""
-        acs = (response.header("x-acs-retry-after") or "").strip()
-        if acs.isascii() and acs.isdigit():  # ASCII digits only: "²" is a digit to str.isdigit(), not to int()
-            return int(acs) / 1000.0
-        return retry_after_header(response, now)
+    def throttling(self, response: HttpResponse, now: float) -> Throttling:
+        """A ``Throttling...`` code with any status (429, 400 or 503); the wait from ``x-acs-retry-after``
+        (milliseconds), else the standard ``Retry-After``."""
+        throttled = response.status == 429 or is_throttled(response)
+        return Throttling(throttled=throttled, retry_after=retry_after_hint(response, now))
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(value for value in (self.access_key_secret, self.security_token) if value)
@@ -317,6 +317,14 @@ def error_code(response: HttpResponse) -> str | None:
         return None
     code = payload.get("Code") if isinstance(payload, dict) else None
     return None if code is None else str(code)
+
+
+def retry_after_hint(response: HttpResponse, now: float) -> float | None:
+    """``x-acs-retry-after`` (milliseconds, with a ``Throttling`` answer), else the standard ``Retry-After``."""
+    acs = (response.header("x-acs-retry-after") or "").strip()
+    if acs.isascii() and acs.isdigit():  # ASCII digits only: "²" is a digit to str.isdigit(), not to int()
+        return int(acs) / 1000.0
+    return retry_after_header(response, now)
 
 
 def is_throttled(response: HttpResponse) -> bool:

@@ -379,12 +379,14 @@ def test_an_expired_sts_token_is_reported(emulator):
     assert caught.value.code == "InvalidSecurityToken.Expired"
 
 
-def test_the_hook_counts_throttling_codes_as_transient():
+def test_the_hooks_signer_counts_throttling_codes_as_throttling():
     hook = DataWorksHook()
+    assert hook.client is not None  # reads the connection, and builds its signer
+    signer = hook._settings.auth
     throttled = HttpResponse(400, {}, b'{"Code":"Throttling.User","Message":"Request was denied.","RequestId":"r"}')
     refused = HttpResponse(400, {}, b'{"Code":"InvalidParameter","Message":"bad","RequestId":"r"}')
 
-    assert hook.is_throttled(throttled) and not hook.is_throttled(refused)
+    assert signer.throttling(throttled, 0.0).throttled and not signer.throttling(refused, 0.0).throttled
 
 
 # -- the connection ----------------------------------------------------------------------------------

@@ -599,7 +599,8 @@ def test_throttling_is_detected_by_its_code(response, throttled):
     ],
 )
 def test_the_signer_tells_the_transport_how_long_a_throttled_call_waits(headers, seconds):
-    assert DataWorksSigner("AK", "S").retry_after_hint(HttpResponse(429, headers, b""), 1445412480.0) == seconds
+    said = DataWorksSigner("AK", "S").throttling(HttpResponse(429, headers, b""), 1445412480.0)
+    assert said.throttled and said.retry_after == seconds
 
 
 def test_a_throttling_error_is_marked_retryable():
