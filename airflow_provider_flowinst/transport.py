@@ -16,7 +16,6 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import re
 import ssl
 import threading
@@ -32,7 +31,7 @@ import requests
 import urllib3
 import yarl
 
-from airflow_provider_flowinst.clock import SYSTEM
+from airflow_provider_flowinst.clock import SYSTEM, Clock
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
 from airflow_provider_flowinst.protocol import (
     Authenticator,
@@ -123,11 +122,11 @@ BACKOFF_FIRST = 0.5
 BACKOFF_JITTER = 0.5
 
 
-def _backoff(settings: TransportSettings, retry: int, fault: TransientFault) -> float:
+def _backoff(settings: TransportSettings, retry: int, fault: TransientFault, clock: Clock = SYSTEM) -> float:
     """The wait before the ``retry``-th retry (from 1): exponential with jitter, but never sooner than the
     platform asked (up to ``retry_max_wait``)."""
     try:
-        delay = BACKOFF_FIRST * float(2 ** (retry - 1)) + random.uniform(0, BACKOFF_JITTER)
+        delay = BACKOFF_FIRST * float(2 ** (retry - 1)) + clock.uniform(0, BACKOFF_JITTER)
     except OverflowError:  # pragma: no cover - max_retries is bounded far below this
         delay = settings.retry_max_wait
     delay = max(0.0, min(delay, settings.retry_max_wait))
@@ -147,9 +146,10 @@ class TokenCache:
             weakref.WeakKeyDictionary()
         )
 
-    def get(self, key: str) -> Token | None:
+    def get(self, key: str, now: float | None = None) -> Token | None:
+        """The token of ``key`` while it has more than the renewal margin to live (at ``now``, epoch seconds)."""
         token = self._tokens.get(key)
-        if token is None or token.expires_at - TOKEN_RENEWAL_MARGIN_SECONDS <= time.time():
+        if token is None or token.expires_at - TOKEN_RENEWAL_MARGIN_SECONDS <= (SYSTEM.now() if now is None else now):
             return None
         return token
 
@@ -191,6 +191,7 @@ def _classify(
     request: HttpRequest,
     response: HttpResponse,
     throttling: ThrottlingReader = standard_throttling,
+    now: float | None = None,
 ) -> None:
     """Raise TransientFault for answers worth sending again.
 
@@ -202,7 +203,7 @@ def _classify(
     """
     if 300 <= response.status < 400:
         raise _redirect_error(settings, request, response)
-    said = throttling(response, SYSTEM.now()) if response.status >= 400 else NOT_THROTTLED
+    said = throttling(response, SYSTEM.now() if now is None else now) if response.status >= 400 else NOT_THROTTLED
     if response.status in TRANSIENT_STATUSES or said.throttled:
         raise TransientFault(
             f"HTTP {response.status}: {readable_snippet(response)}",
@@ -254,10 +255,11 @@ def _classify_once(
     request: HttpRequest,
     response: HttpResponse,
     throttling: ThrottlingReader = standard_throttling,
+    now: float | None = None,
 ) -> None:
     """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
     try:
-        _classify(settings, request, response, throttling)
+        _classify(settings, request, response, throttling, now)
     except TransientFault as fault:
         _may_send_again(settings, request, fault)
         raise
@@ -566,9 +568,10 @@ class _Calls:
     each and sends back its result, or throws its error in.
     """
 
-    def __init__(self, settings: TransportSettings, seen: SecretsSeen) -> None:
+    def __init__(self, settings: TransportSettings, seen: SecretsSeen, clock: Clock = SYSTEM) -> None:
         self.settings = settings
         self.seen = seen
+        self.clock = clock
         self.auth = settings.auth
         self.key = settings.auth.cache_key  # a digest of the credentials: taken once, not per call
         self.authorize: Callable[[HttpRequest, Token | None, int], HttpRequest] = _member(self.auth, "authorize")
@@ -601,7 +604,7 @@ class _Calls:
         return response
 
     def token(self, refused: Token | None = None) -> _Steps[Token | None]:
-        token = TOKENS.get(self.key)
+        token = TOKENS.get(self.key, self.clock.now())
         if token is None:
             token = yield _Exclusive(self.key, self.login(refused))
             if token is None:
@@ -611,7 +614,7 @@ class _Calls:
 
     def login(self, refused: Token | None) -> _Steps[Token | None]:
         """Run under the credential's login lock: another caller may have logged in meanwhile."""
-        token = TOKENS.get(self.key)
+        token = TOKENS.get(self.key, self.clock.now())
         if token is None:
             login = _obtain_token(self.auth, refused or TOKENS.stale(self.key))
             if login is None:
@@ -627,7 +630,7 @@ class _Calls:
         except TransientFault as fault:
             failure = fault
         for retry in range(1, self.settings.max_retries + 1):
-            delay = _backoff(self.settings, retry, failure)
+            delay = _backoff(self.settings, retry, failure, self.clock)
             log.warning(
                 "Transient fault (%s); attempt %d, retrying in %.1f s", self.seen.scrub(str(failure)), retry, delay
             )
@@ -639,14 +642,14 @@ class _Calls:
         raise _gave_up(self.settings, request, failure)
 
     def attempt(self, request: HttpRequest, token: Token | None) -> _Steps[HttpResponse]:
-        wire = self.authorize(request, token, SYSTEM.now_ms())
+        wire = self.authorize(request, token, self.clock.now_ms())
         self.seen.sent(request, wire)
         try:
             response: HttpResponse = yield _Exchange(request, wire)
         except TransientFault as fault:
             _may_send_again(self.settings, request, fault)
             raise
-        _classify_once(self.settings, request, response, self.throttling)
+        _classify_once(self.settings, request, response, self.throttling, self.clock.now())
         return response
 
 
