@@ -34,7 +34,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": generic, "python-modules": [f"{_PKG}.sensors.flow_instance"]},
             *(
-                {"integration-name": entry.integration, "python-modules": [f"{_PKG}.sensors.{entry.module}"]}
+                {"integration-name": entry.integration, "python-modules": [entry.sensor_module]}
                 for entry in PLATFORMS
                 if entry.sensor
             ),
@@ -42,7 +42,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": generic, "python-modules": [f"{_PKG}.operators.flow_instance"]},
             *(
-                {"integration-name": entry.integration, "python-modules": [f"{_PKG}.operators.{entry.module}"]}
+                {"integration-name": entry.integration, "python-modules": [entry.operator_module]}
                 for entry in PLATFORMS
                 if entry.operator
             ),

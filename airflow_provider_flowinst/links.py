@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_flowinst.models import XCOM_URL_KEY
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
-
-XCOM_URL_KEY = "flow_instance_url"
 
 
 class FlowInstanceLink(BaseOperatorLink):

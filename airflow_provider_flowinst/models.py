@@ -39,6 +39,12 @@ class FlowState(str, enum.Enum):
 
 TERMINAL_STATES = frozenset({FlowState.SUCCESS, FlowState.FAILED, FlowState.CANCELLED, FlowState.SKIPPED})
 
+#: XCom keys, besides ``return_value`` (the instance dict), each written in one place and read by the links
+#: and the "Remote graph" tab: the remote run's id, pushed as soon as it is known (also when the task then
+#: fails), and its console URL, pushed before a task defers.
+XCOM_INSTANCE_ID_KEY = "flow_instance_id"
+XCOM_URL_KEY = "flow_instance_url"
+
 
 class NodeKind(str, enum.Enum):
     TASK = "task"

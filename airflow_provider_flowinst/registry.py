@@ -50,6 +50,9 @@ class Platform:
     hidden_fields: tuple[str, ...] = ()
     sensor: bool = False
     operator: bool = False
+    #: The package holding its modules (``<package>.platforms.<module>``, ``.hooks.``, ``.testing.emulator.``):
+    #: this provider's for the built-in platforms, a third party's own for one registered by entry point.
+    package: str = PACKAGE
 
     @property
     def conn_type(self) -> str:
@@ -65,7 +68,15 @@ class Platform:
 
     @property
     def hook_module(self) -> str:
-        return f"{PACKAGE}.hooks.{self.module}"
+        return f"{self.package}.hooks.{self.module}"
+
+    @property
+    def sensor_module(self) -> str:
+        return f"{self.package}.sensors.{self.module}"
+
+    @property
+    def operator_module(self) -> str:
+        return f"{self.package}.operators.{self.module}"
 
     @property
     def hook_class_path(self) -> str:
@@ -73,7 +84,7 @@ class Platform:
 
     @property
     def emulator_module(self) -> str:
-        return f"{PACKAGE}.testing.emulator.{self.module}"
+        return f"{self.package}.testing.emulator.{self.module}"
 
     def ui_field_behaviour(self) -> dict[str, Any]:
         """The connection form as ``get_ui_field_behaviour`` gives it (Airflow before 3.2)."""
@@ -100,7 +111,7 @@ class Platform:
 
 ENOS_GATEWAY_HOST = "https://apim-gateway.example.com"
 
-PLATFORMS: tuple[Platform, ...] = (
+BUILT_IN: tuple[Platform, ...] = (
     Platform(
         key="enos_batch",
         title="EnOS Batch Processing",
@@ -189,6 +200,33 @@ PLATFORMS: tuple[Platform, ...] = (
     ),
 )
 
+#: The entry point group a package registers a platform of its own under: each entry point names a
+#: ``Platform`` whose ``package`` holds its platform, hook and emulator modules (docs/architecture.md).
+ENTRY_POINT_GROUP = "airflow_provider_flowinst.platforms"
+
+
+def registered_platforms() -> tuple[Platform, ...]:
+    """The platforms other packages register under ``ENTRY_POINT_GROUP``, in name order; a key taken twice is
+    refused, naming both."""
+    from importlib.metadata import entry_points
+
+    found: list[Platform] = []
+    keys = {entry.key for entry in BUILT_IN}
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name):
+        entry = point.load()
+        if not isinstance(entry, Platform):
+            raise TypeError(
+                f"entry point {point.name!r} ({point.value}) names a {type(entry).__name__}, not a Platform"
+            )
+        if entry.key in keys:
+            raise ValueError(f"entry point {point.name!r} ({point.value}) registers platform {entry.key!r} again")
+        keys.add(entry.key)
+        found.append(entry)
+    return tuple(found)
+
+
+#: Every platform: the four built in, then those registered by other packages.
+PLATFORMS: tuple[Platform, ...] = BUILT_IN + registered_platforms()
 BY_KEY: dict[str, Platform] = {entry.key: entry for entry in PLATFORMS}
 
 

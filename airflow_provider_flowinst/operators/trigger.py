@@ -17,7 +17,7 @@ from airflow_provider_flowinst.errors import FlowInstanceNotFound
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
-from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.models import XCOM_INSTANCE_ID_KEY, FlowInstance
 from airflow_provider_flowinst.protocol import StartAttempt
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from airflow_provider_flowinst.waits import (
@@ -34,8 +34,6 @@ from airflow_provider_flowinst.waits import (
 )
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
-#: The remote run's id, pushed as soon as it is known (also when the task then fails).
-XCOM_INSTANCE_ID_KEY = "flow_instance_id"
 
 
 class TriggerFlowOperator(BaseOperator):
