@@ -35,7 +35,7 @@ class FlowInstanceSensor(BaseSensorOperator):
     The platform is chosen by the connection's type. A failure state fails the task (or skips it under
     ``soft_fail``); an instance that does not exist yet is waited for unless ``fail_if_missing``.
 
-    :param conn_id: an ``enos_batch``, ``enos_bpm``, ``lsf_pm`` or ``dataworks`` connection (templated).
+    :param conn_id: a connection of any platform's type (see the README's platform table; templated).
     :param instance_id: the remote instance's id (templated).
     :param success_states: FlowState values that end the wait successfully.
     :param failure_states: FlowState values that fail the task.

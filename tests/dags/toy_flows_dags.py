@@ -1,0 +1,26 @@
+"""DAGs of the fifth-platform test (tests/test_fifth_platform.py): a FlowInstanceSensor on the toy platform
+registered from tests/fifth_platform/, in poke and deferrable mode. dag.test() runs only DAGs in a bundle,
+so they live here; the run to wait on comes in the DAG run's conf. Outside that test the platform is not
+registered, and these DAGs are never run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+for mode in ("poke", "deferrable"):
+    with DAG(dag_id=f"toy_flows_sensor_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+        FlowInstanceSensor(
+            task_id="wait",
+            conn_id="toy_flows_default",
+            instance_id="{{ dag_run.conf['run_id'] }}",
+            poke_interval=0.2,
+            timeout=60,
+            deferrable=mode == "deferrable",
+        )
+    globals()[dag.dag_id] = dag
