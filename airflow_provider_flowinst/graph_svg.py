@@ -163,17 +163,17 @@ def _header(
     fill, text = colours[run_state]
     out = [
         '<g class="header">',
-        f'<text x="20" y="28" font-size="16" font-weight="600" fill="#0f172a">{_esc(_title(instance))}</text>',
+        f'<text x="20" y="28" font-size="16" font-weight="600" fill="#0f172a">{_esc(_title(instance), 300)}</text>',
         f'<rect x="20" y="38" width="96" height="20" rx="10" fill="{_esc(fill)}" stroke="#334155" stroke-width="0.5"/>',
         f'<text class="run-state" x="68" y="52" font-size="12" text-anchor="middle" fill="{_esc(text)}">'
         f"{run_state.value}</text>",
-        f'<text x="126" y="52" font-size="12" fill="#475569">{_esc(_times_line(instance))}</text>',
+        f'<text x="126" y="52" font-size="12" fill="#475569">{_esc(_times_line(instance), 300)}</text>',
     ]
     link = safe_link(instance.get("url"))
     if link:
         out.append(
-            f'<a class="console-link" href="{_esc(link)}"><text x="20" y="78" font-size="12" fill="#2563eb"'
-            f' text-decoration="underline">Open in the platform console: {_esc(link)}</text></a>'
+            f'<a class="console-link" href="{_esc(link, LINK_CHARS)}"><text x="20" y="78" font-size="12" fill="#2563eb"'
+            f' text-decoration="underline">Open in the platform console: {_esc(link, LINK_CHARS)}</text></a>'
         )
     out.append(f'<g class="legend" transform="translate(20,{88 if link else 68})">')
     for index, state in enumerate(FlowState):
@@ -229,4 +229,4 @@ def _node(
         f' fill="{_esc(text)}">{_esc(name, LABEL_CHARS)}</text></g>'
     )
     link = safe_link(node.get("url"))
-    return [f'<a href="{_esc(link)}">{shape}</a>' if link else shape]
+    return [f'<a href="{_esc(link, LINK_CHARS)}">{shape}</a>' if link else shape]
