@@ -184,5 +184,11 @@ class LiveReads:
         with self._lock:
             return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every result and failure (reads in flight go on)."""
+        with self._lock:
+            self._entries.clear()
+            self._weight = 0
+
 
 LIVE_READS = LiveReads()
