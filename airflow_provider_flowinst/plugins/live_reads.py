@@ -73,18 +73,19 @@ def graph_items(instance: dict[str, Any]) -> int:
 
 async def read_through_hook(conn_id: str, instance_id: str) -> dict[str, Any]:
     """The instance dict, read through the connection's hook held to ``TAB_CALLS``; errors logged, not shown."""
-    hook = None
+    hook, where = None, "?"
     try:
-        hook = await asyncio.to_thread(_tab_hook, conn_id)
+        hook, where = await asyncio.to_thread(_tab_hook, conn_id)
         async with shared_session_lease():  # a test client's loop may end after the request: close with it
             instance = await hook.aget_instance(instance_id, include_graph=True)
         return dict(instance.to_dict())
     except Exception as exc:
         secrets = connection_secrets(hook) if hook is not None else ()
         log.warning(
-            "Remote graph: could not read remote run %s through connection %s: %s",
+            "Remote graph: could not read remote run %s through connection %s (host %s): %s",
             instance_id,
             conn_id,
+            where,
             redact(str(exc), secrets),
         )
         raise LiveReadFailed(instance_id) from None
@@ -94,14 +95,16 @@ async def read_through_hook(conn_id: str, instance_id: str) -> dict[str, Any]:
                 await asyncio.wait_for(hook.aclose(), CLOSE_SECONDS)
 
 
-def _tab_hook(conn_id: str) -> Any:
+def _tab_hook(conn_id: str) -> tuple[Any, str]:
+    """The connection's hook held to ``TAB_CALLS``, and where it calls (for the log only)."""
     from airflow.models.connection import Connection
 
     from airflow_provider_flowinst.hooks import hook_for_connection
 
-    hook = hook_for_connection(Connection.get_connection_from_secrets(conn_id))
+    connection = Connection.get_connection_from_secrets(conn_id)
+    hook = hook_for_connection(connection)
     hook.limit_calls(**TAB_CALLS)
-    return hook
+    return hook, f"{connection.host}" + (f":{connection.port}" if connection.port else "")
 
 
 class LiveReads:
