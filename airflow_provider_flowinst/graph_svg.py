@@ -1,9 +1,9 @@
 """A remote run's graph as a standalone SVG: nodes in Airflow's state colours, edges upstream to downstream.
 
-Everything is drawn on the server from the instance's XCom dict (no script: the task instance tab is a
-sandboxed frame). Each node carries its id, state and kind as ``data-`` attributes and its name, state
-and times in a ``<title>`` (the browser's hover text). Only the dict's graph, names, states, times and
-console link are drawn; its ``details`` (the platform's own record) never are.
+Everything is drawn on the server from the instance's XCom dict (no script: the plugin's
+Content-Security-Policy allows none). Each node carries its id, state and kind as ``data-`` attributes
+and its name, state and times in a ``<title>`` (the browser's hover text). Only the dict's graph, names,
+states, times and console link are drawn; its ``details`` (the platform's own record) never are.
 
 Everything drawn is remote text, so it goes through ``safe_text`` (bounded, only characters XML 1.0 can
 carry), and a large graph is drawn reduced (``graph_reduce``): the document stays valid and bounded in size

@@ -2,8 +2,10 @@
 
 Each page and its SVG are guarded by the api-server's own dependency ``requires_access_dag("GET",
 DagAccessEntity.TASK_INSTANCE)``: the auth manager decides (bearer token or the UI's session cookie);
-no user is 401, a refused one 403. The page is static HTML (the UI frames it sandboxed, without script);
-what it shows comes from the instance dict alone, never from the connection or the platform's record.
+no user is 401, a refused one 403. The page is static HTML: the UI frames it with a sandbox that allows
+scripts, same-origin and forms, so it is the plugin's Content-Security-Policy (``answers``) that allows no
+script at all. What it shows comes from the instance dict alone, never from the connection or the
+platform's record.
 
 The routes are async: the metadata database is read on a worker thread (``run_in_threadpool``), a live
 read runs on the event loop within its own budget (``live_reads``), and the drawing (bounded by

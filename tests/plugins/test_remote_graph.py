@@ -280,3 +280,24 @@ def test_a_large_graph_says_on_the_page_what_is_not_drawn():
 
     assert '<p class="note reduced">Drawn: 400 of 1,000 nodes' in page
     assert "not drawn: 600 success." in page
+
+
+def test_even_an_unexpected_failure_answers_with_the_security_headers(token, finished, monkeypatch):
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    from airflow_provider_flowinst.plugins import remote_graph
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(remote_graph, "locate_task_run", broken)
+    url, _ = finished
+
+    response = TestClient(create_app(), raise_server_exceptions=False).get(
+        url, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 500
+    assert "a bug" not in response.text
+    assert_secured(response)
