@@ -11,6 +11,7 @@ and kept a few seconds (see ``live_reads``), so a page refreshed by many viewers
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -126,3 +127,10 @@ async def read_live(target: LiveTarget, reads: LiveReads = LIVE_READS) -> TaskRu
             "the api-server's log says why. This page tries again when reloaded.",
         )
     return TaskRun(instance=instance, source="live", task_state=target.task_state)
+
+
+def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRun:
+    """``locate_task_run``, then ``read_live`` if the run must be read live: for scripts outside any event
+    loop (``make demo`` draws its runs with it); the routes await the two steps themselves."""
+    found = locate_task_run(session, dag_id, run_id, task_id, map_index)
+    return asyncio.run(read_live(found)) if isinstance(found, LiveTarget) else found

@@ -128,6 +128,19 @@ def test_a_failed_wait_is_read_live_from_the_platform(client, token, emulator):
     assert not secrets_in(response.text, emulator)
 
 
+def test_a_script_loads_a_task_run_the_way_the_tab_does(emulator):
+    from airflow_provider_flowinst.plugins.instance_source import load_task_run
+
+    dag = sensor_dags.sensor_poke_failure
+    result = run_dag(dag)
+    with create_session() as session:
+        run = load_task_run(session, dag.dag_id, run_id_of(dag.dag_id, result), "wait", -1)
+
+    assert run.source == "live"
+    assert run.task_state == "failed"
+    assert run.instance["state"] == "failed"
+
+
 def test_nothing_from_the_connection_reaches_a_finished_tasks_page(client, token, finished, emulator):
     url, _ = finished
 
