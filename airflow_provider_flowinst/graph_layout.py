@@ -6,7 +6,9 @@ library for it. The classic four steps are enough and run in well under a second
 
 1. cycles are broken by reversing the back edges a depth-first search finds (drawn the right way round);
 2. longest-path layering: a node sits one layer right of its furthest upstream node;
-3. edges spanning several layers get a dummy node per layer crossed, so they bend around nodes;
+3. edges spanning several layers get a dummy node per layer crossed, so they bend around nodes; an edge
+   crossing more than ``max_edge_span`` layers, or past ``max_dummies`` in all, is drawn straight from end
+   to end instead (a fan from a first node to every other one would otherwise cost N**2/2 dummies);
 4. barycentric ordering: sweeps down and up the layers, each node moved to the mean position of its
    neighbours in the layer just swept, keeping the order with the fewest crossings seen;
 
@@ -19,6 +21,7 @@ import bisect
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 Point = tuple[float, float]
@@ -33,6 +36,8 @@ class LayoutSettings:
     dummy_height: float = 8.0  # the slot an edge passing through a layer takes
     sweeps: int = 12
     margin: float = 20.0
+    max_edge_span: int = 8  # layers an edge may cross through dummy nodes; longer ones are drawn straight
+    max_dummies: int = 4000  # dummy nodes in all, whatever the graph
 
 
 @dataclass
@@ -128,23 +133,28 @@ def layered_layout(
     acyclic = list(dict.fromkeys(acyclic))
     layer_of = longest_path_layers(node_ids, acyclic)
 
-    # Long edges become chains through dummy nodes, one per layer crossed.
+    # Long edges become chains through dummy nodes, one per layer crossed, within bounds (see the docstring).
     chains: dict[tuple[str, str], list[str]] = {}
     short_edges: list[tuple[str, str]] = []
-    dummies: set[str] = set()
+    dummies: dict[str, None] = {}  # in the order made: their first order in each layer
+    known = set(node_ids)
     for source, target in acyclic:
+        crossed = range(layer_of[source] + 1, layer_of[target])
         chain = [source]
-        for step in range(layer_of[source] + 1, layer_of[target]):
-            dummy = f"\0{source}\0{target}\0{step}"
-            dummies.add(dummy)
-            layer_of[dummy] = step
-            chain.append(dummy)
+        if len(crossed) <= settings.max_edge_span and len(dummies) + len(crossed) <= settings.max_dummies:
+            for step in crossed:
+                dummy = f"\0{len(dummies)}"  # short whatever the ids' length; never a node's id
+                while dummy in known:
+                    dummy = "\0" + dummy
+                dummies[dummy] = None
+                layer_of[dummy] = step
+                chain.append(dummy)
+            short_edges += list(itertools.pairwise([*chain, target]))
         chain.append(target)
         chains[(source, target)] = chain
-        short_edges += list(itertools.pairwise(chain))
 
     layers: list[list[str]] = [[] for _ in range(max(layer_of.values(), default=-1) + 1)]
-    for node in [*node_ids, *sorted(dummies)]:
+    for node in [*node_ids, *dummies]:
         layers[layer_of[node]].append(node)
     upstream: dict[str, list[str]] = defaultdict(list)
     downstream: dict[str, list[str]] = defaultdict(list)
@@ -153,7 +163,7 @@ def layered_layout(
         upstream[target].append(source)
 
     best, best_crossings = _order(layers, upstream, downstream, short_edges, settings.sweeps)
-    y = _place(best, upstream, downstream, dummies, settings)
+    y = _place(best, upstream, downstream, dummies.keys(), settings)
 
     layout = Layout(layer_of={node: layer_of[node] for node in node_ids}, crossings=best_crossings)
     step_x = settings.node_width + settings.layer_gap
@@ -224,7 +234,7 @@ def _place(
     layers: list[list[str]],
     upstream: dict[str, list[str]],
     downstream: dict[str, list[str]],
-    dummies: set[str],
+    dummies: AbstractSet[str],
     settings: LayoutSettings,
 ) -> dict[str, float]:
     """Vertical centres: stacked in order, then pulled towards their neighbours without overlapping."""

@@ -118,3 +118,58 @@ def test_a_graph_of_several_hundred_nodes_keeps_readable_labels():
     labels = [t.text for t in root.iter(f"{SVG}text") if t.text and t.text.startswith("a_rather")]
     assert len(labels) == 300
     assert all(len(label) <= 26 for label in labels)
+
+
+HOSTILE = "\ud800\x00\x1b\x0b\ufffe\u202e"  # lone surrogate, NUL, ESC, VT, a non-character, a bidi override
+
+
+def test_hostile_characters_in_any_remote_field_leave_a_valid_document():
+    hostile_node = node(f"id{HOSTILE}", name=f"name{HOSTILE}", kind=HOSTILE, raw_state=HOSTILE, started_at=HOSTILE)
+    instance = instance_with(
+        [hostile_node, node("b")],
+        [{"source": f"id{HOSTILE}", "target": "b"}],
+        instance_id=f"1{HOSTILE}",
+        name=HOSTILE,
+        raw_state=HOSTILE,
+        url=f"https://console.example.com/{HOSTILE}",
+    )
+
+    svg = render_svg(instance)
+
+    svg.encode("utf-8")  # a lone surrogate could not be
+    root = ET.fromstring(svg)
+    title = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "node").find(f"{SVG}title").text
+    assert title.splitlines()[0] == "name\ufffd\ufffd\ufffd\ufffd\ufffd\ufffd"
+    assert "\u202e" not in svg
+    assert not list(root.iter(f"{SVG}a"))  # a link that would be drawn altered is not drawn
+
+
+def test_a_100_kb_name_is_cut_and_the_drawing_stays_narrow():
+    instance = instance_with([node("a" * 100_000, name="b" * 100_000)], name="c" * 100_000)
+
+    svg = render_svg(instance)
+
+    root = ET.fromstring(svg)
+    assert float(root.get("width")) < 3000  # was 2.7 million pixels
+    assert len(svg) < 5_000
+
+
+def test_a_large_graph_is_drawn_reduced_and_says_so():
+    nodes = [node(f"n{i}", "success") for i in range(20_000)]
+    nodes[12_345] = node("n12345", "failed")
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(19_999)]
+
+    svg = render_svg(instance_with(nodes, edges))
+
+    root = ET.fromstring(svg)
+    drawn = {g.get("data-node-id") for g in root.iter(f"{SVG}g") if g.get("class") == "node"}
+    assert {"n12344", "n12345", "n12346"} <= drawn
+    assert len(drawn) == 400
+    summary = next(t.text for t in root.iter(f"{SVG}text") if t.get("class") == "reduced")
+    assert summary.startswith("Drawn: 400 of 20,000 nodes")
+    assert "not drawn: 19,600 success" in summary
+
+
+def test_the_svg_carries_no_inline_style():
+    # The plugin's Content-Security-Policy allows no inline style in the SVG served alone.
+    assert "style=" not in render_svg(fixture_instance())

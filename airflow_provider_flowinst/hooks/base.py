@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from abc import abstractmethod
@@ -208,6 +209,32 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         self._connection = connection
         self._client = client
         self._settings = settings
+        self._sync = None
+        self._async = None
+
+    def limit_calls(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_retries: int,
+        retry_max_wait: float,
+        max_response_bytes: int,
+    ) -> None:
+        """Hold this hook's calls to a caller's own budget, each setting the smaller of it and the
+        connection's: the Remote graph tab reads live in seconds, not with a task's minutes of retries."""
+        if self._settings is None:
+            self.use_connection(self.get_connection(self.conn_id))
+        assert self._settings is not None
+        own = self._settings
+        self._settings = dataclasses.replace(
+            own,
+            connect_timeout=min(own.connect_timeout, connect_timeout),
+            read_timeout=min(own.read_timeout, read_timeout),
+            max_retries=min(own.max_retries, max_retries),
+            retry_max_wait=min(own.retry_max_wait, retry_max_wait),
+            max_response_bytes=min(own.max_response_bytes, max_response_bytes),
+        )
         self._sync = None
         self._async = None
 

@@ -2,27 +2,26 @@
 
 A sensor or operator that succeeded left the instance dict in XCom (``return_value``). One still waiting,
 or one that failed, has not: its run is read live through the task's connection, with the instance id
-from XCom ``flow_instance_id`` (TriggerFlowOperator) or the task's rendered ``instance_id``. Live reads
-are kept a few seconds, so a page refreshed by many viewers costs the platform one call.
+from XCom ``flow_instance_id`` (TriggerFlowOperator) or the task's rendered ``instance_id``.
+
+``locate_task_run`` reads the metadata database (blocking: the route runs it on a worker thread);
+``read_live`` reads the platform on the event loop within the tab's own budget, one read per run at a time
+and kept a few seconds (see ``live_reads``), so a page refreshed by many viewers costs the platform one call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from airflow_provider_flowinst.diagnosis import connection_secrets, redact
+from airflow_provider_flowinst.plugins.live_reads import LIVE_READS, LiveReadFailed, LiveReads
 
 XCOM_INSTANCE_ID_KEY = "flow_instance_id"  # operators.trigger.XCOM_INSTANCE_ID_KEY, without importing the SDK
-LIVE_CACHE_SECONDS = 10.0
-_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,15 @@ class TaskRun:
     source: str  # "xcom", "live" or "none"
     task_state: str | None
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """A run to read live: through which connection, which instance, and the task's state meanwhile."""
+
+    conn_id: str
+    instance_id: str
+    task_state: str | None
 
 
 class TaskInstanceMissing(LookupError):
@@ -53,7 +61,8 @@ def _is_instance_dict(value: Any) -> bool:
     return isinstance(value, dict) and "platform" in value and "instance_id" in value and "state" in value
 
 
-def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRun:
+def locate_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRun | LiveTarget:
+    """The run from XCom, or which run to read live, or why there is none; ``TaskInstanceMissing`` if no TI."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
@@ -102,36 +111,26 @@ def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_
             task_state=state,
             note="This task has not named a remote run yet (no instance id in XCom or in its rendered fields).",
         )
-    return read_live(str(conn_id), str(instance_id), state)
+    return LiveTarget(conn_id=str(conn_id), instance_id=str(instance_id), task_state=state)
 
 
-def read_live(conn_id: str, instance_id: str, task_state: str | None) -> TaskRun:
-    """The instance read through ``conn_id`` now (or a few seconds ago); errors shown without secrets."""
-    key = (conn_id, instance_id)
-    with _cache_lock:
-        cached = _cache.get(key)
-    if cached is not None and time.monotonic() - cached[0] < LIVE_CACHE_SECONDS:
-        return TaskRun(instance=cached[1], source="live", task_state=task_state)
-    hook = None
+async def read_live(target: LiveTarget, reads: LiveReads = LIVE_READS) -> TaskRun:
+    """The instance read now (or a few seconds ago); a failure is a plain note (details in the log)."""
     try:
-        from airflow.models.connection import Connection
-
-        from airflow_provider_flowinst.hooks import hook_for_connection
-
-        connection = Connection.get_connection_from_secrets(conn_id)
-        hook = hook_for_connection(connection)
-        instance = hook.get_instance(instance_id, include_graph=True).to_dict()
-    except Exception as exc:
-        secrets = connection_secrets(hook) if hook is not None else ()
+        instance = await reads.read(target.conn_id, target.instance_id)
+    except LiveReadFailed:
         return TaskRun(
             instance=None,
             source="none",
-            task_state=task_state,
-            note=f"Could not read remote run {instance_id} live: {redact(str(exc), secrets)}",
+            task_state=target.task_state,
+            note=f"The platform could not be read just now (remote run {target.instance_id}); "
+            "the api-server's log says why. This page tries again when reloaded.",
         )
-    finally:
-        if hook is not None:
-            hook.close()
-    with _cache_lock:
-        _cache[key] = (time.monotonic(), instance)
-    return TaskRun(instance=instance, source="live", task_state=task_state)
+    return TaskRun(instance=instance, source="live", task_state=target.task_state)
+
+
+def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRun:
+    """``locate_task_run``, then ``read_live`` if the run must be read live: for scripts outside any event
+    loop (``make demo`` draws its runs with it); the routes await the two steps themselves."""
+    found = locate_task_run(session, dag_id, run_id, task_id, map_index)
+    return asyncio.run(read_live(found)) if isinstance(found, LiveTarget) else found

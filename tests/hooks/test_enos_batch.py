@@ -453,3 +453,18 @@ def test_a_crashed_attempt_is_found_again(emulator):
 
     assert EnOSBatchHook().find_started_run(attempt) == instance_id
     assert EnOSBatchHook().find_started_run(StartAttempt.new("5308", int(time.time() * 1000))) is None
+
+
+def test_a_caller_with_a_short_budget_holds_the_hooks_calls_to_it(emulator, monkeypatch):
+    # The Remote graph tab's live read: its own bounds, never longer than the connection's own.
+    conn_id = quick_retry_connection(monkeypatch, emulator.url, read_timeout=2, max_retries=0)
+    hook = get_hook(conn_id)
+
+    hook.limit_calls(connect_timeout=3, read_timeout=5, max_retries=1, retry_max_wait=1, max_response_bytes=1024**2)
+    emulator.inject_fault("503", platform="enos_batch", count=5)
+
+    assert hook.attempt_seconds == 3 + 2  # the tab's connect timeout, the connection's shorter read timeout
+    with pytest.raises(FlowPlatformError, match="HTTP 503"):
+        hook.get_instance("2809-20240101000000")
+    calls = emulator.stats()["requests"]["enos_batch GET /batch-processing-service/v2.1/flowInstances"]
+    assert calls == 1  # the connection's 0 retries held, not the tab's 1
