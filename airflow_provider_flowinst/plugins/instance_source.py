@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from airflow_provider_flowinst.models import XCOM_INSTANCE_ID_KEY
 from airflow_provider_flowinst.plugins.live_reads import LIVE_READS, LiveReadFailed, LiveReads
-
-XCOM_INSTANCE_ID_KEY = "flow_instance_id"  # operators.trigger.XCOM_INSTANCE_ID_KEY, without importing the SDK
 
 
 @dataclass(frozen=True)

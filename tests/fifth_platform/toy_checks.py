@@ -11,7 +11,7 @@ from toyflows.hooks.toy import ToyFlowsHook
 from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.graph_svg import render_svg
 from airflow_provider_flowinst.hooks import get_hook
-from airflow_provider_flowinst.plugins.instance_source import read_live
+from airflow_provider_flowinst.plugins.instance_source import LiveTarget, read_live
 from airflow_provider_flowinst.registry import BY_KEY
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from tests.dags import toy_flows_dags
@@ -67,10 +67,10 @@ def test_the_diagnosis_reads_the_failed_steps_log_and_the_platforms_notes(emulat
     assert "Toy Flows says: step transform ran out of disk" in caplog.text
 
 
-def test_the_remote_graph_tab_reads_and_draws_a_live_run(emulator):
+async def test_the_remote_graph_tab_reads_and_draws_a_live_run(emulator):
     run_id = new_run(emulator, duration=600.0)
 
-    shown = read_live("toy_flows_default", run_id, "deferred")
+    shown = await read_live(LiveTarget(conn_id="toy_flows_default", instance_id=run_id, task_state="deferred"))
 
     assert shown.source == "live"
     assert shown.instance["state"] == "running"
