@@ -318,10 +318,14 @@ class EnOSBatchClient:
         self, flow_id: str, trigger_time: int | None = None, parameters: Mapping[str, Any] | None = None
     ) -> Operation[str]:
         """Trigger Flow (``flowId``, ``triggerTime`` only); with ``parameters``, Update And Trigger Flow, whose
-        ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only."""
-        body: dict[str, Any] = {"flowId": int_or_text(flow_id)}
-        if trigger_time is not None or parameters:
-            body["triggerTime"] = int(epoch_ms(self.clock) if trigger_time is None else trigger_time)
+        ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only.
+
+        ``triggerTime`` is Mandatory on both (``v2.1/trigger_flow.md``, ``v2.1/update_and_trigger_flow.md``):
+        without one given, now is sent."""
+        body: dict[str, Any] = {
+            "flowId": int_or_text(flow_id),
+            "triggerTime": int(epoch_ms(self.clock) if trigger_time is None else trigger_time),
+        }
         if parameters:
             body["parameters"] = [{"key": str(key), "value": _parameter_text(v)} for key, v in parameters.items()]
             request = self._request("POST", "flows", "updateAndTrigger", "Update And Trigger Flow", body=body)

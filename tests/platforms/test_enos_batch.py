@@ -411,6 +411,15 @@ def test_trigger_sends_flow_id_and_trigger_time_only():
     assert instance_id == "2809-20231114221320"
 
 
+def test_trigger_without_a_time_sends_now_as_the_mandatory_trigger_time():
+    requests, _ = run(
+        fixed_client().trigger_flow("2809"),
+        answer({"code": 0, "data": {"flowInstanceId": "2809-20300317052000"}}),
+    )
+    assert dict(requests[0].params)["action"] == "trigger"
+    assert json.loads(requests[0].body) == {"flowId": 2809, "triggerTime": NOW_MS}
+
+
 def test_parameters_go_through_update_and_trigger_as_a_json_array_in_the_body():
     requests, instance_id = run(
         fixed_client().trigger_flow("2809", parameters={"day": "2024-01-01", "n": 3}),

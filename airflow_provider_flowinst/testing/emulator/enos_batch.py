@@ -8,8 +8,9 @@ field, this one refuses it (62102), so that a client sending it is caught.
 
 Settings for tests (``POST /_emulator/enos_batch/settings``): ``page_cap`` (rows per page at most, a longer
 page asked for is served short), ``max_page_size`` (a larger ``pageSize`` is refused), ``count`` ("total" or
-"page": what a search's ``count`` means) and ``timezone`` (the deployment's, e.g. "GMT+8": Get Time Zone
-answers it and every time the service shows is local to it).
+"page": what a search's ``count`` means), ``timezone`` (the deployment's, e.g. "GMT+8": Get Time Zone
+answers it and every time the service shows is local to it) and ``require_trigger_time`` (strict, the default:
+Trigger Flow without its Mandatory ``triggerTime`` is refused with 62102; false: it is triggered now).
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ CODES = {"success": (1, "SUCCESS"), "failed": (-1, "FAIL"), "cancelled": (8, "CA
 #: List Flow Instances: the Mandatory body fields (``v2.1/list_flow_instances.md``).
 SEARCH_MANDATORY = ("type", "expression", "owner", "fromTriggerTime", "toTriggerTime", "status")
 SORTER_FIELDS = {"createTime", "updateTime", "startTime", "triggerTime", "endTime"}
-DEFAULT_SETTINGS: dict[str, Any] = {"page_cap": None, "max_page_size": None, "count": "total", "timezone": "GMT+8"}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "page_cap": None,
+    "max_page_size": None,
+    "count": "total",
+    "timezone": "GMT+8",
+    "require_trigger_time": True,
+}
 _GMT = re.compile(r"^GMT(?P<sign>[+-])(?P<hours>\d{1,2})(?::(?P<minutes>\d{2}))?$")
 
 
@@ -539,6 +546,8 @@ class EnOSBatchEmulator:
     def _flows_trigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         if isinstance(body, dict) and "parameters" in body:
             return 62102, "Invalid parameter: parameters (Trigger Flow takes flowId and triggerTime)", None
+        if self.settings["require_trigger_time"] and (not isinstance(body, dict) or body.get("triggerTime") is None):
+            return 62102, "Invalid parameter: flowId and triggerTime are mandatory", None
         return self._trigger(body, None)
 
     def _flows_updateandtrigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
