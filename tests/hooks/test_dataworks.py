@@ -263,21 +263,19 @@ def test_an_unknown_access_key_is_not_mistaken_for_a_missing_instance(emulator, 
     assert "Specified access key is not found." in str(caught.value)
 
 
+def sts_connection(emulator, monkeypatch, conn_id: str, security_token: str) -> None:
+    use_connection(
+        monkeypatch,
+        conn_id,
+        login=STS_ACCESS_KEY_ID,
+        password=STS_ACCESS_KEY_SECRET,
+        extra=emulator_extra(emulator, security_token=security_token),
+    )
+
+
 def test_sts_credentials_sign_with_their_security_token(emulator, monkeypatch):
-    use_connection(
-        monkeypatch,
-        "dw_sts",
-        login=STS_ACCESS_KEY_ID,
-        password=STS_ACCESS_KEY_SECRET,
-        extra=emulator_extra(emulator, security_token=STS_SECURITY_TOKEN),
-    )
-    use_connection(
-        monkeypatch,
-        "dw_sts_wrong",
-        login=STS_ACCESS_KEY_ID,
-        password=STS_ACCESS_KEY_SECRET,
-        extra=emulator_extra(emulator, security_token="someone-elses-token"),
-    )
+    sts_connection(emulator, monkeypatch, "dw_sts", STS_SECURITY_TOKEN)
+    sts_connection(emulator, monkeypatch, "dw_sts_wrong", "someone-elses-token")
 
     assert DataWorksHook("dw_sts").get_workflow_instance("700001")["Id"] == 700001
     with pytest.raises(FlowPlatformError) as caught:
@@ -287,13 +285,7 @@ def test_sts_credentials_sign_with_their_security_token(emulator, monkeypatch):
 
 
 def test_the_emulator_refuses_sts_credentials_without_the_accesskey_id_header(emulator, monkeypatch):
-    use_connection(
-        monkeypatch,
-        "dw_sts",
-        login=STS_ACCESS_KEY_ID,
-        password=STS_ACCESS_KEY_SECRET,
-        extra=emulator_extra(emulator, security_token=STS_SECURITY_TOKEN),
-    )
+    sts_connection(emulator, monkeypatch, "dw_sts", STS_SECURITY_TOKEN)
     hook = DataWorksHook("dw_sts")
     # Signed as before the SDK's header was sent: the token alone, signed.
     wire = sign_request(
