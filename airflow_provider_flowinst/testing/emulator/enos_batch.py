@@ -53,6 +53,22 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 _GMT = re.compile(r"^GMT(?P<sign>[+-])(?P<hours>\d{1,2})(?::(?P<minutes>\d{2}))?$")
 
 
+#: The time part of an instance id, by its length: vendor samples show 14, 12 and 10 digits
+#: (``2809-20190808093200``, ``2438-201907261239``, ``13774-2022031400``).
+STAMP_LENGTHS = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M", 10: "%Y%m%d%H"}
+
+
+def stamp_time(stamp: str) -> dt.datetime | None:
+    """The trigger time an id's time part writes, or None if it writes none."""
+    layout = STAMP_LENGTHS.get(len(stamp))
+    if layout is None or not stamp.isdigit():
+        return None
+    try:
+        return dt.datetime.strptime(stamp, layout)
+    except ValueError:
+        return None
+
+
 def zone_of(name: str) -> dt.timezone:
     """The fixed offset of a ``GMT+N`` name (Get Time Zone's own format)."""
     if name in ("GMT", "UTC"):
@@ -202,14 +218,13 @@ class EnOSBatchEmulator:
     async def control_create(self, request: web.Request) -> web.Response:
         spec = await request.json()
         flow = self.flows[str(spec["flow_id"])]
-        trigger = (
-            dt.datetime.strptime(spec["instance_id"].rsplit("-", 1)[1], "%Y%m%d%H%M%S")
-            if "instance_id" in spec
-            else None
-        )
+        trigger = stamp_time(spec["instance_id"].rsplit("-", 1)[1]) if "instance_id" in spec else None
+        if "instance_id" in spec and trigger is None:
+            return web.json_response({"error": f"no trigger time in {spec['instance_id']!r}"}, status=400)
         instance = self._create(
             flow,
             trigger or self.local_now().replace(microsecond=0),
+            instance_id=spec.get("instance_id"),
             manual=True,
             outcome=spec.get("outcome"),
             appear_after=float(spec.get("appear_after", 0)),
@@ -245,6 +260,7 @@ class EnOSBatchEmulator:
         flow: Flow,
         trigger: dt.datetime,
         *,
+        instance_id: str | None = None,
         manual: bool,
         outcome: str | None = None,
         appear_after: float = 0.0,
@@ -253,7 +269,8 @@ class EnOSBatchEmulator:
         parameters: list[dict[str, Any]] | None = None,
     ) -> Instance:
         now = self.state.now()
-        instance_id = f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
+        # The id writes the trigger time; a deployment may write it shorter (see STAMP_LENGTHS).
+        instance_id = instance_id or f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
         instance = Instance(
             flow=flow,
             instance_id=instance_id,
@@ -277,13 +294,10 @@ class EnOSBatchEmulator:
         if instance is None:
             flow_id, _, stamp = instance_id.rpartition("-")
             flow = self.flows.get(flow_id)
-            if flow is None or not flow.periodic or len(stamp) != 14 or not stamp.isdigit():
+            trigger = stamp_time(stamp)
+            if flow is None or not flow.periodic or trigger is None:
                 return None
-            try:
-                trigger = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S")
-            except ValueError:
-                return None
-            instance = self._create(flow, trigger, manual=False)
+            instance = self._create(flow, trigger, instance_id=instance_id, manual=False)
         return instance if self._visible(instance) else None
 
     # -- what an instance looks like at this moment --------------------------------------------------
