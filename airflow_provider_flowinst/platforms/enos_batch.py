@@ -424,7 +424,9 @@ class EnOSBatchClient:
             if flow is None:
                 unbatchable.append(instance_id)
                 continue
-            edges = (moment - DAY_MS, moment + DAY_MS) if moment is not None else (EARLIEST_TRIGGER_MS, LATEST_TRIGGER_MS)
+            edges = (
+                (moment - DAY_MS, moment + DAY_MS) if moment is not None else (EARLIEST_TRIGGER_MS, LATEST_TRIGGER_MS)
+            )
             bounds.setdefault(flow, []).extend(edges)
         if unbatchable and not self.told_unbatchable:
             self.told_unbatchable = True
