@@ -220,9 +220,16 @@ class Authenticator(Protocol):
     def secrets(self) -> tuple[str, ...]:
         """The values to mask in logs and never show in messages."""
 
+    def logout(self, token: Token) -> Operation[None] | None:
+        """The operation that ends ``token`` on the server, or None where a token needs no ending (it only
+        runs out). A token this process obtained and still holds at its exit is ended with it."""
+
 
 class AuthenticatorDefaults:
     """The members of ``Authenticator`` that most platforms leave as they are: inherit it, override what differs."""
+
+    def logout(self, token: Token) -> Operation[None] | None:
+        return None
 
     def sign(self, request: HttpRequest, token: Token | None, now_ms: int) -> HttpRequest:
         raise NotImplementedError

@@ -11,6 +11,7 @@ one notion of timeouts and TLS settings.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import functools
@@ -22,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -135,8 +136,20 @@ def _backoff(settings: TransportSettings, retry: int, fault: TransientFault, clo
     return delay
 
 
+#: Ends a token on the server (a logout), run at exit for a token the process still holds.
+TokenEnder = Callable[[Token], None]
+
+
 class TokenCache:
-    """Process-wide tokens, one per credential: one token request per token lifetime, not per call."""
+    """Process-wide tokens, one per credential: one token request per token lifetime, not per call.
+
+    A token the server holds until it is ended (``Authenticator.logout``) is ended when the process exits, if
+    it is still cached then (no hook closed it): user code that never calls ``close`` leaves no token behind.
+    Only tokens this process obtained are ended. A forked child (an Airflow task or trigger runner) may use
+    the tokens it inherited, but never ends them: they are its parent's. Airflow's forked children drop the
+    parent's exit handlers and run those registered after the fork, so the handler is registered anew in
+    each process that obtains such a token.
+    """
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
@@ -145,6 +158,9 @@ class TokenCache:
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
         )
+        #: key -> (token, the pid that obtained it, how to end it)
+        self._to_end: dict[str, tuple[Token, int, TokenEnder]] = {}
+        self._exit_handler_pid: int | None = None
 
     def get(self, key: str, now: float | None = None) -> Token | None:
         """The token of ``key`` while it has more than the renewal margin to live (at ``now``, epoch seconds)."""
@@ -153,8 +169,43 @@ class TokenCache:
             return None
         return token
 
-    def put(self, key: str, token: Token) -> None:
+    def put(self, key: str, token: Token, *, end_at_exit: TokenEnder | None = None) -> None:
+        """Cache ``token``; with ``end_at_exit``, this process obtained it and ends it at exit if still cached."""
         self._tokens[key] = token
+        if end_at_exit is None:
+            return
+        with self._lock:
+            self._to_end[key] = (token, os.getpid(), end_at_exit)
+            if self._exit_handler_pid != os.getpid():
+                atexit.register(self.end_at_exit)
+                self._exit_handler_pid = os.getpid()
+
+    def take_own(self, key: str) -> Token | None:
+        """The token under ``key``, out of the cache, for its user to end now, if this process obtained it and
+        it still needs ending; a token inherited from a parent process (or needing no end) stays."""
+        with self._lock:
+            entry = self._to_end.get(key)
+            if entry is None or entry[1] != os.getpid() or self._tokens.get(key) is not entry[0]:
+                return None
+            del self._to_end[key], self._tokens[key]
+            return entry[0]
+
+    def end_at_exit(self) -> None:
+        """End every token this process obtained and still holds (registered with ``atexit``)."""
+        while (key := next(iter(self._to_end), None)) is not None:
+            token, pid, end = self._to_end.pop(key)
+            if pid != os.getpid() or self._tokens.get(key) is not token:
+                continue  # a parent's, or already ended or replaced
+            del self._tokens[key]
+            try:
+                end(token)
+            except Exception as exc:  # the process ends anyway; the server drops the token in time
+                log.warning("Could not end a token at exit (%s): the server keeps it until it expires", exc)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child: locks another thread of the parent held stay held in the copy, so new ones."""
+        self._lock = threading.Lock()
+        self._sync_locks = {}
 
     def stale(self, key: str) -> Token | None:
         """The token last put under ``key``, even one that ran out: what a renewal starts from."""
@@ -167,6 +218,7 @@ class TokenCache:
 
     def clear(self) -> None:
         self._tokens.clear()
+        self._to_end.clear()
 
     def sync_lock(self, key: str) -> threading.Lock:
         """The lock a login for ``key`` holds: a login waits only for logins of the same credential."""
@@ -180,6 +232,8 @@ class TokenCache:
 
 
 TOKENS = TokenCache()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=TOKENS.after_fork_in_child)
 
 
 #: What a platform says of a refused call: throttled or not, and how long to wait (``Authenticator.throttling``).
@@ -621,8 +675,25 @@ class _Calls:
                 return None
             token = yield from self.run(login)
             _mask_token(token)
-            TOKENS.put(self.key, token)
+            TOKENS.put(self.key, token, end_at_exit=self._ender(token))
         return token
+
+    def _ender(self, token: Token) -> TokenEnder | None:
+        """How to end ``token`` at exit, where the platform ends tokens (a logout): sent with the sync
+        transport, since no event loop is left to run at exit, and retried once at most."""
+        if _member(self.auth, "logout")(token) is None:  # an operation is only built here, nothing is sent
+            return None
+        settings = replace(self.settings, max_retries=min(self.settings.max_retries, 1))
+
+        def end(held: Token) -> None:
+            operation = _member(settings.auth, "logout")(held)
+            transport = SyncTransport(settings)
+            try:
+                transport.run(operation)
+            finally:
+                transport.close()
+
+        return end
 
     def retrying(self, request: HttpRequest, token: Token | None) -> _Steps[HttpResponse]:
         try:

@@ -83,3 +83,17 @@ async def test_capped_pages_cost_about_the_fewest_pages_that_hold_the_waits(
     fewest_pages = math.ceil(WAITS / rows)
     assert per_interval <= 1.2 * fewest_pages + 1, per_interval  # (+1: a page landing either side of a count)
     assert per_interval >= fewest_pages * 0.5  # the waits are being read
+
+
+async def test_ids_with_12_and_10_digit_times_are_batched_like_14_digit_ones(emulator, enos_settings):
+    # Vendor samples write the time part with 12 or 10 digits too (2438-201907261239, 13774-2022031400).
+    enos_settings(page_cap=20)
+    first = dt.datetime(2044, 2, 1)
+    ids = [f"4000-{first + dt.timedelta(minutes=n):%Y%m%d%H%M}" for n in range(WAITS // 2)]
+    ids += [f"4000-{first + dt.timedelta(days=3, hours=n):%Y%m%d%H}" for n in range(WAITS // 2)]
+
+    per_interval = await requests_per_interval(emulator, ids)
+
+    fewest_pages = math.ceil(WAITS / 20)
+    assert per_interval <= 1.2 * fewest_pages + 1, per_interval  # not one read per wait
+    assert per_interval >= fewest_pages * 0.5

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import threading
 import time
 import tracemalloc
@@ -15,9 +17,9 @@ from airflow.sdk import Connection
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook, get_hook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
-from airflow_provider_flowinst.protocol import HttpResponse
+from airflow_provider_flowinst.protocol import HttpResponse, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
-from airflow_provider_flowinst.transport import close_shared_session, retry_after_seconds
+from airflow_provider_flowinst.transport import TokenCache, close_shared_session, retry_after_seconds
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from tests.helpers import quick_retry_connection
 
@@ -478,3 +480,37 @@ async def test_a_trigger_whose_poll_trickles_ends_by_its_end_time_plus_one_attem
 
     assert event.payload["status"] == "timeout"
     assert time.monotonic() - started < 1 + 3 + 3  # end_time, one attempt, a loaded machine's margin; not 12 s
+
+
+# -- tokens the process still holds at exit ------------------------------------------------------------------
+
+
+def test_tokens_this_process_obtained_and_still_holds_are_ended_at_exit_once(caplog):
+    cache, ended = TokenCache(), []
+    kept, taken, replaced, failing = (Token(name, math.inf) for name in ("kept", "taken", "replaced", "failing"))
+    for key, token in (("a", kept), ("b", taken), ("c", replaced), ("d", failing)):
+        cache.put(key, token, end_at_exit=ended.append)
+    cache.put("d", failing, end_at_exit=lambda token: 1 / 0)
+    cache.put("c", Token("newer", math.inf))  # a token needing no end replaced it
+    cache.put("e", Token("plain", math.inf))  # never ended: its platform needs no logout
+
+    assert cache.take_own("b") is taken and cache.get("b") is None  # its hook ends it now
+    cache.end_at_exit()
+    cache.end_at_exit()  # registered twice (a plain fork keeps the parent's handler): nothing twice
+
+    assert ended == [kept]
+    assert (cache.get("a"), cache.get("c").value, cache.get("e").value) == (None, "newer", "plain")
+    assert "Could not end a token at exit" in caplog.text
+
+
+def test_a_token_inherited_from_the_parent_process_is_used_but_never_ended(monkeypatch):
+    cache, ended = TokenCache(), []
+    inherited = Token("parents", math.inf)
+    cache.put("a", inherited, end_at_exit=ended.append)
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # now in a forked child
+
+    assert cache.get("a") is inherited
+    assert cache.take_own("a") is None
+    cache.end_at_exit()
+
+    assert ended == [] and cache.get("a") is inherited

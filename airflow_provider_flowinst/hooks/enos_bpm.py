@@ -6,11 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_flowinst.hooks.base import ConnectionReader, FlowPlatformHook, _mask, require_id
-from airflow_provider_flowinst.platforms.enos_bpm import PLATFORM, EnOSBPMAuth, EnOSBPMClient, EnOSBPMSettings
+from airflow_provider_flowinst.platforms.enos_bpm import (
+    PLATFORM,
+    EnOSBPMAuth,
+    EnOSBPMClient,
+    EnOSBPMSettings,
+    PortalVersions,
+)
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth
 from airflow_provider_flowinst.registry import entry_for
 
 ENTRY = entry_for(PLATFORM)
+#: The portal versions each connection's portal was found to serve, kept for the process (the hooks of one
+#: connection share them): an older portal's 404 on Log In v2.2 is met once, not at every login.
+_PORTAL_VERSIONS: dict[tuple[str, str], PortalVersions] = {}
 
 
 class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient], entry=ENTRY):
@@ -42,6 +51,7 @@ class EnOSBPMHook(FlowPlatformHook[EnOSBPMClient], entry=ENTRY):
             password=reader.required("password", "the Application Portal password"),
             org_id=None if org_id is None else str(org_id),
             on_secret=_mask,  # the gateway and user tokens, as soon as they are obtained
+            versions=_PORTAL_VERSIONS.setdefault((self.conn_id, base_url), PortalVersions()),
         )
         return EnOSBPMClient(settings), auth
 

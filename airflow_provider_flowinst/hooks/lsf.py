@@ -73,7 +73,9 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient], entry=ENTRY):
 
     One token per (base URL, user) is shared by every hook of the process: the server may refuse a second
     logon while a token is live. ``close`` (``aclose`` in the triggerer) logs out once no other open hook of
-    the process uses the token; the provider's sensors, operators and triggers close their hooks when done.
+    the process uses the token; the provider's sensors, operators and triggers close their hooks when done
+    (and when killed). A hook never closed (a user's own task code) leaves no token either: the process
+    logs out when it exits, normally or by an exception (not when it is SIGKILLed).
 
     :param lsf_pm_conn_id: an ``lsf_pm`` connection: host = Application Center URL (``https://pac:8443``; a
         bare host gets port 8080 for ``http``, 8443 for ``https``), login = user name, password = password,
@@ -137,17 +139,16 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient], entry=ENTRY):
             self._holding = True
 
     def _release(self) -> Token | None:
-        """The token to log out with, when this hook was the last user of it; it leaves the cache first, so
-        a hook that starts meanwhile logs on anew instead of using a token being ended."""
+        """The token to log out with, when this hook was the last user of it and this process obtained it (a
+        forked child leaves its parent's token alone); it leaves the cache first, so a hook that starts
+        meanwhile logs on anew instead of using a token being ended."""
         if not self._holding or self._settings is None:
             return None
         self._holding = False
         key = self._settings.auth.cache_key
         if not TOKEN_USERS.release(key):
             return None
-        token = TOKENS.get(key)
-        TOKENS.invalidate(key, token)
-        return token
+        return TOKENS.take_own(key)
 
     def _logout(self, token: Token) -> Operation[None]:
         assert self._auth is not None

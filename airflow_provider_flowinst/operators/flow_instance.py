@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_flowinst._compat import AirflowException
 from airflow_provider_flowinst.hooks import get_hook
+from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.waits import failure_message, status_line
@@ -42,13 +43,23 @@ class FlowInstanceStatusOperator(BaseOperator):
         self.fail_on_states = FlowState.parse_many(fail_on_states, argument="fail_on_states")
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = get_hook(self.conn_id)
+        self._hook: FlowPlatformHook[Any] | None = get_hook(self.conn_id)
         try:
-            instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
+            instance = self._hook.get_instance(self.instance_id, include_graph=self.include_graph)
         finally:
-            hook.close()  # done with the platform (LSF logs out)
+            self._close_hook()  # done with the platform (LSF logs out)
         push_instance_url(context, instance.url)
         self.log.info("%s", status_line(instance))
         if instance.state in self.fail_on_states:
             raise AirflowException(failure_message(instance))
         return instance.to_dict()
+
+    def on_kill(self) -> None:
+        """Killed mid-call: close the hook now (LSF logs out), since a SIGKILL may follow before ``execute``'s
+        own ``finally`` runs."""
+        self._close_hook()
+
+    def _close_hook(self) -> None:
+        hook, self._hook = getattr(self, "_hook", None), None
+        if hook is not None:
+            hook.close()

@@ -99,11 +99,16 @@ class TriggerFlowOperator(BaseOperator):
         self.instance_id: str | None = None
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        hook = get_hook(self.conn_id)
+        self._hook: FlowPlatformHook[Any] | None = get_hook(self.conn_id)
         try:
-            return self._execute(context, hook)
+            return self._execute(context, self._hook)
         finally:
-            hook.close()  # done with the platform (LSF logs out), also when deferring
+            self._close_hook()  # done with the platform (LSF logs out), also when deferring
+
+    def _close_hook(self) -> None:
+        hook, self._hook = getattr(self, "_hook", None), None
+        if hook is not None:
+            hook.close()
 
     def _execute(self, context: Any, hook: FlowPlatformHook[Any]) -> dict[str, Any] | None:
         memory = RunMemory(context)
@@ -233,9 +238,16 @@ class TriggerFlowOperator(BaseOperator):
             raise
 
     def on_kill(self) -> None:
-        """The task is killed (or hit its execution_timeout) in the worker: stop the run it started."""
-        if self.instance_id is not None:
-            self._stop(get_hook(self.conn_id), self.instance_id, "the task was killed")
+        """The task is killed (or hit its execution_timeout) in the worker: stop the run it started, and close
+        the hook (LSF logs out: Airflow SIGKILLs a task that outlives its SIGTERM, and ``execute``'s own
+        ``finally`` never runs then)."""
+        try:
+            if self.instance_id is not None:
+                hook = getattr(self, "_hook", None) or get_hook(self.conn_id)
+                self._hook = hook
+                self._stop(hook, self.instance_id, "the task was killed")
+        finally:
+            self._close_hook()
 
     def _stop_remembered(self, context: Any, why: str) -> None:
         instance_id = RunMemory(context).recall()

@@ -233,6 +233,9 @@ def sign_request(
         "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
     }
     if security_token:
+        # As the tea SDK does with STS credentials (alibabacloud_tea_openapi 0.4.6, ``Client.do_request``):
+        # the AccessKey id goes beside the token, and both are signed (every header is).
+        extra["x-acs-accesskey-id"] = access_key_id
         extra["x-acs-security-token"] = security_token
     headers = {**request.headers, **extra}
     canonical, signed = canonical_request(

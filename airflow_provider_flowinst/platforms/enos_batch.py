@@ -145,6 +145,8 @@ class EnOSBatchClient:
         self.page_size = SEARCH_PAGE_SIZE
         self.flow_types: dict[str, tuple[int, ...]] = {}
         self.clock = clock
+        #: Whether batched reads have said (once for the connection) that some ids cannot be batched.
+        self.told_unbatchable = False
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -322,10 +324,14 @@ class EnOSBatchClient:
         self, flow_id: str, trigger_time: int | None = None, parameters: Mapping[str, Any] | None = None
     ) -> Operation[str]:
         """Trigger Flow (``flowId``, ``triggerTime`` only); with ``parameters``, Update And Trigger Flow, whose
-        ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only."""
-        body: dict[str, Any] = {"flowId": int_or_text(flow_id)}
-        if trigger_time is not None or parameters:
-            body["triggerTime"] = int(epoch_ms(self.clock) if trigger_time is None else trigger_time)
+        ``parameters`` (a JSON array of ``{key, value}`` in the body) apply to the new instance only.
+
+        ``triggerTime`` is Mandatory on both (``v2.1/trigger_flow.md``, ``v2.1/update_and_trigger_flow.md``):
+        without one given, now is sent."""
+        body: dict[str, Any] = {
+            "flowId": int_or_text(flow_id),
+            "triggerTime": int(epoch_ms(self.clock) if trigger_time is None else trigger_time),
+        }
         if parameters:
             body["parameters"] = [{"key": str(key), "value": _parameter_text(v)} for key, v in parameters.items()]
             request = self._request("POST", "flows", "updateAndTrigger", "Update And Trigger Flow", body=body)
@@ -416,31 +422,47 @@ class EnOSBatchClient:
     def batch_instances(self, ids: Sequence[str]) -> Operation[dict[str, FlowInstance]]:
         """The instances not yet ended, in a few search pages: a wait missing from them has ended.
 
-        The search cannot filter by id. Ids are ``<flowId>-<trigger time>``: when the waits are on a few flows
-        it searches those flows only (each with its own type), otherwise every active instance the user can
-        see (one search per type), in the trigger-time window of the ids, a day wider each side (the id's time
-        is local to the deployment). Ids of another shape are left to single reads.
+        The search cannot filter by id. Ids are ``<flowId>-<trigger time>`` (the time with 14, 12 or 10 digits,
+        as the vendor's samples show): when the waits are on a few flows it searches those flows only (each
+        with its own type), otherwise every active instance the user can see (one search per type), in the
+        trigger-time window of the ids, a day wider each side (the id's time is local to the deployment). A
+        flow's id whose time cannot be read widens that flow's window to every trigger time (still one search).
+        Ids with no flow id in front are left to single reads, and the connection says so once.
         """
-        times: dict[str, list[int]] = {}
+        bounds: dict[str, list[int]] = {}
+        unbatchable: list[str] = []
         for instance_id in ids:
             # The day of margin covers any zone: the zone need not be known yet (it is asked below).
             flow, moment = split_instance_id(instance_id, self.timezone or "UTC")
-            if moment is not None:
-                times.setdefault(flow, []).append(moment)
+            if flow is None:
+                unbatchable.append(instance_id)
+                continue
+            edges = (
+                (moment - DAY_MS, moment + DAY_MS) if moment is not None else (EARLIEST_TRIGGER_MS, LATEST_TRIGGER_MS)
+            )
+            bounds.setdefault(flow, []).extend(edges)
+        if unbatchable and not self.told_unbatchable:
+            self.told_unbatchable = True
+            log.warning(
+                "%d EnOS Batch waits (e.g. %r) are on ids not of the form <flowId>-<trigger time>: the search cannot "
+                "find them, so each is read on its own at every poll (said once per connection)",
+                len(unbatchable),
+                unbatchable[0],
+            )
         records: list[dict[str, Any]] = []
-        if len(times) <= BATCH_MAX_FLOW_SEARCHES:
-            for flow in sorted(times):
-                window = (min(times[flow]) - DAY_MS, max(times[flow]) + DAY_MS)
+        if len(bounds) <= BATCH_MAX_FLOW_SEARCHES:
+            for flow in sorted(bounds):
+                window = (min(bounds[flow]), max(bounds[flow]))
                 for kind in (yield from self.types_of_flow(flow)):
                     body = search_body(
                         kind, expression=flow, from_ms=window[0], to_ms=window[1], status=ACTIVE_STATUSES
                     )
                     page = yield from self._list_all(body)
                     records += [record for record in page if as_id(record.get("flowId")) == flow]
-        elif times:
-            every = [moment for moments in times.values() for moment in moments]
+        elif bounds:
+            every = [bound for flow_bounds in bounds.values() for bound in flow_bounds]
             for kind in FLOW_TYPES:
-                body = search_body(kind, from_ms=min(every) - DAY_MS, to_ms=max(every) + DAY_MS, status=ACTIVE_STATUSES)
+                body = search_body(kind, from_ms=min(every), to_ms=max(every), status=ACTIVE_STATUSES)
                 records += yield from self._list_all(body)
         if records:
             yield from self.deployment_zone()
@@ -646,19 +668,25 @@ def zone_from_answer(value: Any) -> str:
     return zone
 
 
-_INSTANCE_ID = re.compile(r"^(?P<flow>.+)-(?P<stamp>\d{14})$")
+#: ``<flowId>-<trigger time>``: flow ids are numbers (``2809``); the time has 14, 12 or 10 digits in the
+#: vendor's samples (``2809-20190808093200``, ``2438-201907261239`` in seed 000, ``13774-2022031400``).
+_STAMP_FORMATS = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M", 10: "%Y%m%d%H"}
 
 
-def split_instance_id(instance_id: str, zone: str) -> tuple[str, int | None]:
-    """(flow id, trigger time in epoch ms) of an ``<flowId>-<yyyyMMddHHmmss>`` id; the time local to ``zone``."""
-    match = _INSTANCE_ID.match(instance_id)
-    if match is None:
-        return instance_id.rsplit("-", 1)[0], None
+def split_instance_id(instance_id: str, zone: str) -> tuple[str | None, int | None]:
+    """(flow id, trigger time in epoch ms) of an ``<flowId>-<yyyyMMddHH[mm[ss]]>`` id, the time local to
+    ``zone``: the time None where it cannot be read, the flow id None where the id does not start with one."""
+    flow, separator, stamp = instance_id.strip().rpartition("-")
+    if not separator or not flow.isascii() or not flow.isdigit():
+        return None, None
+    pattern = _STAMP_FORMATS.get(len(stamp)) if stamp.isascii() and stamp.isdigit() else None
+    if pattern is None:
+        return flow, None
     try:
-        moment = parse_local_time(dt.datetime.strptime(match["stamp"], "%Y%m%d%H%M%S").isoformat(), zone)
+        moment = parse_local_time(dt.datetime.strptime(stamp, pattern).isoformat(), zone)
     except ValueError:
-        return match["flow"], None
-    return match["flow"], None if moment is None else int(moment.timestamp() * 1000)
+        return flow, None
+    return flow, None if moment is None else int(moment.timestamp() * 1000)
 
 
 def _trigger_seconds(record: Mapping[str, Any], zone: str) -> int | None:

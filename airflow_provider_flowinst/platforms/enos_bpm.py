@@ -49,7 +49,10 @@ from airflow_provider_flowinst.timeparse import parse_epoch_ms
 
 PLATFORM = "enos_bpm"
 SERVICE_PATH = "/enos-bpm-service/v2.0/work"
-PORTAL_LOGIN_PATH = "/app-portal-service/v2.2/login"
+#: Log In: v2.2 in the zh app-portal 2.3.0 and the 2.4.0+ docs (``code: 0``), v2.0 in the en app-portal-api
+#: 2.3.0 pages and api_en ``app_portal/login.md`` (``code: 200``). Tried in this order, the next on HTTP 404.
+PORTAL_LOGIN_PATHS = ("/app-portal-service/v2.2/login", "/app-portal-service/v2.0/login")
+PORTAL_LOGIN_PATH = PORTAL_LOGIN_PATHS[0]
 #: Choose Organization: v2.2 in the current docs (answers ``code: 0``), v2.1 in the app-portal-api 2.1.0 to
 #: 2.3.0 docs (``code: 200``). Tried in this order; the next one only when a version answers HTTP 404.
 PORTAL_SESSION_SET_PATHS = ("/app-portal-service/v2.2/session/set", "/app-portal-service/v2.1/session/set")
@@ -57,6 +60,7 @@ PORTAL_SESSION_SET_PATHS = ("/app-portal-service/v2.2/session/set", "/app-portal
 #: (``code: 0``), v2.0 in the 2.1.0 docs (``code: 200``); the same fallback on HTTP 404.
 PORTAL_REFRESH_PATHS = ("/app-portal-service/v2.2/token/refresh", "/app-portal-service/v2.0/token/refresh")
 
+LOGIN_CALL = "Log In"
 CHOOSE_CALL = "Choose Organization"
 REFRESH_CALL = "Refresh Access Token"
 
@@ -109,6 +113,27 @@ def portal_session(token: Token) -> PortalSession | None:
     return token.payload if isinstance(token.payload, PortalSession) else None
 
 
+class PortalVersions:
+    """Which version of each portal call (Log In, Choose Organization, Refresh) a portal serves, learnt from
+    its 404s: the hook keeps one per connection, so only the first login on an older portal meets a 404."""
+
+    def __init__(self) -> None:
+        self._served: dict[str, str] = {}
+
+    def in_order(self, call: str, paths: Sequence[str]) -> tuple[str, ...]:
+        """``paths`` with the one known to be served first (the rest still follow: a portal may be upgraded)."""
+        known = self._served.get(call)
+        if known is None or known not in paths:
+            return tuple(paths)
+        return (known, *(path for path in paths if path != known))
+
+    def served(self, call: str) -> str | None:
+        return self._served.get(call)
+
+    def remember(self, call: str, path: str) -> None:
+        self._served[call] = path
+
+
 @dataclass(frozen=True)
 class EnOSBPMAuth(AuthenticatorDefaults):
     """The gateway signature plus the portal user's bearer token, obtained by one login and cached together.
@@ -126,6 +151,8 @@ class EnOSBPMAuth(AuthenticatorDefaults):
     password: str = field(repr=False)
     org_id: str | None = None
     on_secret: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    #: The portal versions found to answer; the hook passes the connection's own, kept across its hooks.
+    versions: PortalVersions = field(default_factory=PortalVersions, repr=False, compare=False)
 
     @property
     def platform(self) -> str:
@@ -203,15 +230,14 @@ class EnOSBPMAuth(AuthenticatorDefaults):
 
     def _log_in(self, gateway_token: Token) -> Operation[Token]:
         """Log In, then Choose Organization with the login's token (which serves for nothing else)."""
-        response = yield self._portal_request(
-            "POST",
-            PORTAL_LOGIN_PATH,
-            "Log In",
-            gateway_token,
-            body={"account": self.account, "password": self.password},
+        body = {"account": self.account, "password": self.password}
+        response = yield from self._first_served(
+            LOGIN_CALL,
+            PORTAL_LOGIN_PATHS,
+            lambda path: self._portal_request("POST", path, LOGIN_CALL, gateway_token, body=body),
         )
-        data = read_portal_envelope(response, call="Log In", platform=self.platform)
-        login_token = _access_token(data, call="Log In", platform=self.platform)
+        data = read_portal_envelope(response, call=LOGIN_CALL, platform=self.platform)
+        login_token = _access_token(data, call=LOGIN_CALL, platform=self.platform)
         self._reveal(login_token)
         org_id = self.org_id or only_organization(data.get("organizations"), platform=self.platform)
         session = yield from self._choose_organization(gateway_token, login_token, org_id)
@@ -219,27 +245,39 @@ class EnOSBPMAuth(AuthenticatorDefaults):
         return self._session_token(gateway_token, session, CHOOSE_CALL, bearer=login_token)
 
     def _choose_organization(self, gateway_token: Token, login_token: str, org_id: str) -> Operation[dict[str, Any]]:
-        response = None
-        for path in PORTAL_SESSION_SET_PATHS:
-            response = yield self._portal_request(
+        response = yield from self._first_served(
+            CHOOSE_CALL,
+            PORTAL_SESSION_SET_PATHS,
+            lambda path: self._portal_request(
                 "POST", path, CHOOSE_CALL, gateway_token, login_token, body={"orgId": org_id}
-            )
-            if response.status != 404:  # a portal without this version: try the next one
-                break
-        assert response is not None
+            ),
+        )
         return read_portal_envelope(response, call=CHOOSE_CALL, platform=self.platform)
 
     def _refresh_session(self, gateway_token: Token, refresh_token: str) -> Operation[dict[str, Any]]:
-        response = None
-        for path in PORTAL_REFRESH_PATHS:
-            # No bearer token: the portal needs none for a refresh ("the user need not be logged in").
-            response = yield self._portal_request(
+        # No bearer token: the portal needs none for a refresh ("the user need not be logged in").
+        response = yield from self._first_served(
+            REFRESH_CALL,
+            PORTAL_REFRESH_PATHS,
+            lambda path: self._portal_request(
                 "GET", path, REFRESH_CALL, gateway_token, params=(("refreshToken", refresh_token),)
-            )
+            ),
+        )
+        return read_portal_envelope(response, call=REFRESH_CALL, platform=self.platform)
+
+    def _first_served(
+        self, call: str, paths: Sequence[str], request_at: Callable[[str], HttpRequest]
+    ) -> Operation[HttpResponse]:
+        """The answer of the first version of ``call`` the portal serves: a 404 means a portal without that
+        version, so the next is tried; the one that answers is remembered for the connection."""
+        response: HttpResponse | None = None
+        for path in self.versions.in_order(call, paths):
+            response = yield request_at(path)
             if response.status != 404:
+                self.versions.remember(call, path)
                 break
         assert response is not None
-        return read_portal_envelope(response, call=REFRESH_CALL, platform=self.platform)
+        return response
 
     def _session_token(
         self,

@@ -142,11 +142,15 @@ def parse_logon_response(response: HttpResponse, *, user: str, base_url: str) ->
         nested = payload.get("User")
         if token is None and isinstance(nested, dict):
             token = nested.get("token")
-    if not isinstance(token, str) or not token.strip():
+    if isinstance(token, str):
+        # ws_overview shows the token written as the cookie it becomes, "platform_token=lsfadmin"...": the
+        # cookie is built from the bare token, so the prefix goes (else it would be sent twice).
+        token = token.strip().removeprefix(f"{TOKEN_COOKIE}=").strip()
+    if not isinstance(token, str) or not token:
         raise FlowPlatformError(PLATFORM, LOGON_CALL, "the answer holds no token", http_status=response.status)
     # The server forgets a token only after it has gone unused for an hour, so it has no fixed lifetime:
     # it stays cached until a call answers 401, and then the transport logs on again.
-    return Token(value=token.strip(), expires_at=math.inf)
+    return Token(value=token, expires_at=math.inf)
 
 
 _PROCESS_KEY = secrets.token_bytes(32)

@@ -85,6 +85,11 @@ class FlowInstanceSensor(BaseSensorOperator):
         if hook is not None:
             hook.close()
 
+    def on_kill(self) -> None:
+        """Killed mid-poke: close the hook now (LSF logs out), since a SIGKILL may follow before ``execute``'s
+        own ``finally`` runs."""
+        self.close_hook()
+
     def watch(self) -> Watch:
         """The wait on the (rendered) instance; failed looks are counted across the pokes of this process."""
         return Watch(

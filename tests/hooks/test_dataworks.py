@@ -263,27 +263,44 @@ def test_an_unknown_access_key_is_not_mistaken_for_a_missing_instance(emulator, 
     assert "Specified access key is not found." in str(caught.value)
 
 
+def sts_connection(emulator, monkeypatch, conn_id: str, security_token: str) -> None:
+    use_connection(
+        monkeypatch,
+        conn_id,
+        login=STS_ACCESS_KEY_ID,
+        password=STS_ACCESS_KEY_SECRET,
+        extra=emulator_extra(emulator, security_token=security_token),
+    )
+
+
 def test_sts_credentials_sign_with_their_security_token(emulator, monkeypatch):
-    use_connection(
-        monkeypatch,
-        "dw_sts",
-        login=STS_ACCESS_KEY_ID,
-        password=STS_ACCESS_KEY_SECRET,
-        extra=emulator_extra(emulator, security_token=STS_SECURITY_TOKEN),
-    )
-    use_connection(
-        monkeypatch,
-        "dw_sts_wrong",
-        login=STS_ACCESS_KEY_ID,
-        password=STS_ACCESS_KEY_SECRET,
-        extra=emulator_extra(emulator, security_token="someone-elses-token"),
-    )
+    sts_connection(emulator, monkeypatch, "dw_sts", STS_SECURITY_TOKEN)
+    sts_connection(emulator, monkeypatch, "dw_sts_wrong", "someone-elses-token")
 
     assert DataWorksHook("dw_sts").get_workflow_instance("700001")["Id"] == 700001
     with pytest.raises(FlowPlatformError) as caught:
         DataWorksHook("dw_sts_wrong").get_workflow_instance("700001")
     assert caught.value.code == "InvalidSecurityToken.Mismatch"
     assert "someone-elses-token" not in str(caught.value)
+
+
+def test_the_emulator_refuses_sts_credentials_without_the_accesskey_id_header(emulator, monkeypatch):
+    sts_connection(emulator, monkeypatch, "dw_sts", STS_SECURITY_TOKEN)
+    hook = DataWorksHook("dw_sts")
+    # Signed as before the SDK's header was sent: the token alone, signed.
+    wire = sign_request(
+        hook.client.request("GET", "GetWorkflowInstance", {"Id": 700001}).with_headers(
+            {"x-acs-security-token": STS_SECURITY_TOKEN}
+        ),
+        access_key_id=STS_ACCESS_KEY_ID,
+        access_key_secret=STS_ACCESS_KEY_SECRET,
+        now_ms=int(time.time() * 1000),
+        nonce="sts-without-accesskey-id",
+    )
+    answer = requests.get(wire.full_url, headers=dict(wire.headers), timeout=10)
+
+    assert (answer.status_code, answer.json()["Code"]) == (400, "InvalidAccessKeyId.Mismatch")
+    assert hook.get_workflow_instance("700001")["Id"] == 700001  # the hook sends and signs it
 
 
 def settings_for(emulator, auth: DataWorksSigner) -> TransportSettings:

@@ -291,6 +291,23 @@ def test_trigger_refuses_parameters_and_update_and_trigger_applies_them(emulator
     assert hook.get_instance(instance_id).details["parameters"] == [{"key": "day", "value": "2024-01-01"}]
 
 
+def test_the_emulator_refuses_a_trigger_without_its_mandatory_trigger_time(emulator, enos_settings):
+    with pytest.raises(FlowPlatformError, match="triggerTime are mandatory") as error:
+        send(EnOSBatchHook(), "POST", "flows", "trigger", {"flowId": 5102})
+    assert error.value.code == "62102"
+
+    enos_settings(require_trigger_time=False)  # a lenient service triggers it now
+    assert send(EnOSBatchHook(), "POST", "flows", "trigger", {"flowId": 5102})["flowInstanceId"].startswith("5102-")
+
+
+def test_a_trigger_without_a_time_is_accepted_by_the_strict_service_and_runs_now(emulator):
+    before = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None, microsecond=0)
+    instance_id = EnOSBatchHook().trigger_flow("5103")
+
+    stamp = dt.datetime.strptime(instance_id.rsplit("-", 1)[1], "%Y%m%d%H%M%S")  # the emulator's GMT+8
+    assert before - dt.timedelta(seconds=5) <= stamp <= before + dt.timedelta(seconds=65)
+
+
 def v20_hook(emulator, monkeypatch) -> EnOSBatchHook:
     spec = {
         "conn_type": "enos_batch",

@@ -11,12 +11,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import requests as http_client
 from airflow.sdk import Connection
 from airflow.sdk.log import redact
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
-from airflow_provider_flowinst.hooks.enos_bpm import EnOSBPMHook
+from airflow_provider_flowinst.hooks.enos_bpm import _PORTAL_VERSIONS, EnOSBPMHook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.enos_bpm import PORTAL_LOGIN_PATH, PortalSession, activity_node_id, marker_tag
 from airflow_provider_flowinst.protocol import HttpRequest, StartAttempt, Token
@@ -477,6 +478,31 @@ def test_choose_organization_works_on_a_portal_with_either_version(emulator, bpm
     emulator.control("POST", "/_emulator/enos_bpm/expire_user_tokens")
     assert hook.get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED  # refreshed at v2.0
     assert (portal_logins(emulator), refreshes(emulator)) == (1, 1)
+
+
+@pytest.fixture
+def fresh_portal_versions() -> Iterator[None]:
+    """The portal versions a connection learnt stay with the process: each test starts and ends without."""
+    _PORTAL_VERSIONS.clear()
+    yield
+    _PORTAL_VERSIONS.clear()
+
+
+def test_a_portal_that_serves_only_v20_login_is_logged_into_and_remembered(
+    emulator, bpm_settings, fresh_portal_versions
+):
+    bpm_settings(login_versions=["v2.0"])
+    v22, v20 = (f"enos_bpm_portal POST /app-portal-service/{version}/login" for version in ("v2.2", "v2.0"))
+    assert http_client.post(emulator.url + "/app-portal-service/v2.2/login", json=LOGIN_BODY).status_code == 404
+
+    assert bpm_hook(emulator).get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert (emulator.stats()["requests"][v22], emulator.stats()["requests"][v20]) == (2, 1)
+
+    # The session and its refresh token dropped: a password login again, on the same connection, at v2.0 at once.
+    emulator.control("POST", "/_emulator/enos_bpm/expire_user_tokens", {"refresh_tokens": True})
+    TOKENS.clear()
+    assert bpm_hook(emulator).get_process_instance(SEED_COMPLETED)["id"] == SEED_COMPLETED
+    assert (emulator.stats()["requests"][v22], emulator.stats()["requests"][v20]) == (2, 2)
 
 
 def test_a_wrong_password_is_the_portals_error_without_the_password(emulator):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -723,3 +727,151 @@ def test_a_trigger_that_stops_its_run_on_kill_logs_out_after(emulator):
 
     assert lsf_hook(emulator).get_instance(instance_id).state is FlowState.CANCELLED
     assert sessions(emulator)["logouts"] == 1
+
+
+# -- a process that never closes its hook still logs out --------------------------------------------------
+
+#: A user's own task code: it reads an instance through a bare hook and never calls close().
+TASK_PROCESS = """
+import sys
+from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
+
+print(LSFProcessManagerHook().get_instance(sys.argv[1]).state.value, flush=True)
+if sys.argv[2] == "raise":
+    raise RuntimeError("the task's own code fails after the read")
+"""
+
+
+def run_task_process(instance_id: str, ending: str) -> subprocess.CompletedProcess[str]:
+    """A task process of its own (the emulator's connections come with the environment)."""
+    return subprocess.run(
+        [sys.executable, "-c", TASK_PROCESS, instance_id, ending],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+
+
+def test_two_task_processes_in_a_row_with_bare_hooks_both_log_on_where_a_second_logon_is_refused(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+
+    first = run_task_process("101", "raise")  # ends by an exception
+    assert (first.returncode, first.stdout.strip()) == (1, "success"), first.stderr
+    assert "the task's own code fails" in first.stderr
+    assert sessions(emulator) == {"live": 0, "logouts": 1}  # it logged out on its way out
+
+    second = run_task_process("101", "return")  # ends normally; without that logout it met a 409
+    assert (second.returncode, second.stdout.strip()) == (0, "success"), second.stderr
+    assert sessions(emulator) == {"live": 0, "logouts": 2}
+    assert logons(emulator) == 2
+
+
+def forked(child: Callable[[], None], *, as_airflow_does: bool = True) -> int:
+    """Run ``child`` in a forked process that exits as Airflow's forked task and trigger runners do: the
+    parent's exit handlers dropped at the fork, those registered after it run, then ``os._exit``. Without
+    ``as_airflow_does``, the parent's exit handlers stay and run in the child too (a plain fork)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            if as_airflow_does:
+                atexit._clear()  # type: ignore[attr-defined]
+            child()
+            code = 0
+        finally:
+            atexit._run_exitfuncs()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.parametrize("as_airflow_does", [True, False], ids=["airflow fork", "plain fork"])
+def test_a_forked_child_uses_its_parents_token_but_never_logs_it_out(emulator, as_airflow_does):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+    parent = lsf_hook(emulator)
+    parent.get_instance("101")  # the parent holds the live token
+
+    def child() -> None:
+        TOKEN_USERS.clear()  # whoever uses it in the child, the token is the parent's
+        hook = lsf_hook(emulator)
+        hook.get_instance("101")  # with the inherited token: a logon would be refused (409)
+        hook.close()  # the last user of it in this process, yet not the process that obtained it
+
+    assert forked(child, as_airflow_does=as_airflow_does) == 0
+
+    assert sessions(emulator) == {"live": 1, "logouts": 0}
+    assert parent.get_instance("101").state is FlowState.SUCCESS and logons(emulator) == 1
+    parent.close()
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+
+
+def test_a_forked_child_logs_out_the_token_it_obtained_when_it_exits(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": True})
+
+    assert forked(lambda: print(lsf_hook(emulator).get_instance("101").state)) == 0  # no close()
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+    assert lsf_hook(emulator).get_instance("101").state is FlowState.SUCCESS  # no 409 for the next one
+
+
+def test_a_token_written_with_the_cookie_prefix_works(emulator):
+    emulator.control("POST", "/_emulator/lsf_pm/settings", {"token_prefix": True})
+    answer = requests.post(
+        f"{emulator.url}/platform/ws/logon",
+        data=f"<User><name>{creds.LSF_USER}</name><pass>{creds.LSF_PASSWORD}</pass></User>",
+        headers={"Content-Type": XML, "Accept": "application/json"},
+        timeout=10,
+    ).json()
+    assert answer["token"].startswith("platform_token=")  # as ws_overview writes it
+    doubled = requests.get(
+        f"{emulator.url}/platform/ws/flow/instances",
+        params={"id": "101"},
+        headers={"Cookie": f"platform_token={cookie_value(answer['token'])}"},
+        timeout=10,
+    )
+    assert doubled.status_code == 401  # the emulator reads no cookie with the prefix twice
+
+    hook = lsf_hook(emulator)
+    assert hook.get_instance("101").state is FlowState.SUCCESS
+    assert logons(emulator) == 2  # the test's own, and the hook's one: its cookie was read at once
+    hook.close()
+    assert sessions(emulator)["logouts"] == 1
+
+
+def test_a_killed_sensor_closes_its_hook_so_lsf_logs_out_before_a_sigkill(emulator):
+    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+    sensor = FlowInstanceSensor(task_id="wait", conn_id="lsf_pm_default", instance_id="101")
+    sensor.hook().get_instance("101")  # a poke in progress holds the token
+
+    sensor.on_kill()  # Airflow's SIGTERM handler
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+
+
+def test_a_killed_status_operator_closes_its_hook(emulator):
+    from airflow_provider_flowinst.operators.flow_instance import FlowInstanceStatusOperator
+
+    operator = FlowInstanceStatusOperator(task_id="status", conn_id="lsf_pm_default", instance_id="101")
+    operator._hook = get_hook("lsf_pm_default")
+    operator._hook.get_instance("101")  # killed while execute reads
+
+    operator.on_kill()
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}
+
+
+def test_a_killed_trigger_flow_operator_stops_its_run_then_closes_its_hook(emulator):
+    from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
+
+    operator = TriggerFlowOperator(task_id="start", conn_id="lsf_pm_default", flow="jsmith:long_flow")
+    operator._hook = get_hook("lsf_pm_default")
+    operator.instance_id = emulator.create_lsf_pm_instance("jsmith:long_flow")  # started, now waited on
+    operator._hook.get_instance(operator.instance_id)
+
+    operator.on_kill()
+
+    assert sessions(emulator) == {"live": 0, "logouts": 1}  # one token for both calls, ended once
+    assert lsf_hook(emulator).get_instance(operator.instance_id).state is FlowState.CANCELLED
+    assert logons(emulator) == 2

@@ -121,7 +121,7 @@ def test_sign_request_reproduces_the_docs_authorization_header():
     assert signed.headers["host"] == "ecs.cn-shanghai.aliyuncs.com"
     assert signed.headers["x-acs-date"] == "2023-10-26T10:22:32Z"
     assert signed.headers["x-acs-content-sha256"] == EMPTY_SHA256
-    assert "x-acs-security-token" not in signed.headers
+    assert "x-acs-security-token" not in signed.headers and "x-acs-accesskey-id" not in signed.headers
 
 
 def test_the_sdk_encoding_case():
@@ -179,6 +179,12 @@ def test_sts_credentials_add_a_signed_security_token():
 
     assert signed.headers["x-acs-security-token"] == "sts-token"
     assert "x-acs-security-token" in parse_authorization(signed.headers["Authorization"])[1].split(";")
+    # As the tea SDK sends them (alibabacloud_tea_openapi 0.4.6): the AccessKey id beside the token, signed.
+    assert signed.headers["x-acs-accesskey-id"] == "STS.key"
+    assert parse_authorization(signed.headers["Authorization"])[1] == (
+        "host;x-acs-accesskey-id;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-security-token;"
+        "x-acs-signature-nonce;x-acs-version"
+    )
     assert signer.secrets() == ("secret", "sts-token")
     assert "secret" not in repr(signer) and "sts-token" not in repr(signer)
 

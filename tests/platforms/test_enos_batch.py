@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     map_state,
     parse_graph,
     read_envelope,
+    split_instance_id,
     zone_from_answer,
 )
 from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
@@ -411,6 +413,15 @@ def test_trigger_sends_flow_id_and_trigger_time_only():
     assert instance_id == "2809-20231114221320"
 
 
+def test_trigger_without_a_time_sends_now_as_the_mandatory_trigger_time():
+    requests, _ = run(
+        fixed_client().trigger_flow("2809"),
+        answer({"code": 0, "data": {"flowInstanceId": "2809-20300317052000"}}),
+    )
+    assert dict(requests[0].params)["action"] == "trigger"
+    assert json.loads(requests[0].body) == {"flowId": 2809, "triggerTime": NOW_MS}
+
+
 def test_parameters_go_through_update_and_trigger_as_a_json_array_in_the_body():
     requests, instance_id = run(
         fixed_client().trigger_flow("2809", parameters={"day": "2024-01-01", "n": 3}),
@@ -546,18 +557,16 @@ def test_an_instance_near_the_attempt_with_another_trigger_time_is_ambiguous_not
 # -- batched reads and the event trigger's listing ---------------------------------------------------------
 
 
+def running(flow: int, *ids: str) -> HttpResponse:
+    """A search page of running instances of ``flow``."""
+    flow_insts = [{"instanceId": i, "flowId": flow, "status": 2, "statusDesc": "RUNNING"} for i in ids]
+    return answer({"code": 0, "data": {"flowInsts": flow_insts, "count": len(ids)}})
+
+
 def test_batch_learns_the_flows_type_once_and_searches_the_ids_window():
     enos = fixed_client()
     ids = ["4000-20240101000000", "4000-20240101000500", "not-an-enos-id"]
-    listing = answer(
-        {
-            "code": 0,
-            "data": {
-                "flowInsts": [{"instanceId": ids[0], "flowId": 4000, "status": 2, "statusDesc": "RUNNING"}],
-                "count": 1,
-            },
-        }
-    )
+    listing = running(4000, ids[0])
     requests, found = run(
         enos.batch_instances(ids), answer({"code": 0, "data": {"flowId": 4000, "type": 1}}), listing, page([])
     )
@@ -568,6 +577,61 @@ def test_batch_learns_the_flows_type_once_and_searches_the_ids_window():
     assert body["toTriggerTime"] == 1704067500000 + 86_400_000
     again, _ = run(enos.batch_instances(ids), page([]))
     assert len(again) == 1  # Get Flow is not asked again
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "zone", "trigger_utc"),
+    [
+        ("2809-20190808093200", "UTC", "2019-08-08T09:32:00+00:00"),
+        ("2438-201907261239", "UTC", "2019-07-26T12:39:00+00:00"),  # seed 000's sample: 12 digits
+        ("13774-2022031400", "UTC", "2022-03-14T00:00:00+00:00"),  # 10 digits
+        ("2438-201907261239", "Etc/GMT-8", "2019-07-26T04:39:00+00:00"),  # the deployment's zone
+    ],
+)
+def test_an_ids_trigger_time_is_read_from_14_12_or_10_digits(instance_id, zone, trigger_utc):
+    flow, moment = split_instance_id(instance_id, zone)
+
+    assert flow == instance_id.split("-")[0]
+    assert dt.datetime.fromtimestamp(moment / 1000, dt.timezone.utc).isoformat() == trigger_utc
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "expected"),
+    [("4000-2024", ("4000", None)), ("4000-20241399", ("4000", None)), ("not-an-enos-id", (None, None))],
+)
+def test_ids_without_a_readable_time_or_flow(instance_id, expected):
+    assert split_instance_id(instance_id, "UTC") == expected
+
+
+def test_ids_with_12_and_10_digit_times_are_batched_in_their_window_like_14_digit_ones():
+    enos = fixed_client()
+    ids = ["2438-201907261239", "2438-2019072700", "2438-20190727013000"]
+    listing = running(2438, *ids)
+    requests, found = run(
+        enos.batch_instances(ids), answer({"code": 0, "data": {"flowId": 2438, "type": 1}}), listing, page([])
+    )
+
+    assert sorted(found) == sorted(ids)
+    body = bodies(requests)[0]
+    assert body["fromTriggerTime"] == 1564144740000 - 86_400_000  # 2019-07-26 12:39 UTC, a day wider
+    assert body["toTriggerTime"] == 1564191000000 + 86_400_000  # 2019-07-27 01:30 UTC
+
+
+def test_an_id_whose_time_cannot_be_read_is_searched_over_every_trigger_time_and_others_are_told_once(caplog):
+    enos = fixed_client()
+    ids = ["4000-20240101000000", "4000-unknown", "not-an-enos-id"]
+    requests, _ = run(enos.batch_instances(ids), answer({"code": 0, "data": {"flowId": 4000, "type": 1}}), page([]))
+    again, _ = run(enos.batch_instances(ids), page([]))
+
+    body = bodies(requests)[0]
+    assert (body["expression"], body["fromTriggerTime"], body["toTriggerTime"]) == (
+        "4000",
+        946_684_800_000,
+        4_102_444_800_000,
+    )
+    assert len(again) == 1  # still one search for the flow
+    assert caplog.text.count("are on ids not of the form <flowId>-<trigger time>") == 1  # once per connection
+    assert "'not-an-enos-id'" in caplog.text
 
 
 def test_recent_instances_asks_one_newest_first_page_of_the_flows_type():

@@ -16,6 +16,7 @@ from airflow_provider_flowinst.platforms.enos_bpm import (
     EnOSBPMClient,
     EnOSBPMSettings,
     PortalSession,
+    PortalVersions,
     activity_node_id,
     map_status,
     query_body,
@@ -155,6 +156,45 @@ def test_choose_organization_falls_back_to_v21_on_404_and_keeps_the_token_it_ech
     ]
     assert all(r.headers["Authorization"] == "Bearer user-token" and signature_is_valid(r) for r in requests[2:])
     assert (token.payload.bearer, token.payload.refresh_value) == ("user-token", "r21")
+
+
+def test_login_falls_back_to_v20_on_404_and_the_next_login_goes_there_first():
+    v20_login = answer(
+        {"code": 200, "message": "", "data": {"accessToken": "old-user", "organizations": [{"id": "o1"}]}}
+    )
+    versions = PortalVersions()
+    requests, token = run(auth(versions=versions).login(), GATEWAY_OK, NOT_FOUND, v20_login, SESSION_OK)
+
+    assert [r.url.rsplit("/app-portal-service/", 1)[1] for r in requests[1:]] == [
+        "v2.2/login",
+        "v2.0/login",  # an older portal (api_en app_portal/login.md): same body, success code 200
+        "v2.2/session/set",
+    ]
+    assert body_of(requests[2]) == {"account": "me@example.com", "password": "pw"} and signature_is_valid(requests[2])
+    assert requests[3].headers["Authorization"] == "Bearer old-user"
+    assert token.payload.bearer == "org-token"
+
+    # Remembered for the connection: a later login (another hook on it) meets no 404.
+    requests, _ = run(auth(versions=versions).login(), GATEWAY_OK, v20_login, SESSION_OK)
+    assert [r.url.rsplit("/app-portal-service/", 1)[1] for r in requests[1:]] == ["v2.0/login", "v2.2/session/set"]
+
+
+def test_a_remembered_version_that_disappears_falls_back_to_the_others():
+    versions = PortalVersions()
+    versions.remember("Log In", "/app-portal-service/v2.0/login")
+    requests, _ = run(auth(versions=versions).login(), GATEWAY_OK, NOT_FOUND, LOGIN_OK, SESSION_OK)
+
+    assert [r.url.rsplit("/app-portal-service/", 1)[1] for r in requests[1:3]] == ["v2.0/login", "v2.2/login"]
+    assert versions.served("Log In") == "/app-portal-service/v2.2/login"
+
+
+def test_a_login_refusal_is_not_a_missing_version():
+    refused = answer({"code": 31400, "message": "User password is missing or not valid", "data": None}, status=400)
+    operation = auth().login()
+    operation.send(None)
+    operation.send(GATEWAY_OK)
+    with pytest.raises(FlowPlatformError, match="Log In failed: User password is missing"):
+        operation.send(refused)  # no v2.0 attempt: the portal has v2.2 and said no
 
 
 def test_choose_organization_at_v22_needs_no_v21():

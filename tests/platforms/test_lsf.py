@@ -25,7 +25,7 @@ from airflow_provider_flowinst.platforms.lsf import (
     records_of,
     submitted_instance_ids,
 )
-from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt, Token
+from airflow_provider_flowinst.protocol import AuthenticatorDefaults, HttpResponse, StartAttempt, Token
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -123,6 +123,29 @@ def test_every_call_carries_the_token_as_a_cookie_with_quotes_written_quote():
     )
     assert '"' not in signed.headers["Cookie"]
     assert cookie_value('a"b""c') == "a#quote#b#quote##quote#c"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"token": f"platform_token={REAL_TOKEN}"}).encode(),
+        b"<User><token>platform_token=" + REAL_TOKEN.replace('"', "&quot;").encode() + b"</token></User>",
+    ],
+    ids=["json", "xml"],
+)
+def test_a_token_written_with_its_cookie_prefix_builds_a_cookie_with_the_prefix_once(body):
+    # ws_overview shows the logon token as "platform_token=lsfadmin"2010-04-03T09:31:02Z"...".
+    token = parse_logon_response(answer(body), user="lsfadmin", base_url=BASE)
+    signed = auth().sign(client().query_request([("id", "101")]), token, 0)
+
+    assert token.value == REAL_TOKEN
+    assert signed.headers["Cookie"] == f"platform_token={cookie_value(REAL_TOKEN)}"
+
+
+def test_lsf_tokens_are_ended_by_a_logout_and_other_platforms_need_none():
+    # What the token cache ends at exit for a process that never closed its hook (transport.TokenCache).
+    assert auth().logout(Token(REAL_TOKEN, math.inf)) is not None
+    assert AuthenticatorDefaults().logout(Token(REAL_TOKEN, math.inf)) is None
 
 
 def test_one_token_per_base_url_and_user_and_no_password_in_the_key():

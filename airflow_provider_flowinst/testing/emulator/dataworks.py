@@ -21,6 +21,9 @@ Choices of this emulator, where the documentation says nothing (inferred):
 - The ``expired_token`` fault answers HTTP 400 ``InvalidSecurityToken.Expired``: signed requests carry no
   session token, so an expired STS token is the nearest real failure.
 - A 429 fault answers ``Throttling.User`` with ``x-acs-retry-after`` in milliseconds when it has a retry_after.
+- A request signed with STS credentials must carry ``x-acs-accesskey-id`` (the signature's AccessKey id) beside
+  ``x-acs-security-token``, both signed, as the tea SDK sends them; without it: HTTP 400
+  ``InvalidAccessKeyId.Mismatch``.
 """
 
 from __future__ import annotations
@@ -397,6 +400,13 @@ class DataWorksEmulator:
             if token != STS_SECURITY_TOKEN:
                 return acs_error(
                     400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey."
+                )
+            # The SDK sends the AccessKey id beside an STS token (signed, as every x-acs- header must be).
+            if request.headers.get("x-acs-accesskey-id") != access_key_id:
+                return acs_error(
+                    400,
+                    "InvalidAccessKeyId.Mismatch",
+                    "The x-acs-accesskey-id header is missing or differs from the AccessKey of the signature.",
                 )
         if request.headers["x-acs-version"] != API_VERSION:
             return acs_error(400, "InvalidVersion", "Specified parameter Version is not valid for DataWorks.")

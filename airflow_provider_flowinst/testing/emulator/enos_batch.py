@@ -8,8 +8,9 @@ field, this one refuses it (62102), so that a client sending it is caught.
 
 Settings for tests (``POST /_emulator/enos_batch/settings``): ``page_cap`` (rows per page at most, a longer
 page asked for is served short), ``max_page_size`` (a larger ``pageSize`` is refused), ``count`` ("total" or
-"page": what a search's ``count`` means) and ``timezone`` (the deployment's, e.g. "GMT+8": Get Time Zone
-answers it and every time the service shows is local to it).
+"page": what a search's ``count`` means), ``timezone`` (the deployment's, e.g. "GMT+8": Get Time Zone
+answers it and every time the service shows is local to it) and ``require_trigger_time`` (strict, the default:
+Trigger Flow without its Mandatory ``triggerTime`` is refused with 62102; false: it is triggered now).
 """
 
 from __future__ import annotations
@@ -42,8 +43,30 @@ CODES = {"success": (1, "SUCCESS"), "failed": (-1, "FAIL"), "cancelled": (8, "CA
 #: List Flow Instances: the Mandatory body fields (``v2.1/list_flow_instances.md``).
 SEARCH_MANDATORY = ("type", "expression", "owner", "fromTriggerTime", "toTriggerTime", "status")
 SORTER_FIELDS = {"createTime", "updateTime", "startTime", "triggerTime", "endTime"}
-DEFAULT_SETTINGS: dict[str, Any] = {"page_cap": None, "max_page_size": None, "count": "total", "timezone": "GMT+8"}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "page_cap": None,
+    "max_page_size": None,
+    "count": "total",
+    "timezone": "GMT+8",
+    "require_trigger_time": True,
+}
 _GMT = re.compile(r"^GMT(?P<sign>[+-])(?P<hours>\d{1,2})(?::(?P<minutes>\d{2}))?$")
+
+
+#: The time part of an instance id, by its length: vendor samples show 14, 12 and 10 digits
+#: (``2809-20190808093200``, ``2438-201907261239``, ``13774-2022031400``).
+STAMP_LENGTHS = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M", 10: "%Y%m%d%H"}
+
+
+def stamp_time(stamp: str) -> dt.datetime | None:
+    """The trigger time an id's time part writes, or None if it writes none."""
+    layout = STAMP_LENGTHS.get(len(stamp))
+    if layout is None or not stamp.isdigit():
+        return None
+    try:
+        return dt.datetime.strptime(stamp, layout)
+    except ValueError:
+        return None
 
 
 def zone_of(name: str) -> dt.timezone:
@@ -195,14 +218,13 @@ class EnOSBatchEmulator:
     async def control_create(self, request: web.Request) -> web.Response:
         spec = await request.json()
         flow = self.flows[str(spec["flow_id"])]
-        trigger = (
-            dt.datetime.strptime(spec["instance_id"].rsplit("-", 1)[1], "%Y%m%d%H%M%S")
-            if "instance_id" in spec
-            else None
-        )
+        trigger = stamp_time(spec["instance_id"].rsplit("-", 1)[1]) if "instance_id" in spec else None
+        if "instance_id" in spec and trigger is None:
+            return web.json_response({"error": f"no trigger time in {spec['instance_id']!r}"}, status=400)
         instance = self._create(
             flow,
             trigger or self.local_now().replace(microsecond=0),
+            instance_id=spec.get("instance_id"),
             manual=True,
             outcome=spec.get("outcome"),
             appear_after=float(spec.get("appear_after", 0)),
@@ -238,6 +260,7 @@ class EnOSBatchEmulator:
         flow: Flow,
         trigger: dt.datetime,
         *,
+        instance_id: str | None = None,
         manual: bool,
         outcome: str | None = None,
         appear_after: float = 0.0,
@@ -246,7 +269,8 @@ class EnOSBatchEmulator:
         parameters: list[dict[str, Any]] | None = None,
     ) -> Instance:
         now = self.state.now()
-        instance_id = f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
+        # The id writes the trigger time; a deployment may write it shorter (see STAMP_LENGTHS).
+        instance_id = instance_id or f"{flow.flow_id}-{trigger.strftime('%Y%m%d%H%M%S')}"
         instance = Instance(
             flow=flow,
             instance_id=instance_id,
@@ -270,13 +294,10 @@ class EnOSBatchEmulator:
         if instance is None:
             flow_id, _, stamp = instance_id.rpartition("-")
             flow = self.flows.get(flow_id)
-            if flow is None or not flow.periodic or len(stamp) != 14 or not stamp.isdigit():
+            trigger = stamp_time(stamp)
+            if flow is None or not flow.periodic or trigger is None:
                 return None
-            try:
-                trigger = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S")
-            except ValueError:
-                return None
-            instance = self._create(flow, trigger, manual=False)
+            instance = self._create(flow, trigger, instance_id=instance_id, manual=False)
         return instance if self._visible(instance) else None
 
     # -- what an instance looks like at this moment --------------------------------------------------
@@ -539,6 +560,8 @@ class EnOSBatchEmulator:
     def _flows_trigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:
         if isinstance(body, dict) and "parameters" in body:
             return 62102, "Invalid parameter: parameters (Trigger Flow takes flowId and triggerTime)", None
+        if self.settings["require_trigger_time"] and (not isinstance(body, dict) or body.get("triggerTime") is None):
+            return 62102, "Invalid parameter: flowId and triggerTime are mandatory", None
         return self._trigger(body, None)
 
     def _flows_updateandtrigger(self, request: web.Request, body: Any) -> tuple[int, str, Any]:

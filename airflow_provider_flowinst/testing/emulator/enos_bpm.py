@@ -131,6 +131,9 @@ class UserSession:
 class BPMSettings:
     """What a test may change: which portal versions exist, the organizations, queryList's page limits."""
 
+    #: Log In versions served; the others answer HTTP 404 (an older portal serves v2.0 only, as the en
+    #: app-portal-api 2.3.0 pages and api_en ``app_portal/login.md`` write it; it answers ``code: 200``).
+    login_versions: tuple[str, ...] = ("v2.2", "v2.0")
     #: Choose Organization versions served; the others answer HTTP 404 (new portals may have dropped v2.1).
     session_set_versions: tuple[str, ...] = ("v2.2", "v2.1")
     refresh_versions: tuple[str, ...] = ("v2.2", "v2.0")
@@ -146,6 +149,7 @@ class BPMSettings:
             return None if spec.get(key) is None else int(spec[key])
 
         return cls(
+            login_versions=tuple(spec.get("login_versions", cls.login_versions)),
             session_set_versions=tuple(spec.get("session_set_versions", cls.session_set_versions)),
             refresh_versions=tuple(spec.get("refresh_versions", cls.refresh_versions)),
             organizations=tuple((str(o[0]), str(o[1])) for o in spec.get("organizations", cls.organizations)),
@@ -220,6 +224,10 @@ class EnOSBPMEmulator:
         return body if isinstance(body, dict) else None
 
     async def login(self, request: web.Request) -> web.Response:
+        # Which versions were tried, apart from the platform's call counts (a login is no BPM call).
+        self.state.requests[f"enos_bpm_portal {request.method} {request.path}"] += 1
+        if request.match_info["version"] not in self.settings.login_versions:
+            return web.json_response({"code": 404, "message": "Not Found", "data": None}, status=404)
         self.state.token_requests["enos_bpm_portal"] += 1
         refusal = await self.gateway.check(request)
         if refusal is not None:

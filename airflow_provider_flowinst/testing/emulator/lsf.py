@@ -13,6 +13,9 @@ Behaviour, and the choices made where the vendor does not say:
   ``POST /_emulator/lsf_pm/settings {"single_session": true}``.
 - Instances move Running -> Done / Exit / Killed on the emulated clock, deterministically per flow;
   suspend, resume, kill and rerun act on them; submit starts a new one (the answer does not name it).
+- With the setting ``token_prefix``, logon answers the token as ws_overview writes it,
+  ``platform_token=jsmith"...``: the cookie still carries the bare token (a cookie ``platform_token=
+  platform_token=...`` is not read: 401).
 - Logout (POST ``/platform/ws/logout`` with the cookie) frees the token at once; each is counted
   (``GET /_emulator/lsf_pm/sessions``: live tokens and logouts so far). A dropped token's logout is 401.
 - Queries: ``username`` absent = the logged-on user's (inferred), ``all`` = everyone's; one match comes as
@@ -166,6 +169,7 @@ class LSFEmulator:
         self.single_session = False
         self.page_cap: int | None = DEFAULT_PAGE_CAP
         self.submit_names_instance = False
+        self.token_prefix = False
         self.next_id = 101
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         # The two instances of the vendor's sample: 101 is done, 102 runs for a minute and then is done.
@@ -328,9 +332,10 @@ class LSFEmulator:
         token = self._new_token(user)
         self.sessions[token] = Session(user=user, last_used=self.state.now())
         self.issued.append(token)
+        written = f"platform_token={token}" if self.token_prefix else token
         if xml:
-            return _xml_response("<User><token>" + escape(token, {'"': "&quot;"}) + "</token></User>")
-        return web.json_response({"csrftoken": secrets.token_hex(16), "token": token})
+            return _xml_response("<User><token>" + escape(written, {'"': "&quot;"}) + "</token></User>")
+        return web.json_response({"csrftoken": secrets.token_hex(16), "token": written})
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         user, refusal = await self._admit(request)
@@ -530,11 +535,14 @@ class LSFEmulator:
             self.page_cap = None if spec["page_cap"] is None else max(1, int(spec["page_cap"]))
         if "submit_names_instance" in spec:
             self.submit_names_instance = bool(spec["submit_names_instance"])
+        if "token_prefix" in spec:
+            self.token_prefix = bool(spec["token_prefix"])
         return web.json_response(
             {
                 "single_session": self.single_session,
                 "page_cap": self.page_cap,
                 "submit_names_instance": self.submit_names_instance,
+                "token_prefix": self.token_prefix,
             }
         )
 
