@@ -96,6 +96,7 @@ DEFAULT_FLOWS = [
     # in which a new process looks for the run an attempt made.
     FlowDefinition("jsmith", "flow_once"),
     FlowDefinition("jsmith", "flow_retried"),
+    FlowDefinition("jsmith", "flow_repaired", outcome="Exit", running_seconds=2.0),
 ]
 
 
