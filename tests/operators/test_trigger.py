@@ -206,7 +206,8 @@ def test_a_scheduled_dataworks_workflow_is_started_as_a_one_day_backfill(emulato
 def remote_reruns(emulator, platform: str) -> list:
     if platform == "dataworks":
         return [call["ids"] for call in emulator.control("GET", "/_emulator/dataworks/reruns")]
-    return [call["ids"] for call in emulator.control("GET", "/_emulator/lsf_pm/operations") if call["action"] == "rerun"]
+    operations = emulator.control("GET", "/_emulator/lsf_pm/operations")
+    return [call["ids"] for call in operations if call["action"] == "rerun"]
 
 
 def starts(emulator, platform: str) -> int:
