@@ -131,19 +131,23 @@ class TriggerFlowOperator(BaseOperator):
             memory.forget()
             return instance.to_dict()
         if self.deferrable:
-            ends = deadline(self.timeout, hook.attempt_seconds)
-            self.defer(
-                trigger=FlowInstanceTrigger.waiting_on(
-                    self.watch(self.instance_id),
-                    conn_id=self.conn_id,
-                    poke_interval=self.poke_interval,
-                    end_time=ends.end_time,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                timeout=ends.deferral_timeout,
-            )
+            self._defer_wait(hook, self.instance_id)
         return self._wait(hook, memory, self.instance_id)
+
+    def _defer_wait(self, hook: FlowPlatformHook[Any], instance_id: str) -> None:
+        """Wait for the run in the triggerer; ``execute_complete`` judges its event."""
+        ends = deadline(self.timeout, hook.attempt_seconds)
+        self.defer(
+            trigger=FlowInstanceTrigger.waiting_on(
+                self.watch(instance_id),
+                conn_id=self.conn_id,
+                poke_interval=self.poke_interval,
+                end_time=ends.end_time,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=ends.deferral_timeout,
+        )
 
     def _start(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str:
         """Start a run; the attempt is stored first, so a try that dies mid-start is reconciled by the next."""
