@@ -121,6 +121,7 @@ class WorkflowInstance:
     parameters: str = ""
     stopped_at: float | None = None
     rerun_outcome: str = "Success"
+    rerun_seconds: float | None = None  # each task's run in a rerun; None: its share of running_seconds
     reruns: list[RerunSegment] = field(default_factory=list)
     #: How each earlier run of a task instance (by index) ended, oldest first: its RunNumber is one more.
     run_history: dict[int, list[str]] = field(default_factory=dict)
@@ -225,6 +226,7 @@ class DataWorksEmulator:
                 queued_seconds=spec.get("queued_seconds"),
                 running_seconds=spec.get("running_seconds"),
                 rerun_outcome=spec.get("rerun_outcome"),
+                rerun_seconds=spec.get("rerun_seconds"),
             )
             for _ in range(int(spec.get("count", 1)))
         ]
@@ -257,6 +259,7 @@ class DataWorksEmulator:
         bizdate: int | None = None,
         parameters: str = "",
         rerun_outcome: str | None = None,
+        rerun_seconds: float | None = None,
     ) -> WorkflowInstance:
         outcome = None if outcome is None else _status_word(outcome)
         instance = WorkflowInstance(
@@ -271,6 +274,7 @@ class DataWorksEmulator:
             running_seconds=workflow.running_seconds if running_seconds is None else float(running_seconds),
             parameters=parameters,
             rerun_outcome=_status_word(rerun_outcome or workflow.rerun_outcome),
+            rerun_seconds=None if rerun_seconds is None else float(rerun_seconds),
         )
         self.instances[instance.instance_id] = instance
         return instance
@@ -363,7 +367,7 @@ class DataWorksEmulator:
         order = tuple(sorted(set(indexes) | set(never_ran)))
         for index in indexes:
             instance.run_history.setdefault(index, []).append(task_statuses[index])
-        share = instance.running_seconds / max(len(instance.workflow.tasks), 1)
+        share = instance.rerun_seconds or instance.running_seconds / max(len(instance.workflow.tasks), 1)
         instance.reruns.append(RerunSegment(self.state.now(), order, share, instance.rerun_outcome))
 
     def record(self, instance: WorkflowInstance) -> dict[str, Any]:
