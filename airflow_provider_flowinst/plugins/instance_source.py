@@ -33,6 +33,8 @@ class TaskRun:
     source: str  # "xcom", "live" or "none"
     task_state: str | None
     note: str | None = None
+    #: The connection a live read went through (None for XCom).
+    conn_id: str | None = None
 
 
 class TaskInstanceMissing(LookupError):
@@ -111,7 +113,7 @@ def read_live(conn_id: str, instance_id: str, task_state: str | None) -> TaskRun
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < LIVE_CACHE_SECONDS:
-        return TaskRun(instance=cached[1], source="live", task_state=task_state)
+        return TaskRun(instance=cached[1], source="live", task_state=task_state, conn_id=conn_id)
     hook = None
     try:
         from airflow.models.connection import Connection
@@ -134,4 +136,10 @@ def read_live(conn_id: str, instance_id: str, task_state: str | None) -> TaskRun
             hook.close()
     with _cache_lock:
         _cache[key] = (time.monotonic(), instance)
-    return TaskRun(instance=instance, source="live", task_state=task_state)
+    return TaskRun(instance=instance, source="live", task_state=task_state, conn_id=conn_id)
+
+
+def forget_live(conn_id: str, instance_id: str) -> None:
+    """Drop a kept live read (the run just changed: the next page shows it as it is now)."""
+    with _cache_lock:
+        _cache.pop((conn_id, instance_id), None)

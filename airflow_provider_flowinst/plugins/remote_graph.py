@@ -11,10 +11,11 @@ import functools
 import html
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from airflow_provider_flowinst.graph_svg import render_svg
+from airflow_provider_flowinst.plugins import rerun_action
 from airflow_provider_flowinst.plugins.instance_source import TaskInstanceMissing, TaskRun, load_task_run
 
 #: The UI's ``{MAP_INDEX}``: a number, or the placeholder itself for a task that is not mapped.
@@ -46,8 +47,9 @@ def _task_run(session: Any, dag_id: str, run_id: str, task_id: str, map_index: s
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-def page_html(dag_id: str, task_id: str, run: TaskRun) -> str:
-    """The tab's document: a line on where the run was read from, then its SVG (or why there is none)."""
+def page_html(dag_id: str, task_id: str, run: TaskRun, actions: str = "") -> str:
+    """The tab's document: a line on where the run was read from, ``actions`` (HTML: the rerun button, for
+    who may use it), then its SVG (or why there is none)."""
     esc = functools.partial(html.escape, quote=True)
     refresh = f'<meta http-equiv="refresh" content="{LIVE_REFRESH_SECONDS}">' if run.source == "live" else ""
     where = {
@@ -64,7 +66,7 @@ def page_html(dag_id: str, task_id: str, run: TaskRun) -> str:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">{refresh}'
         f"<title>Remote graph: {esc(dag_id)}.{esc(task_id)}</title><style>{PAGE_STYLE}</style></head>"
         f'<body data-source="{run.source}"><p class="meta">Remote run of task <b>{esc(task_id)}</b>'
-        f" (task state {esc(run.task_state or 'none')}): {esc(where)}.</p>{body}</body></html>"
+        f" (task state {esc(run.task_state or 'none')}): {esc(where)}.</p>{actions}{body}</body></html>"
     )
 
 
@@ -73,7 +75,7 @@ def create_app() -> FastAPI:
     """Built once, in the api-server only (it imports the api-server's security dependencies)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.common.db.common import SessionDep
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 
     can_read = [Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))]
     app = FastAPI(title="Remote graph (airflow-provider-flowinst)", docs_url=None, redoc_url=None, openapi_url=None)
@@ -84,10 +86,20 @@ def create_app() -> FastAPI:
 
     @app.get("/remote-graph/{dag_id}/{run_id}/{task_id}", dependencies=can_read, response_class=HTMLResponse)
     def remote_graph_page(
-        dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: MapIndex = None
+        request: Request,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        session: SessionDep,
+        user: GetUserDep,
+        map_index: MapIndex = None,
     ) -> HTMLResponse:
         run = _task_run(session, dag_id, run_id, task_id, map_index)
-        return HTMLResponse(page_html(dag_id, task_id, run), headers={"Cache-Control": "no-store"})
+        actions = ""
+        if rerun_action.can_rerun(run) and rerun_action.may_edit(request, user, dag_id):
+            path = rerun_action.page_path(request, dag_id, run_id, task_id)
+            actions = rerun_action.button_html(path, _map_index(map_index), run)
+        return HTMLResponse(page_html(dag_id, task_id, run, actions), headers={"Cache-Control": "no-store"})
 
     @app.get("/remote-graph/{dag_id}/{run_id}/{task_id}/graph.svg", dependencies=can_read)
     def remote_graph_svg(
@@ -98,4 +110,5 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=404, detail=run.note or "no remote run")
         return Response(render_svg(run.instance), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
+    rerun_action.add_routes(app, _task_run)
     return app
