@@ -148,6 +148,21 @@ def test_lsf_reruns_an_exited_flow_instance_in_place(emulator):
         hook.close()
 
 
+def test_lsf_rerun_whose_answer_is_lost_is_looked_for_and_not_sent_again(emulator):
+    hook = LSFProcessManagerHook()
+    try:
+        instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit", running_seconds=2.0)
+        wait_for(hook, instance_id, FlowState.FAILED)
+        emulator.inject_fault("act_then_reset", platform="lsf_pm", call_contains="/flow/instances/rerun")
+
+        assert hook.rerun_failed_nodes(instance_id) == []
+
+        assert lsf_reruns(emulator, instance_id) == [instance_id]  # one call: the look saw the run going again
+        assert wait_for(hook, instance_id, FlowState.SUCCESS).instance_id == instance_id
+    finally:
+        hook.close()
+
+
 def test_lsf_never_touches_a_running_flow_instance(emulator):
     hook = LSFProcessManagerHook()
     try:
