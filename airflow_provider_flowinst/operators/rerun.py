@@ -92,6 +92,9 @@ class RerunFailedNodesOperator(TriggerFlowOperator):
                 instance_id,
                 ", ".join(nodes) or f"{hook.entry.title} reruns what failed without naming it",
             )
+            seen = self._rerun_seen(hook, instance_id)  # the wait must not begin on the old failure
+            if not self.wait_for_completion:
+                return seen.to_dict()
         if not self.wait_for_completion:
             return hook.get_instance(instance_id, include_graph=self.include_graph).to_dict()
         if self.deferrable:

@@ -33,6 +33,8 @@ from airflow_provider_flowinst.waits import (
 )
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+#: Seconds between looks at a run just rerun that still shows its failure, before its wait begins.
+RERUN_SETTLE_PAUSES = (1.0, 2.0, 4.0)
 #: The remote run's id, pushed as soon as it is known (also when the task then fails).
 XCOM_INSTANCE_ID_KEY = "flow_instance_id"
 
@@ -191,7 +193,18 @@ class TriggerFlowOperator(BaseOperator):
             ended,
             ", ".join(nodes) or f"{hook.entry.title} reruns what failed without naming it",
         )
-        return hook.get_instance(failed.instance_id, include_graph=self.include_graph)
+        return self._rerun_seen(hook, failed.instance_id)
+
+    def _rerun_seen(self, hook: FlowPlatformHook[Any], instance_id: str) -> FlowInstance:
+        """The run just rerun, once it no longer shows its failure (a platform may take a moment to show
+        the rerun: a wait that began on the old state would end at once); as it is after a few looks."""
+        instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+        for pause in RERUN_SETTLE_PAUSES:
+            if instance.state not in self.failure_states:
+                break
+            time.sleep(pause)
+            instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+        return instance
 
     def _previous_run(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str | None:
         """The id of the run an earlier try started: remembered, or found by the attempt it left behind."""

@@ -95,3 +95,29 @@ def test_enos_batch_cannot_repair_in_place(emulator, capsys):
     assert "EnOS Batch Processing offers no call that reruns the failed nodes of a run in place" in (
         capsys.readouterr().out
     )
+
+
+class LaggingPlatform:
+    """A platform that shows a rerun only at its third look (the emulator shows one at once)."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def get_instance(self, instance_id, include_graph=True):
+        from airflow_provider_flowinst.models import FlowInstance
+
+        self.looks += 1
+        state = FlowState.FAILED if self.looks < 3 else FlowState.RUNNING
+        return FlowInstance("dataworks", instance_id, None, None, state=state, raw_state=state.value)
+
+
+def test_the_wait_after_a_rerun_begins_only_once_the_platform_shows_it(monkeypatch):
+    from airflow_provider_flowinst.operators import trigger
+
+    monkeypatch.setattr(trigger, "RERUN_SETTLE_PAUSES", (0.0, 0.0, 0.0, 0.0))
+    operator = rerun_dags.rerun_dataworks_poke.get_task("repair")
+    platform = LaggingPlatform()
+
+    seen = operator._rerun_seen(platform, "700001")
+
+    assert (seen.state, platform.looks) == (FlowState.RUNNING, 3)
