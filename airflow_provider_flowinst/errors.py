@@ -80,12 +80,27 @@ class FlowInstanceNotFound(FlowPlatformError):
 
 
 class RunOutcomeUnknown(FlowPlatformError):
-    """A call that may change the platform (start, submit, create, trigger) may or may not have acted.
+    """A call that may change the platform (start, submit, create, trigger, rerun) may or may not have acted.
 
     Its answer was lost (a 5xx, a dropped connection, a timeout after the request went out), or the platform
     refused it as a repeat of a call it already carried out. It is never sent again blindly: the run it may
     have made is looked for first (``PlatformClient.find_started_run``).
     """
+
+    def after_looking(self, what_was_seen: str) -> RunOutcomeUnknown:
+        """The same unclear outcome, still unclear after looking: ``what_was_seen`` is added to its message."""
+        return RunOutcomeUnknown(
+            self.platform,
+            self.call,
+            f"{self.platform_message}. {what_was_seen}",
+            code=self.code,
+            http_status=self.http_status,
+        )
+
+
+class RerunNotSupported(FlowPlatformError):
+    """The platform cannot rerun a run's failed nodes in place, or the run is not in a failure state (a
+    running or successful run is never touched)."""
 
 
 class AmbiguousStart(FlowPlatformError):

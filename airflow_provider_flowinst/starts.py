@@ -39,11 +39,7 @@ def find_after_unclear_start(
         if found is not None:
             log.warning("The start of %s had an unclear outcome (%s); found the run it made: %s", flow, unclear, found)
             return found
-    raise RunOutcomeUnknown(
-        unclear.platform,
-        unclear.call,
-        f"{unclear.platform_message}. No run of {flow} made by this attempt showed up after {len(delays)} looks, "
-        "so none is started again now; the task's next try looks once more before it starts one",
-        code=unclear.code,
-        http_status=unclear.http_status,
+    raise unclear.after_looking(
+        f"No run of {flow} made by this attempt showed up after {len(delays)} looks, "
+        "so none is started again now; the task's next try looks once more before it starts one"
     )

@@ -4,8 +4,10 @@ Each DAG runs in a fresh, temporary AIRFLOW_HOME (SQLite). The emulator serves e
 loopback port; the connections point at it through ``AIRFLOW_CONN_*`` variables. What the provider logs
 (each wait, each status) and what the report tasks print (each instance's graph) is shown; the full log
 of every run is kept under ``.demo/``, and each waited-on run's graph is drawn as an SVG under
-``.demo/graphs/`` (the picture the "Remote graph" tab shows). The last run waits on two remote runs that
-fail: its log shows the failed remote tasks and the last lines of their logs.
+``.demo/graphs/`` (the picture the "Remote graph" tab shows). The fourth run waits on two remote runs that
+fail: its log shows the failed remote tasks and the last lines of their logs. The last one repairs a failed
+DataWorks run in place: its graph before (the failed task) and after (the same run, that task rerun to
+success).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ DEMO_DAGS = [
 ]
 #: The last run, meant to fail: EnOS flow 3257 and DataWorks workflow 1002 end in failure in the emulator.
 FAILING = ("example_cross_platform_wait", "2024-03-04")
+#: The repair: a failed DataWorks run (workflow 1002 fails at its last task; its rerun succeeds) is repaired.
+REPAIR = ("example_repair_failed_run", "2024-03-05")
 #: Emulated seconds are wall seconds: the remote runs below take a few seconds each.
 TIME_SCALE = "1"
 SHOWN = re.compile(
@@ -78,7 +82,44 @@ def main() -> int:
             failures += (code == 0) if failing else (code != 0)
             graphs = [sys.executable, __file__, "--graphs", dag_id, logical_date, str(work / "graphs")]
             failures += _run(graphs, env, work / f"graphs-{dag_id}-{logical_date}.log", show=True, everything=True) != 0
+        failures += repair(emulator, env, work)
     return 1 if failures else 0
+
+
+def repair(emulator: EmulatorProcess, env: dict[str, str], work: Path) -> int:
+    """A DataWorks run that failed, its graph, the repair DAG run on it, and its graph after: the same run."""
+    dag_id, logical_date = REPAIR
+    print(f"\n=== {dag_id} ({logical_date}) ===", flush=True)
+    started = time.monotonic()
+    failed = emulator.create_dataworks_instance(1002, running_seconds=6)
+    show = [sys.executable, __file__, "--show-run", "dataworks_default", failed, str(work / "graphs")]
+    code = _run([*show, "before"], env, work / "repair-before.log", show=True)
+    dag_test = [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date]
+    code = code or _run(
+        [*dag_test, "--conf", json.dumps({"instance_id": failed})], env, work / f"{dag_id}.log", show=True
+    )
+    code = code or _run([*show, "after"], env, work / "repair-after.log", show=True)
+    verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/)"
+    print(f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===", flush=True)
+    return int(code != 0)
+
+
+def show_run(conn_id: str, instance_id: str, out_dir: Path, moment: str) -> int:
+    """The run once it has ended (at most a minute from now), as text and as an SVG (inside the demo's env)."""
+    from airflow_provider_flowinst.graph_svg import render_svg
+    from airflow_provider_flowinst.hooks import get_hook
+    from airflow_provider_flowinst.reporting import render_instance
+
+    hook = get_hook(conn_id)
+    deadline = time.monotonic() + 60
+    while not (instance := hook.get_instance(instance_id)).state.is_terminal and time.monotonic() < deadline:
+        time.sleep(1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"repair-{instance_id}-{moment}.svg"
+    path.write_text(render_svg(instance.to_dict()))
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"{moment} the repair:\n{render_instance(instance.to_dict())}\ngraph: {shown}")
+    return 0 if instance.state.is_terminal else 1
 
 
 def fresh_runs(emulator: EmulatorProcess, *, failing: bool = False) -> dict[str, str]:
@@ -163,4 +204,6 @@ def _tidy(line: str) -> str:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--graphs"]:
         sys.exit(write_graphs(sys.argv[2], sys.argv[3], Path(sys.argv[4])))
+    if sys.argv[1:2] == ["--show-run"]:
+        sys.exit(show_run(sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5]))
     sys.exit(main())

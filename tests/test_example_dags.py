@@ -31,6 +31,7 @@ def test_every_example_dag_loads_without_import_errors():
         "example_cross_platform_wait",
         "example_start_remote_runs",
         "example_remote_run_asset",
+        "example_repair_failed_run",
     }
 
 
@@ -68,3 +69,28 @@ def test_start_remote_runs_example_starts_and_waits_for_both(emulator):
     assert (dataworks["platform"], dataworks["state"]) == ("dataworks", "success")
     assert (lsf["platform"], lsf["state"]) == ("lsf_pm", "success")
     assert result.xcom("both_finished") == [dataworks["instance_id"], lsf["instance_id"]]
+
+
+def test_repair_example_reruns_the_failed_nodes_and_starts_nothing_more(emulator, capsys):
+    import time
+
+    from airflow_provider_flowinst.hooks import get_hook
+    from airflow_provider_flowinst.models import FlowState
+
+    failed = emulator.create_dataworks_instance(1002, queued_seconds=0.5, running_seconds=2.0)
+    hook = get_hook("dataworks_default")
+    deadline = time.monotonic() + 15
+    while hook.get_instance(failed, include_graph=False).state is not FlowState.FAILED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    creates = emulator.control("GET", "/_emulator/dataworks/actions").get("CreateWorkflowInstances", 0)
+
+    result = run_dag(load_example("example_repair_failed_run"), run_conf={"instance_id": failed})
+
+    assert result.state == "success"
+    assert result.xcom("repair_failed_run")["instance_id"] == failed
+    assert result.xcom("repaired")[0] == failed
+    started = result.xcom("start_and_repair_on_retry")["instance_id"]
+    assert result.xcom("repaired")[1] == started
+    assert emulator.control("GET", "/_emulator/dataworks/actions")["CreateWorkflowInstances"] == creates + 1
+    assert "dataworks instance" in capsys.readouterr().out

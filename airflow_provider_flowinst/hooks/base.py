@@ -12,11 +12,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_flowinst.clock import SYSTEM
-from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
+from airflow_provider_flowinst.errors import FlowPlatformError, RerunNotSupported, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
 from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt
 from airflow_provider_flowinst.registry import Platform
+from airflow_provider_flowinst.reruns import CALL as RERUN_CALL
+from airflow_provider_flowinst.reruns import RerunningClient, look_after_unclear_rerun
 from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
 from airflow_provider_flowinst.transport import (
@@ -157,6 +159,8 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
     default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
+    #: Whether the platform can rerun the failed nodes of a run in place (``rerun_failed_nodes``).
+    can_rerun_failed_nodes: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, entry: Platform | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -343,6 +347,43 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         """As many of ``ids`` as the platform's list calls can read at once (see ``batching``)."""
         client = await self.aclient()
         return await self.aperform(client.batch_instances(ids))
+
+    # -- repair: rerun, in place, the failed nodes of a run that ended badly --------------------------
+
+    def rerun_failed_nodes(self, instance_id: str) -> list[str]:
+        """Rerun the nodes of a run that ended in a failure state which failed, in place (the same instance
+        id); their graph node ids (none where the platform shows no graph).
+
+        ``RerunNotSupported`` where the platform cannot (``can_rerun_failed_nodes`` is False) and for a run
+        not in a failure state: a running or successful run is never touched. A rerun whose answer is lost
+        is not sent again before the run has been looked at (see ``reruns``).
+        """
+        client = self._rerunning_client(self.client)
+        plan = self.perform(client.plan_rerun(require_id(instance_id, self.platform)))
+        try:
+            self.perform(client.send_rerun(plan))
+        except RunOutcomeUnknown as unclear:
+            return self.perform(look_after_unclear_rerun(client, plan, unclear))
+        return list(plan.node_ids)
+
+    async def arerun_failed_nodes(self, instance_id: str) -> list[str]:
+        client = self._rerunning_client(await self.aclient())
+        plan = await self.aperform(client.plan_rerun(require_id(instance_id, self.platform)))
+        try:
+            await self.aperform(client.send_rerun(plan))
+        except RunOutcomeUnknown as unclear:
+            return await self.aperform(look_after_unclear_rerun(client, plan, unclear))
+        return list(plan.node_ids)
+
+    def _rerunning_client(self, client: ClientT) -> RerunningClient:
+        if not self.can_rerun_failed_nodes or not isinstance(client, RerunningClient):
+            raise RerunNotSupported(
+                self.platform,
+                RERUN_CALL,
+                f"{self.entry.title} offers no call that reruns the failed nodes of a run in place; "
+                "start a new run instead",
+            )
+        return client
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's "Test" button: log in (or sign) and make one cheap call."""

@@ -82,6 +82,8 @@ class LSFProcessManagerHook(FlowPlatformHook[LSFClient], entry=ENTRY):
         extras ``verify`` and ``timezone`` (for times that carry no GMT offset).
     """
 
+    can_rerun_failed_nodes = True
+
     def __init__(self, lsf_pm_conn_id: str = ENTRY.default_conn_name) -> None:
         super().__init__(lsf_pm_conn_id)
         self._auth: LSFLogonAuth | None = None

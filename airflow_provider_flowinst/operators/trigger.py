@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
 from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.durable import RunMemory
-from airflow_provider_flowinst.errors import FlowInstanceNotFound
+from airflow_provider_flowinst.errors import FlowInstanceNotFound, RerunNotSupported
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -34,6 +34,8 @@ from airflow_provider_flowinst.waits import (
 )
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
+#: Seconds between looks at a run just rerun that still shows its failure, before its wait begins.
+RERUN_SETTLE_PAUSES = (1.0, 2.0, 4.0)
 
 
 class TriggerFlowOperator(BaseOperator):
@@ -45,7 +47,9 @@ class TriggerFlowOperator(BaseOperator):
 
     Nothing is orphaned and nothing runs twice: the id of the run is kept across task retries, so a retried
     task reattaches to its run (or returns its result if it already succeeded) instead of starting a second
-    one; a run that failed is started anew. With ``cancel_on_kill`` the run is stopped when the task is
+    one; a run that failed is started anew, or, with ``rerun_failed_on_retry`` on a platform that can
+    (DataWorks, LSF Process Manager), repaired in place: its failed nodes are rerun and the same run is waited
+    for. With ``cancel_on_kill`` the run is stopped when the task is
     killed or times out: in the worker through ``on_kill``, and while deferred through the trigger's
     ``on_kill`` (Airflow 3.3+; earlier 3.x releases do not tell a trigger that its task was killed, so a run
     whose deferred task is killed there keeps running).
@@ -60,6 +64,9 @@ class TriggerFlowOperator(BaseOperator):
     :param cancel_on_kill: stop the remote run when the task is killed or times out.
     :param max_consecutive_failures: looks at the run that may fail in a row (5xx, resets, timeouts, after
         the transport's own retries) before the task fails; a permanent refusal fails it at once.
+    :param rerun_failed_on_retry: a retry whose run ended in a failure state reruns that run's failed nodes
+        and waits for the same run (same instance id, nothing resubmitted); where the platform cannot
+        (EnOS Batch, EnOS BPM), it starts a new run as before and logs why. Never both.
     """
 
     template_fields: Sequence[str] = ("conn_id", "flow", "parameters")
@@ -82,11 +89,13 @@ class TriggerFlowOperator(BaseOperator):
         failure_states: Iterable[str] = DEFAULT_FAILURE_STATES,
         include_graph: bool = True,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        rerun_failed_on_retry: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.flow = flow
+        self.rerun_failed_on_retry = rerun_failed_on_retry
         self.parameters = parameters
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
@@ -128,19 +137,23 @@ class TriggerFlowOperator(BaseOperator):
             memory.forget()
             return instance.to_dict()
         if self.deferrable:
-            ends = deadline(self.timeout, hook.attempt_seconds)
-            self.defer(
-                trigger=FlowInstanceTrigger.waiting_on(
-                    self.watch(self.instance_id),
-                    conn_id=self.conn_id,
-                    poke_interval=self.poke_interval,
-                    end_time=ends.end_time,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                timeout=ends.deferral_timeout,
-            )
+            self._defer_wait(hook, self.instance_id)
         return self._wait(hook, memory, self.instance_id)
+
+    def _defer_wait(self, hook: FlowPlatformHook[Any], instance_id: str) -> None:
+        """Wait for the run in the triggerer; ``execute_complete`` judges its event."""
+        ends = deadline(self.timeout, hook.attempt_seconds)
+        self.defer(
+            trigger=FlowInstanceTrigger.waiting_on(
+                self.watch(instance_id),
+                conn_id=self.conn_id,
+                poke_interval=self.poke_interval,
+                end_time=ends.end_time,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=ends.deferral_timeout,
+        )
 
     def _start(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str:
         """Start a run; the attempt is stored first, so a try that dies mid-start is reconciled by the next."""
@@ -164,9 +177,37 @@ class TriggerFlowOperator(BaseOperator):
             self.log.warning("The run %s an earlier try started no longer exists; starting a new one", previous)
             return None
         if instance.state in self.failure_states:
-            self.log.info("The run %s of an earlier try ended %s; starting a new one", previous, instance.state.value)
-            return None
+            return self._repair(hook, instance)
         self.log.info("Reattaching to run %s, started by an earlier try (%s)", previous, instance.state.value)
+        return instance
+
+    def _repair(self, hook: FlowPlatformHook[Any], failed: FlowInstance) -> FlowInstance | None:
+        """The earlier try's failed run with its failed nodes rerun, to wait for; None to start a new run."""
+        ended = f"The run {failed.instance_id} of an earlier try ended {failed.state.value}"
+        if not self.rerun_failed_on_retry:
+            self.log.info("%s; starting a new one", ended)
+            return None
+        try:
+            nodes = hook.rerun_failed_nodes(failed.instance_id)
+        except RerunNotSupported as exc:
+            self.log.warning("%s and cannot be repaired in place (%s); starting a new run instead", ended, exc)
+            return None
+        self.log.info(
+            "%s; reran its failed nodes (%s) and waits for the same run",
+            ended,
+            ", ".join(nodes) or f"{hook.entry.title} reruns what failed without naming it",
+        )
+        return self._rerun_seen(hook, failed.instance_id)
+
+    def _rerun_seen(self, hook: FlowPlatformHook[Any], instance_id: str) -> FlowInstance:
+        """The run just rerun, once it no longer shows its failure (a platform may take a moment to show
+        the rerun: a wait that began on the old state would end at once); as it is after a few looks."""
+        instance = hook.get_instance(instance_id, include_graph=self.include_graph)
+        for pause in RERUN_SETTLE_PAUSES:
+            if instance.state not in self.failure_states:
+                break
+            time.sleep(pause)
+            instance = hook.get_instance(instance_id, include_graph=self.include_graph)
         return instance
 
     def _previous_run(self, hook: FlowPlatformHook[Any], memory: RunMemory) -> str | None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pendulum
 
 from airflow_provider_flowinst.clock import SYSTEM
-from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RerunNotSupported
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms._common import (
     SCHEME_PORTS,
@@ -56,6 +56,7 @@ from airflow_provider_flowinst.protocol import (
     required_id,
     retry_after_header,
 )
+from airflow_provider_flowinst.reruns import RerunPlan, require_failure_state
 from airflow_provider_flowinst.timeparse import parse_epoch_ms
 
 PLATFORM = "dataworks"
@@ -662,35 +663,31 @@ class DataWorksClient:
             "POST", "StopWorkflowInstances", {"Ids": [int_or_text(item) for item in ids], "Comment": comment}
         )
         payload = yield from self._call(request)
-        info = payload.get("SuccessInfo")
-        if not isinstance(info, dict):
-            raise FlowPlatformError(PLATFORM, request.call, "the answer has no SuccessInfo object")
-        refused = {
-            key: value.get("Message") if isinstance(value, dict) else value
-            for key, value in info.items()
-            if not (isinstance(value, dict) and value.get("Success") is True)
+        return success_info(payload, call=request.call, verb="stopped")
+
+    def rerun_task_instances(
+        self, ids: Sequence[Any], comment: str | None = None, use_latest_config: bool | None = None
+    ) -> Operation[dict[str, Any]]:
+        """RerunTaskInstances (POST, the 2024-05-18 SDK's model: ``Ids`` as a JSON array, ``Comment``,
+        ``UseLatestConfig``): its ``SuccessInfo``; any task instance it did not rerun is an error. Never sent
+        twice by the transport: it changes the remote side."""
+        if isinstance(ids, (str, int)):
+            ids = [ids]
+        params = {
+            "Ids": [int_or_text(item) for item in ids],
+            "Comment": comment,
+            "UseLatestConfig": use_latest_config,
         }
-        if refused:
-            listed = "; ".join(f"{key}: {message}" for key, message in sorted(refused.items()))
-            raise FlowPlatformError(PLATFORM, request.call, f"not stopped: {listed}")
-        return info
+        request = self.request("POST", "RerunTaskInstances", params)
+        payload = yield from self._call(request)
+        return success_info(payload, call=request.call, verb="rerun")
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         """The workflow instance, and with ``include_graph`` its task instances and their dependencies."""
         record = yield from self.get_workflow_instance(instance_id)
         graph = None
         if include_graph:
-            call = "GetWorkflowInstance"
-            bizdate = require(record, "BizDate", platform=PLATFORM, call=call)
-            try:
-                bizdate = to_epoch_ms(bizdate)
-            except (TypeError, ValueError, OverflowError):
-                raise FlowPlatformError(PLATFORM, call, f"the BizDate {bizdate!r} is not epoch milliseconds") from None
-            tasks = yield from self.list_task_instances(
-                workflow_instance_id=str(require(record, "Id", platform=PLATFORM, call=call)),
-                bizdate=bizdate,
-                project_id=require(record, "ProjectId", platform=PLATFORM, call=call),
-            )
+            tasks = yield from self.task_instances_of(record)
             upstream: dict[str, list[dict[str, Any]]] = {}
             for task in tasks:
                 task_id = required_id(task, "Id", platform=PLATFORM, call="ListTaskInstances")
@@ -698,6 +695,63 @@ class DataWorksClient:
                     upstream[task_id] = yield from self.list_upstream_task_instances(task_id)
             graph = build_graph(tasks, upstream)
         return self.to_flow_instance(record, graph=graph)
+
+    def task_instances_of(self, record: Mapping[str, Any]) -> Operation[list[dict[str, Any]]]:
+        """ListTaskInstances of a GetWorkflowInstance record (by its Id, BizDate and ProjectId)."""
+        call = "GetWorkflowInstance"
+        bizdate = require(record, "BizDate", platform=PLATFORM, call=call)
+        try:
+            bizdate = to_epoch_ms(bizdate)
+        except (TypeError, ValueError, OverflowError):
+            raise FlowPlatformError(PLATFORM, call, f"the BizDate {bizdate!r} is not epoch milliseconds") from None
+        return (
+            yield from self.list_task_instances(
+                workflow_instance_id=str(require(record, "Id", platform=PLATFORM, call=call)),
+                bizdate=bizdate,
+                project_id=require(record, "ProjectId", platform=PLATFORM, call=call),
+            )
+        )
+
+    # -- repair: rerun the failed task instances of a run (reruns.RerunningClient) ---------------------
+
+    def plan_rerun(self, instance_id: str) -> Operation[RerunPlan]:
+        """The run's failed task instances (``Status`` Failure) and the RunNumber each has now.
+
+        Only they are rerun: DataWorks runs a task instance once all its upstream ones have succeeded, so the
+        downstream ones that never ran (NotRun) follow by themselves.
+        """
+        record = yield from self.get_workflow_instance(instance_id)
+        require_failure_state(self.to_flow_instance(record))
+        tasks = yield from self.task_instances_of(record)
+        failed = {
+            required_id(task, "Id", platform=PLATFORM, call="ListTaskInstances"): run_number(task)
+            for task in tasks
+            if map_status(task.get("Status")) is FlowState.FAILED
+        }
+        if not failed:
+            raise RerunNotSupported(
+                PLATFORM, "ListTaskInstances", f"workflow instance {instance_id} failed, but no task instance of it did"
+            )
+        ids = tuple(failed)
+        return RerunPlan(instance_id=instance_id, node_ids=ids, targets=ids, before=failed)
+
+    def send_rerun(self, plan: RerunPlan) -> Operation[None]:
+        comment = f"Rerun by Apache Airflow: the failed task instances of workflow instance {plan.instance_id}"
+        yield from self.rerun_task_instances(plan.targets, comment=comment)
+
+    def rerun_took_effect(self, plan: RerunPlan) -> Operation[bool]:
+        """A task instance of the plan has a higher RunNumber, or is no longer Failure."""
+        record = yield from self.get_workflow_instance(plan.instance_id)
+        tasks = yield from self.task_instances_of(record)
+        for task in tasks:
+            task_id = as_id(task.get("Id"))
+            if (
+                task_id is not None
+                and task_id in plan.before
+                and (run_number(task) > plan.before[task_id] or map_status(task.get("Status")) is not FlowState.FAILED)
+            ):
+                return True
+        return False
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
@@ -927,6 +981,28 @@ def workflow_parameters_text(parameters: Mapping[str, Any] | None, instance_type
             )
         pairs.append(f"{key}={text}")
     return " ".join(pairs)
+
+
+def success_info(payload: Mapping[str, Any], *, call: str, verb: str) -> dict[str, Any]:
+    """A batch operation's ``SuccessInfo`` ({id: {Success, Message}}); an id not ``Success`` is an error."""
+    info = payload.get("SuccessInfo")
+    if not isinstance(info, dict):
+        raise FlowPlatformError(PLATFORM, call, "the answer has no SuccessInfo object")
+    refused = {
+        key: value.get("Message") if isinstance(value, dict) else value
+        for key, value in info.items()
+        if not (isinstance(value, dict) and value.get("Success") is True)
+    }
+    if refused:
+        listed = "; ".join(f"{key}: {message}" for key, message in sorted(refused.items()))
+        raise FlowPlatformError(PLATFORM, call, f"not {verb}: {listed}")
+    return info
+
+
+def run_number(task: Mapping[str, Any]) -> int:
+    """A task instance's ``RunNumber`` (1 for its first run; 1 when the platform sends none)."""
+    number = int_or_text(task.get("RunNumber", 1))
+    return number if isinstance(number, int) else 1
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -48,6 +48,7 @@ from airflow_provider_flowinst.protocol import (
     required_id,
     snippet,
 )
+from airflow_provider_flowinst.reruns import RerunPlan, require_failure_state
 from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_local_time
 
 if TYPE_CHECKING:
@@ -748,6 +749,28 @@ class LSFClient:
     ) -> Operation[str]:
         return self.flow_instance_operation("rerun", ids, variables)
 
+    # -- repair: rerun a run that failed (reruns.RerunningClient) --------------------------------------
+
+    def plan_rerun(self, instance_id: str) -> Operation[RerunPlan]:
+        """An Exit (or Killed) flow instance, rerun whole by ``flow/instances/rerun``.
+
+        IBM: the flow "runs again, starting at the jobs that exited and any jobs set as rerun starting
+        points, and all successor jobs are also rerun". No web-service call shows the jobs, so no node id is
+        named; the run's state and times before the rerun tell later whether it took.
+        """
+        record = yield from self.get_flow_instance(instance_id)
+        require_failure_state(self.to_flow_instance(record))
+        before = rerun_evidence(record)
+        return RerunPlan(instance_id=instance_id, node_ids=(), targets=(instance_id,), before=before)
+
+    def send_rerun(self, plan: RerunPlan) -> Operation[None]:
+        yield from self.rerun_flow_instances(list(plan.targets))
+
+    def rerun_took_effect(self, plan: RerunPlan) -> Operation[bool]:
+        """The flow instance left its ended state, or started again (a new start or end time)."""
+        record = yield from self.get_flow_instance(plan.instance_id)
+        return rerun_evidence(record) != plan.before
+
     def submit_flow(self, flowname: str, variables: Mapping[str, Any] | str | None = None) -> Operation[Any]:
         """POST ``flow/definitions/submit`` with ``flownames=owner:name``; the decoded answer as it came.
 
@@ -888,6 +911,12 @@ class LSFClient:
     def failure_notes(self, instance: FlowInstance) -> FailureNotes:
         note = "LSF Process Manager's web services offer no graph and no job-log call; see the flow in Flow Manager"
         return FailureNotes(notes=(note,))
+
+
+def rerun_evidence(record: Mapping[str, Any]) -> dict[str, str | None]:
+    """What a rerun changes in a flow instance's record: its state and its start and end times."""
+    stripped = strip_keys(dict(record))
+    return {key: as_id(stripped.get(key)) for key in ("state", "startTime", "endTime")}
 
 
 def _page_size(value: Any) -> int:

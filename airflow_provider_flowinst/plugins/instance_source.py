@@ -31,6 +31,8 @@ class TaskRun:
     source: str  # "xcom", "live" or "none"
     task_state: str | None
     note: str | None = None
+    #: The connection a live read went through (None for XCom).
+    conn_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ async def read_live(target: LiveTarget, reads: LiveReads = LIVE_READS) -> TaskRu
             note=f"The platform could not be read just now (remote run {target.instance_id}); "
             "the api-server's log says why. This page tries again when reloaded.",
         )
-    return TaskRun(instance=instance, source="live", task_state=target.task_state)
+    return TaskRun(instance=instance, source="live", task_state=target.task_state, conn_id=target.conn_id)
 
 
 def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> TaskRun:
@@ -133,3 +135,8 @@ def load_task_run(session: Session, dag_id: str, run_id: str, task_id: str, map_
     loop (``make demo`` draws its runs with it); the routes await the two steps themselves."""
     found = locate_task_run(session, dag_id, run_id, task_id, map_index)
     return asyncio.run(read_live(found)) if isinstance(found, LiveTarget) else found
+
+
+def forget_live(conn_id: str, instance_id: str, reads: LiveReads = LIVE_READS) -> None:
+    """Drop a kept live read (the run just changed: the next page shows it as it is now)."""
+    reads.forget(conn_id, instance_id)

@@ -187,6 +187,11 @@ class LiveReads:
         with self._lock:
             return len(self._entries)
 
+    def forget(self, conn_id: str, instance_id: str) -> None:
+        """Forget what was read of one run (it just changed: the next page shows it as it is now)."""
+        with self._lock:
+            self._drop((conn_id, instance_id))
+
     def clear(self) -> None:
         """Forget every result and failure (reads in flight go on)."""
         with self._lock:

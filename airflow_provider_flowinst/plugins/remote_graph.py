@@ -17,12 +17,13 @@ import functools
 import re
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from airflow_provider_flowinst.graph_svg import draw
+from airflow_provider_flowinst.plugins import rerun_action
 from airflow_provider_flowinst.plugins.answers import SecurityHeaders, answer_errors_in_plain_text, security_headers
 from airflow_provider_flowinst.plugins.instance_source import (
     LiveTarget,
@@ -45,7 +46,7 @@ ICON = (
 PAGE_STYLE = (
     "body{margin:0;padding:12px;font:13px Inter,Helvetica,Arial,sans-serif;color:#0f172a;background:#fff}"
     ".meta{color:#475569;margin:0 0 8px}.note{padding:10px;border:1px solid #cbd5e1;border-radius:6px}"
-    ".scroll{overflow:auto}.reduced{margin:0 0 8px;border-color:#f59e0b}"
+    ".scroll{overflow:auto}.reduced{margin:0 0 8px;border-color:#f59e0b}" + rerun_action.BUTTON_STYLE
 )
 
 
@@ -79,8 +80,9 @@ async def _task_run(session: Any, dag_id: str, run_id: str, task_id: str, map_in
     return await read_live(found) if isinstance(found, LiveTarget) else found
 
 
-def page_html(dag_id: str, task_id: str, run: TaskRun) -> str:
-    """The tab's document: a line on where the run was read from, then its SVG (or why there is none)."""
+def page_html(dag_id: str, task_id: str, run: TaskRun, actions: str = "") -> str:
+    """The tab's document: a line on where the run was read from, ``actions`` (HTML: the rerun button, for
+    who may use it), then its SVG (or why there is none)."""
     esc = functools.partial(escaped, limit=ID_CHARS)
     refresh = f'<meta http-equiv="refresh" content="{LIVE_REFRESH_SECONDS}">' if run.source == "live" else ""
     where = {
@@ -100,7 +102,7 @@ def page_html(dag_id: str, task_id: str, run: TaskRun) -> str:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">{refresh}'
         f"<title>Remote graph: {esc(dag_id)}.{esc(task_id)}</title><style>{PAGE_STYLE}</style></head>"
         f'<body data-source="{run.source}"><p class="meta">Remote run of task <b>{esc(task_id)}</b>'
-        f" (task state {esc(run.task_state or 'none')}): {esc(where)}.</p>{body}</body></html>"
+        f" (task state {esc(run.task_state or 'none')}): {esc(where)}.</p>{actions}{body}</body></html>"
     )
 
 
@@ -109,7 +111,7 @@ def create_app() -> ASGIApp:
     """Built once, in the api-server only (it imports the api-server's security dependencies)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.common.db.common import SessionDep
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 
     can_read = [Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))]
     app = FastAPI(title="Remote graph (airflow-provider-flowinst)", docs_url=None, redoc_url=None, openapi_url=None)
@@ -121,10 +123,20 @@ def create_app() -> ASGIApp:
 
     @app.get("/remote-graph/{dag_id}/{run_id}/{task_id}", dependencies=can_read, response_class=HTMLResponse)
     async def remote_graph_page(
-        dag_id: str, run_id: str, task_id: str, session: SessionDep, map_index: MapIndex = None
+        request: Request,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        session: SessionDep,
+        user: GetUserDep,
+        map_index: MapIndex = None,
     ) -> HTMLResponse:
         run = await _task_run(session, dag_id, run_id, task_id, map_index)
-        return HTMLResponse(await run_in_threadpool(page_html, dag_id, task_id, run))
+        actions = ""
+        if rerun_action.can_rerun(run) and await run_in_threadpool(rerun_action.may_edit, request, user, dag_id):
+            path = rerun_action.page_path(request, dag_id, run_id, task_id)
+            actions = rerun_action.button_html(path, parse_map_index(map_index), run)
+        return HTMLResponse(await run_in_threadpool(page_html, dag_id, task_id, run, actions))
 
     @app.get("/remote-graph/{dag_id}/{run_id}/{task_id}/graph.svg", dependencies=can_read)
     async def remote_graph_svg(
@@ -136,5 +148,6 @@ def create_app() -> ASGIApp:
         drawing = await run_in_threadpool(draw, run.instance)
         return Response(drawing.svg, media_type="image/svg+xml")
 
+    rerun_action.add_routes(app, _task_run, PAGE_STYLE)
     # Outermost: the headers reach every answer, FastAPI's own 500 included.
     return SecurityHeaders(app, security_headers([PAGE_STYLE]))

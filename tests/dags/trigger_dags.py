@@ -83,6 +83,25 @@ trigger_retried = trigger_dag(
     "trigger_retried", "enos_batch_default", "5105", retries=2, retry_delay=dt.timedelta(seconds=0)
 )
 
+# A retry that repairs the failed run in place (DataWorks 1002 and LSF flow_repaired fail, their reruns
+# succeed), per platform and mode; on EnOS BPM, which cannot, it starts a new run (expenseClaim is terminated).
+for platform, conn_id, flow in (
+    ("dataworks", "dataworks_default", "1002"),
+    ("lsf_pm", "lsf_pm_default", "jsmith:flow_repaired"),
+    ("enos_bpm", "enos_bpm_default", BPM["failure"]),
+):
+    for mode in ("poke", "deferrable"):
+        dag_id = f"trigger_{platform}_{mode}_rerun_on_retry"
+        globals()[dag_id] = trigger_dag(
+            dag_id,
+            conn_id,
+            flow,
+            retries=1,
+            retry_delay=dt.timedelta(seconds=0),
+            rerun_failed_on_retry=True,
+            deferrable=mode == "deferrable",
+        )
+
 
 class TriggerFlowOperatorBefore33(TriggerFlowOperator):
     """As on Airflow 3.0-3.2, whose tasks have no task_state_store: the run id is kept in a Variable."""

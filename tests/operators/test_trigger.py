@@ -198,3 +198,58 @@ def test_a_scheduled_dataworks_workflow_is_started_as_a_one_day_backfill(emulato
     assert (instance["flow_id"], instance["state"]) == ("1004", "success")
     assert instance["details"]["Type"] == "SupplementData"  # ManualWorkflow is refused for a scheduled workflow
     assert instance["details"]["WorkflowParameters"] == "region=east"
+
+
+# -- repairing the failed run on retry (rerun_failed_on_retry) -------------------------------------------
+
+
+def remote_reruns(emulator, platform: str) -> list:
+    if platform == "dataworks":
+        return [call["ids"] for call in emulator.control("GET", "/_emulator/dataworks/reruns")]
+    operations = emulator.control("GET", "/_emulator/lsf_pm/operations")
+    return [call["ids"] for call in operations if call["action"] == "rerun"]
+
+
+def starts(emulator, platform: str) -> int:
+    if platform == "dataworks":
+        return emulator.control("GET", "/_emulator/dataworks/actions").get("CreateWorkflowInstances", 0)
+    return emulator.stats()["requests"].get("lsf_pm POST /platform/ws/flow/definitions/submit", 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("platform", ["dataworks", "lsf_pm"])
+def test_a_retry_reruns_the_failed_nodes_of_the_same_run_and_waits_for_it(emulator, platform, mode):
+    reruns_before, starts_before = len(remote_reruns(emulator, platform)), starts(emulator, platform)
+
+    result = run_dag(getattr(trigger_dags, f"trigger_{platform}_{mode}_rerun_on_retry"))
+
+    assert result.state == "success"
+    instance = result.xcom("run")
+    assert instance["state"] == "success"
+    assert instance["instance_id"] == result.xcom("run", "flow_instance_id")  # the run the first try started
+    assert starts(emulator, platform) - starts_before == 1  # nothing resubmitted
+    [rerun] = remote_reruns(emulator, platform)[reruns_before:]
+    if platform == "dataworks":  # exactly the task instance that failed, now on its second run
+        [node] = [node for node in instance["graph"]["nodes"] if node["name"] == "compute"]
+        assert rerun == [node["id"]]
+        assert get_hook("dataworks_default").get_task_instance_log(node["id"], run_number=2)
+    else:
+        assert rerun == instance["instance_id"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_retry_on_a_platform_that_cannot_rerun_starts_a_new_run_and_says_why(emulator, capsys, mode):
+    requests_before = dict(emulator.stats()["requests"])
+
+    result = run_dag(getattr(trigger_dags, f"trigger_enos_bpm_{mode}_rerun_on_retry"))
+
+    assert result.task_states["run"] == "failed"  # expenseClaim is terminated every time
+    started = {
+        key: count - requests_before.get(key, 0)
+        for key, count in emulator.stats()["requests"].items()
+        if "process-instances" in key and key.startswith("enos_bpm POST")
+    }
+    assert sum(started.values()) == 2, started  # a new run per try, never a rerun
+    task_log = capsys.readouterr().out  # dag.test() prints the task's log
+    assert "cannot be repaired in place" in task_log
+    assert "EnOS BPM offers no call that reruns the failed nodes of a run in place" in task_log

@@ -37,6 +37,10 @@ FLOW_ID, INSTANCE_ID, HELD_SECONDS = "2809", "2809-20240305000000", 3600.0
 #: The browser signs in as a viewer (reading is all the tab needs); the test triggers the DAG as an admin.
 USER, PASSWORD = "viewer", "remote-graph-browser-test"
 ADMIN, ADMIN_PASSWORD = "ops", "remote-graph-browser-admin"
+#: The user who may edit task instances (simple auth manager role "op"), and so rerun failed nodes.
+OPERATOR, OPERATOR_PASSWORD = "operator", "remote-graph-browser-operator"
+#: The DAG whose wait on a failing DataWorks run the operator repairs from the tab.
+RERUN_DAG_ID, RERUN_TASK_ID = "remote_graph_rerun", "wait"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
     "--headless",
@@ -79,15 +83,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorPr
     """Airflow with a login: one user with a password, no anonymous admin."""
     root = tmp_path_factory.mktemp("browser-stack")
     passwords = root / "passwords.json"
-    passwords.write_text(json.dumps({USER: PASSWORD, ADMIN: ADMIN_PASSWORD}))
+    passwords.write_text(json.dumps({USER: PASSWORD, ADMIN: ADMIN_PASSWORD, OPERATOR: OPERATOR_PASSWORD}))
     stack = AirflowStack(
         root=root,
-        dag_files=[ROOT / "example_dags" / f"{DAG_ID}.py"],
+        dag_files=[ROOT / "example_dags" / f"{DAG_ID}.py", ROOT / "tests" / "full_stack_dags" / "rerun_tab_dags.py"],
         connections=emulator_connections(emulator_process.url),
         other_logs={"emulator": emulator_process.log_path} if emulator_process.log_path else {},
         settings={
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer,{ADMIN}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer,{ADMIN}:admin,{OPERATOR}:op",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         },
     )
@@ -117,8 +121,8 @@ def finished_run(stack: AirflowStack, emulator_process: EmulatorProcess) -> tupl
     return run_id, stack.xcom(DAG_ID, run_id, TASK_ID)
 
 
-def _dag_known(stack: AirflowStack) -> bool:
-    response = stack.http.get(f"{stack.api_url}/api/v2/dags/{DAG_ID}", timeout=10)
+def _dag_known(stack: AirflowStack, dag_id: str = DAG_ID) -> bool:
+    response = stack.http.get(f"{stack.api_url}/api/v2/dags/{dag_id}", timeout=10)
     return response.status_code == 200
 
 
@@ -141,7 +145,7 @@ def browser(tmp_path: Path):
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
-def log_in(driver, stack: AirflowStack) -> None:
+def log_in(driver, stack: AirflowStack, user: str = USER, password: str = PASSWORD) -> None:
     """Through the simple auth manager's own login form, as a person would."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -149,8 +153,8 @@ def log_in(driver, stack: AirflowStack) -> None:
 
     driver.get(f"{stack.api_url}/auth/login")
     wait = WebDriverWait(driver, WAIT_SECONDS)
-    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(USER)
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: d.get_cookie("_token") is not None)
 
@@ -202,3 +206,107 @@ def test_an_anonymous_request_to_the_plugin_is_refused(stack, finished_run):
     assert anonymous.status_code in (401, 403)
     assert "remote-graph" not in anonymous.text
     assert signed_in.status_code == 200  # the same route, with a user the auth manager allows
+
+
+# -- repairing a failed run from the tab -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def failed_wait(stack: AirflowStack, emulator_process: EmulatorProcess) -> tuple[str, str, str]:
+    """(run id, DataWorks instance id, the failed node's id): a wait that failed on a failed DataWorks run,
+    whose rerun would run for an hour (emulated), so the tab shows it running."""
+    stack.wait_for(
+        lambda: _dag_known(stack, RERUN_DAG_ID), WAIT_SECONDS * 2, f"the dag-processor to parse {RERUN_DAG_ID}"
+    )
+    instance_id = emulator_process.create_dataworks_instance(
+        1002, queued_seconds=0.5, running_seconds=2.0, rerun_seconds=3600
+    )
+    run_id = stack.trigger_dag(RERUN_DAG_ID, {"instance_id": instance_id})
+    stack.wait_for_task_state(RERUN_DAG_ID, run_id, RERUN_TASK_ID, "failed", WAIT_SECONDS * 3)
+    return run_id, instance_id, f"{instance_id}02"  # workflow 1002 fails at its second task
+
+
+def open_tab(driver, stack: AirflowStack, dag_id: str, run_id: str, task_id: str):
+    """The task's page, its Remote graph tab clicked, the driver switched into the tab's frame."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{stack.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}")
+    wait = WebDriverWait(driver, WAIT_SECONDS)
+    wait.until(ec.element_to_be_clickable((By.XPATH, "//a[contains(@href, 'plugin/remote_graph')]"))).click()
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Remote graph']")))
+    driver.switch_to.frame(frame)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "svg.remote-graph")))
+    return wait
+
+
+def node_states(driver) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    return {
+        g.get_attribute("data-node-id"): g.get_attribute("data-state")
+        for g in driver.find_elements(By.CSS_SELECTOR, "g.node")
+    }
+
+
+def rerun_url(stack: AirflowStack, run_id: str) -> str:
+    path = f"/flowinst/remote-graph/{RERUN_DAG_ID}/{quote(run_id, safe='')}/{RERUN_TASK_ID}/rerun-failed"
+    return stack.api_url + path
+
+
+def reruns_of(emulator_process: EmulatorProcess, instance_id: str) -> list[list[str]]:
+    calls = emulator_process.control("GET", "/_emulator/dataworks/reruns")
+    return [call["ids"] for call in calls if any(i.startswith(instance_id) for i in call["ids"])]
+
+
+def test_a_viewer_sees_no_rerun_button_and_cannot_post_one(browser, stack, failed_wait, emulator_process):
+    from selenium.webdriver.common.by import By
+
+    run_id, instance_id, failed_node = failed_wait
+    log_in(browser, stack)
+    open_tab(browser, stack, RERUN_DAG_ID, run_id, RERUN_TASK_ID)
+    assert node_states(browser)[failed_node] == "failed"
+    assert browser.find_elements(By.ID, "rerun-failed") == []
+
+    token = requests.post(f"{stack.api_url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30)
+    viewer = {"Authorization": f"Bearer {token.json()['access_token']}", "Origin": stack.api_url}
+    form = {"map_index": "-1", "nodes": failed_node}
+    for url in (rerun_url(stack, run_id) + "/confirm", rerun_url(stack, run_id)):
+        assert requests.post(url, data=form, headers=viewer, timeout=30).status_code == 403
+    # An editor's request from another site is refused too, and a GET changes nothing.
+    cross_site = {**stack.http.headers, "Origin": "https://evil.example"}
+    assert requests.post(rerun_url(stack, run_id), data=form, headers=cross_site, timeout=30).status_code == 403
+    assert stack.http.get(rerun_url(stack, run_id), timeout=30).status_code == 405
+    assert reruns_of(emulator_process, instance_id) == []
+
+
+def test_an_operator_reruns_exactly_the_failed_nodes_and_sees_them_running(
+    browser, stack, failed_wait, emulator_process, tmp_path
+):
+    from selenium.webdriver.common.by import By
+
+    run_id, instance_id, failed_node = failed_wait
+    log_in(browser, stack, OPERATOR, OPERATOR_PASSWORD)
+    wait = open_tab(browser, stack, RERUN_DAG_ID, run_id, RERUN_TASK_ID)
+    before = node_states(browser)
+    assert before[failed_node] == "failed"
+
+    browser.find_element(By.ID, "rerun-failed").click()
+    confirm = wait.until(lambda d: d.find_element(By.ID, "confirm-rerun"))
+    assert failed_node in browser.find_element(By.TAG_NAME, "body").text
+    assert reruns_of(emulator_process, instance_id) == []  # nothing is sent before the confirmation
+    confirm.click()
+    wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "svg.remote-graph") and node_states(d)[failed_node] == "running"
+    )
+    after = node_states(browser)
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(tmp_path / "remote-graph-rerun.png"))
+
+    assert reruns_of(emulator_process, instance_id) == [[failed_node]]  # one call, exactly the failed node
+    assert after == {**before, failed_node: "running"}
+    assert any(
+        f"user 'operator' reran the failed nodes ['{failed_node}']" in line
+        for line in stack.log_lines("api-server", "reran the failed nodes")
+    )

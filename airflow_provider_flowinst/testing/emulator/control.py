@@ -43,14 +43,16 @@ class EmulatorControl:
 
     def create_dataworks_instance(self, workflow_id: int | str, **options: Any) -> str:
         """A DataWorks workflow instance of ``workflow_id`` (1001 succeeds, 1002 fails, 1003 runs for hours);
-        options: outcome ("Success"/"Failure"), appear_after, queued_seconds, running_seconds, name, type."""
+        options: outcome ("Success"/"Failure"), appear_after, queued_seconds, running_seconds, name, type,
+        rerun_outcome (how a rerun of it ends, default "Success"), rerun_seconds (each rerun task's run)."""
         spec = {"workflow_id": workflow_id, **options}
         created: str = self.control("POST", "/_emulator/dataworks/instances", spec)["instance_id"]
         return created
 
     def create_lsf_pm_instance(self, flow: str = "jsmith:flow1", **options: Any) -> str:
         """A run of LSF flow ``owner:name`` (jsmith:flow1 ends Done, flow_exit Exit, flow_killed Killed,
-        long_flow runs for hours); options: outcome ("Done"/"Exit"/"Killed"), running_seconds, appear_after."""
+        long_flow runs for hours); options: outcome ("Done"/"Exit"/"Killed"), running_seconds, appear_after,
+        rerun_outcome (how a rerun of it ends, default "Done")."""
         created: str = self.control("POST", "/_emulator/lsf_pm/instances", {"flow": flow, **options})["instance_id"]
         return created
 

@@ -24,6 +24,15 @@ Choices of this emulator, where the documentation says nothing (inferred):
 - A request signed with STS credentials must carry ``x-acs-accesskey-id`` (the signature's AccessKey id) beside
   ``x-acs-security-token``, both signed, as the tea SDK sends them; without it: HTTP 400
   ``InvalidAccessKeyId.Mismatch``.
+- RerunTaskInstances (POST, form ``Ids`` as a JSON array, ``Comment``, optional ``UseLatestConfig``) reruns
+  task instances of a finished workflow instance, answering ``SuccessInfo`` per id. A task instance of a
+  workflow instance still running, or one that does not exist, is refused in ``SuccessInfo`` (inferred: the
+  documentation names no states). A rerun task instance's ``RunNumber`` goes up by one and
+  GetTaskInstanceLog serves each of its runs. The tasks rerun run again one after another, followed by the
+  ones that never ran after the first of them (DataWorks runs a task once all its upstream tasks have
+  succeeded); the workflow instance is ``Running`` meanwhile, then ends ``Success``, or ``Failure`` when the
+  workflow's (or the instance's) ``rerun_outcome`` says so: then the first task rerun fails again.
+  Every rerun call is recorded (``GET /_emulator/dataworks/reruns``).
 """
 
 from __future__ import annotations
@@ -84,6 +93,21 @@ class Workflow:
     queued_seconds: float = 2.0
     running_seconds: float = 4.0
     trigger: str = "Manual"  # GetWorkflow Trigger.Type: Manual, Scheduler or TriggerWorkflow
+    rerun_outcome: str = "Success"  # a rerun is the run after a fix
+
+
+@dataclass(frozen=True)
+class RerunSegment:
+    """One RerunTaskInstances on a workflow instance: ``order`` (task indexes) run one after another."""
+
+    started: float  # emulated seconds
+    order: tuple[int, ...]
+    seconds_each: float
+    outcome: str  # "Failure": the first task rerun fails again, the ones after it do not run
+
+    def end(self) -> float:
+        ran = 1 if self.outcome == "Failure" else len(self.order)
+        return self.started + ran * self.seconds_each
 
 
 @dataclass
@@ -99,6 +123,11 @@ class WorkflowInstance:
     running_seconds: float
     parameters: str = ""
     stopped_at: float | None = None
+    rerun_outcome: str = "Success"
+    rerun_seconds: float | None = None  # each task's run in a rerun; None: its share of running_seconds
+    reruns: list[RerunSegment] = field(default_factory=list)
+    #: How each earlier run of a task instance (by index) ended, oldest first: its RunNumber is one more.
+    run_history: dict[int, list[str]] = field(default_factory=dict)
 
     def task_instance_id(self, index: int) -> int:
         return self.instance_id * 100 + index + 1
@@ -163,6 +192,7 @@ class DataWorksEmulator:
         self.page_limits = dict(DEFAULT_PAGE_LIMITS)
         #: Signed calls per action, for tests that count what a listing costs.
         self.action_counts: collections.Counter[str] = collections.Counter()
+        self.rerun_calls: list[dict[str, Any]] = []
         for workflow in self.workflows.values():  # one instance of each, started with the emulator
             self._create(workflow, name=f"{workflow.name}_seed", type="Normal")
 
@@ -180,6 +210,7 @@ class DataWorksEmulator:
             web.post("/_emulator/dataworks/instances", self.control_create),
             web.post("/_emulator/dataworks/page_limits", self.control_page_limits),
             web.get("/_emulator/dataworks/actions", self.control_actions),
+            web.get("/_emulator/dataworks/reruns", self.control_reruns),
         ]
 
     # -- control (tests and the demo) ----------------------------------------------------------------
@@ -197,6 +228,8 @@ class DataWorksEmulator:
                 delay=float(spec.get("appear_after", 0.0)),
                 queued_seconds=spec.get("queued_seconds"),
                 running_seconds=spec.get("running_seconds"),
+                rerun_outcome=spec.get("rerun_outcome"),
+                rerun_seconds=spec.get("rerun_seconds"),
             )
             for _ in range(int(spec.get("count", 1)))
         ]
@@ -212,6 +245,10 @@ class DataWorksEmulator:
     async def control_actions(self, request: web.Request) -> web.Response:
         return web.json_response(dict(self.action_counts))
 
+    async def control_reruns(self, request: web.Request) -> web.Response:
+        """Every rerun call so far: ``[{"action", "ids", "comment", "use_latest_config"}]``."""
+        return web.json_response(self.rerun_calls)
+
     def _create(
         self,
         workflow: Workflow,
@@ -224,9 +261,10 @@ class DataWorksEmulator:
         running_seconds: float | None = None,
         bizdate: int | None = None,
         parameters: str = "",
+        rerun_outcome: str | None = None,
+        rerun_seconds: float | None = None,
     ) -> WorkflowInstance:
-        if outcome is not None and outcome not in FINISHED:
-            outcome = {"success": "Success", "failed": "Failure", "failure": "Failure"}[str(outcome).lower()]
+        outcome = None if outcome is None else _status_word(outcome)
         instance = WorkflowInstance(
             instance_id=next(self._ids),
             workflow=workflow,
@@ -238,6 +276,8 @@ class DataWorksEmulator:
             queued_seconds=workflow.queued_seconds if queued_seconds is None else float(queued_seconds),
             running_seconds=workflow.running_seconds if running_seconds is None else float(running_seconds),
             parameters=parameters,
+            rerun_outcome=_status_word(rerun_outcome or workflow.rerun_outcome),
+            rerun_seconds=None if rerun_seconds is None else float(rerun_seconds),
         )
         self.instances[instance.instance_id] = instance
         return instance
@@ -257,6 +297,30 @@ class DataWorksEmulator:
 
     def _statuses(self, instance: WorkflowInstance) -> tuple[str, list[str]]:
         """(the instance's Status, each task instance's Status) at this moment."""
+        status, task_statuses = self._first_run(instance)
+        if not instance.reruns:
+            return status, task_statuses
+        now = self.state.now()
+        for segment in instance.reruns:
+            for position, index in enumerate(segment.order):
+                begins = segment.started + position * segment.seconds_each
+                if now < begins:
+                    task_statuses[index] = "NotRun"
+                elif now < begins + segment.seconds_each:
+                    task_statuses[index] = "Running"
+                elif segment.outcome == "Failure" and position == 0:
+                    task_statuses[index] = "Failure"
+                    for later in segment.order[1:]:
+                        task_statuses[later] = "NotRun"
+                    break
+                else:
+                    task_statuses[index] = "Success"
+        if now < instance.reruns[-1].end():
+            return "Running", task_statuses
+        return ("Failure" if "Failure" in task_statuses else "Success"), task_statuses
+
+    def _first_run(self, instance: WorkflowInstance) -> tuple[str, list[str]]:
+        """(Status, task statuses) of the run the instance was created for, reruns left aside."""
         tasks = instance.workflow.tasks
         now = self.state.now() if instance.stopped_at is None else instance.stopped_at
         age = now - instance.created
@@ -283,14 +347,31 @@ class DataWorksEmulator:
         status, task_statuses = self._statuses(instance)
         start = instance.created + instance.queued_seconds
         end = instance.stopped_at if instance.stopped_at is not None else start + instance.running_seconds
+        if instance.reruns:
+            end = instance.reruns[-1].end()
         if index is not None:
             share = instance.running_seconds / max(len(instance.workflow.tasks), 1)
             task_start, task_end = start + index * share, min(start + (index + 1) * share, end)
+            for segment in instance.reruns:  # the latest run of the task, if a rerun ran it
+                if index in segment.order:
+                    task_start = segment.started + segment.order.index(index) * segment.seconds_each
+                    task_end = task_start + segment.seconds_each
             state = task_statuses[index]
             started = None if state == "NotRun" else self._wall_ms(task_start)
             return started, self._wall_ms(task_end) if state in FINISHED else None
         started = None if status == "NotRun" else self._wall_ms(start)
         return started, self._wall_ms(end) if status in FINISHED else None
+
+    def rerun(self, instance: WorkflowInstance, indexes: list[int]) -> None:
+        """Run the task instances ``indexes`` again, then the ones after the first of them that never ran."""
+        _, task_statuses = self._statuses(instance)
+        first = min(indexes)
+        never_ran = [i for i in range(first, len(task_statuses)) if task_statuses[i] == "NotRun"]
+        order = tuple(sorted(set(indexes) | set(never_ran)))
+        for index in indexes:
+            instance.run_history.setdefault(index, []).append(task_statuses[index])
+        share = instance.rerun_seconds or instance.running_seconds / max(len(instance.workflow.tasks), 1)
+        instance.reruns.append(RerunSegment(self.state.now(), order, share, instance.rerun_outcome))
 
     def record(self, instance: WorkflowInstance) -> dict[str, Any]:
         status, _ = self._statuses(instance)
@@ -337,7 +418,7 @@ class DataWorksEmulator:
             "ProjectId": DATAWORKS_PROJECT_ID,
             "ProjectEnv": "Prod",
             "Owner": "1000",
-            "RunNumber": 1,
+            "RunNumber": 1 + len(instance.run_history.get(index, ())),
             "TriggerType": "Scheduler",
             "StartedTime": started,
             "FinishedTime": finished,
@@ -611,18 +692,54 @@ class DataWorksEmulator:
                 info[str(value)] = {"Success": True, "Message": ""}
         return {"SuccessInfo": info}
 
+    def _action_RerunTaskInstances(self, params: dict[str, str]) -> dict[str, Any]:
+        """Rerun task instances of finished workflow instances; ``SuccessInfo`` says, per id, whether it was."""
+        ids = _json_list(params, "Ids", required=True)
+        use_latest = params.get("UseLatestConfig")
+        if use_latest is not None and use_latest not in ("true", "false"):
+            raise _invalid("UseLatestConfig", "give true or false")
+        self.rerun_calls.append(
+            {
+                "action": "RerunTaskInstances",
+                "ids": [str(value) for value in ids],
+                "comment": params.get("Comment"),
+                "use_latest_config": use_latest,
+            }
+        )
+        info: dict[str, Any] = {}
+        chosen: dict[int, list[int]] = {}
+        for value in ids:
+            found = self._find_task(value) if isinstance(value, int) else None
+            if found is None:
+                info[str(value)] = {"Success": False, "Message": "The instance does not exist."}
+                continue
+            instance, index = found
+            if self._statuses(instance)[0] not in FINISHED:
+                info[str(value)] = {"Success": False, "Message": "The workflow instance is still running."}
+                continue
+            chosen.setdefault(instance.instance_id, []).append(index)
+            info[str(value)] = {"Success": True, "Message": ""}
+        for instance_id, indexes in chosen.items():
+            self.rerun(self.instances[instance_id], indexes)
+        return {"SuccessInfo": info}
+
     def _action_GetTaskInstanceLog(self, params: dict[str, str]) -> dict[str, Any]:
-        """The run log of a task instance: ``Id`` required, ``RunNumber`` from 1 (each task runs once here)."""
+        """The log of one run of a task instance: ``Id`` required, ``RunNumber`` from 1 (default: the latest)."""
         self.state.requests["dataworks action GetTaskInstanceLog"] += 1  # "/" serves every action: count this one
         found = self._find_task(_integer(_required(params, "Id"), "Id"))
         if found is None:
             raise _Refused(acs_error(404, "EntityNotExists.TaskInstance", "The task instance does not exist."))
-        if "RunNumber" in params and _integer(params["RunNumber"], "RunNumber") != 1:
-            raise _Refused(acs_error(400, "InvalidParameter.RunNumber", "The run number does not exist."))
         instance, index = found
+        earlier = instance.run_history.get(index, [])
+        latest = len(earlier) + 1
+        run = _integer(params["RunNumber"], "RunNumber") if "RunNumber" in params else latest
+        if not 1 <= run <= latest:
+            raise _Refused(acs_error(400, "InvalidParameter.RunNumber", "The run number does not exist."))
         task_name = instance.workflow.tasks[index][1]
-        status = self._statuses(instance)[1][index]
-        lines = [f"[emulator] {task_name}: task instance {instance.task_instance_id(index)}, run 1"]
+        status = earlier[run - 1] if run < latest else self._statuses(instance)[1][index]
+        if status == "NotRun":
+            return {"TaskInstanceLog": ""}
+        lines = [f"[emulator] {task_name}: task instance {instance.task_instance_id(index)}, run {run}"]
         lines += [f"[emulator] {task_name}: step {step} of 30 done" for step in range(1, 31)]
         if status == "Failure":
             lines += [
@@ -631,7 +748,7 @@ class DataWorksEmulator:
             ]
         elif status == "Success":
             lines.append("Current task status: FINISH")
-        return {"TaskInstanceLog": "\n".join(lines) + "\n" if status != "NotRun" else ""}
+        return {"TaskInstanceLog": "\n".join(lines) + "\n"}
 
 
 class _Refused(Exception):
@@ -675,6 +792,13 @@ def _json_list(params: dict[str, str], name: str, *, required: bool = False) -> 
     if not isinstance(values, list):
         raise _Refused(acs_error(400, "InvalidParameter", f"The parameter {name} must be a JSON array."))
     return values
+
+
+def _status_word(outcome: str) -> str:
+    """An outcome as DataWorks writes it: Success or Failure (tests may write success, failed, failure)."""
+    if outcome in FINISHED:
+        return outcome
+    return {"success": "Success", "failed": "Failure", "failure": "Failure"}[str(outcome).lower()]
 
 
 def _business_day_ms(day: dt.date) -> int:

@@ -16,6 +16,12 @@ Behaviour, and the choices made where the vendor does not say:
 - With the setting ``token_prefix``, logon answers the token as ws_overview writes it,
   ``platform_token=jsmith"...``: the cookie still carries the bare token (a cookie ``platform_token=
   platform_token=...`` is not read: 401).
+- Rerun (IBM: "the flow runs again, starting at the jobs that exited ... and all successor jobs") takes a
+  flow instance that ended back to Running, the same id, a new start time; it then ends as the instance's
+  ``rerun_outcome`` (default Done: a rerun is the run after a fix; ``rerun_outcome`` when the instance is
+  created through the control API scripts another). The emulator reruns only an instance that has ended
+  (IBM also allows Running and Waiting ones; inferred: the provider never asks for that). Every operation
+  call is recorded (``GET /_emulator/lsf_pm/operations``).
 - Logout (POST ``/platform/ws/logout`` with the cookie) frees the token at once; each is counted
   (``GET /_emulator/lsf_pm/sessions``: live tokens and logouts so far). A dropped token's logout is 401.
 - Queries: ``username`` absent = the logged-on user's (inferred), ``all`` = everyone's; one match comes as
@@ -93,6 +99,7 @@ DEFAULT_FLOWS = [
     # in which a new process looks for the run an attempt made.
     FlowDefinition("jsmith", "flow_once"),
     FlowDefinition("jsmith", "flow_retried"),
+    FlowDefinition("jsmith", "flow_repaired", outcome="Exit", running_seconds=2.0),
 ]
 
 
@@ -111,6 +118,7 @@ class FlowRun:
     ended_at: float | None = None  # set when killed
     ended_state: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    rerun_outcome: str | None = None  # None: the flow's
 
     def state(self, now: float) -> tuple[str, float | None]:
         """(LSF state word, emulated moment it ended or None)."""
@@ -171,6 +179,8 @@ class LSFEmulator:
         self.submit_names_instance = False
         self.token_prefix = False
         self.next_id = 101
+        #: Every operation call (kill, suspend, resume, rerun, setvar): ``{"action", "ids"}``.
+        self.operation_calls: list[dict[str, Any]] = []
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         # The two instances of the vendor's sample: 101 is done, 102 runs for a minute and then is done.
         self._start(self.flows["jsmith:flow1"], began=-600.0)
@@ -194,6 +204,7 @@ class LSFEmulator:
             web.post("/_emulator/lsf_pm/settings", self.control_settings),
             web.post("/_emulator/lsf_pm/tokens", self.control_tokens),
             web.get("/_emulator/lsf_pm/sessions", self.control_sessions),
+            web.get("/_emulator/lsf_pm/operations", self.control_operations),
         ]
 
     # -- instances -----------------------------------------------------------------------------------
@@ -207,6 +218,7 @@ class LSFEmulator:
         running_seconds: float | None = None,
         appear_after: float = 0.0,
         variables: dict[str, str] | None = None,
+        rerun_outcome: str | None = None,
     ) -> FlowRun:
         now = self.state.now()
         run = FlowRun(
@@ -217,6 +229,7 @@ class LSFEmulator:
             running_seconds=flow.running_seconds if running_seconds is None else float(running_seconds),
             appear_at=now + appear_after,
             variables=dict(variables or {}),
+            rerun_outcome=rerun_outcome,
         )
         self.runs[run.id] = run
         self.next_id += 1
@@ -423,6 +436,7 @@ class LSFEmulator:
             return lsf_error(404, f"Unknown operation {action}.", xml=xml)
         form = await request.post()
         ids_text = str(form.get("ids") or "")
+        self.operation_calls.append({"action": action, "ids": ids_text})
         try:
             ids = [int(part) for part in ids_text.split(",")]
         except ValueError:
@@ -474,7 +488,7 @@ class LSFEmulator:
     def _rerun(self, run: FlowRun, now: float) -> None:
         run.began, run.suspended_for, run.suspended_at = now, 0.0, None
         run.ended_state = run.ended_at = None
-        run.outcome = run.flow.rerun_outcome
+        run.outcome = run.rerun_outcome or run.flow.rerun_outcome
 
     def _setvar(self, run: FlowRun, now: float) -> None:
         return None
@@ -509,16 +523,19 @@ class LSFEmulator:
         flow = self.flows.get(str(spec.get("flow", "jsmith:flow1")))
         if flow is None:
             return web.json_response({"error": f"unknown flow; known: {sorted(self.flows)}"}, status=400)
-        outcome = spec.get("outcome")
-        outcome = OUTCOME_WORDS.get(str(outcome).lower(), outcome) if outcome else None
-        if outcome is not None and outcome not in ENDINGS:
-            return web.json_response({"error": f"outcome must be one of {ENDINGS}"}, status=400)
+        outcome, rerun_outcome = (
+            OUTCOME_WORDS.get(str(word).lower(), word) if word else None
+            for word in (spec.get("outcome"), spec.get("rerun_outcome"))
+        )
+        if any(word is not None and word not in ENDINGS for word in (outcome, rerun_outcome)):
+            return web.json_response({"error": f"outcome and rerun_outcome must be one of {ENDINGS}"}, status=400)
         runs = [
             self._start(
                 flow,
                 outcome=outcome,
                 running_seconds=spec.get("running_seconds"),
                 appear_after=float(spec.get("appear_after", 0)),
+                rerun_outcome=rerun_outcome,
             )
             for _ in range(max(1, int(spec.get("count", 1))))
         ]
@@ -526,6 +543,9 @@ class LSFEmulator:
 
     async def control_list(self, request: web.Request) -> web.Response:
         return web.json_response({str(run.id): self.record(run) for run in self.runs.values() if self._visible(run)})
+
+    async def control_operations(self, request: web.Request) -> web.Response:
+        return web.json_response(self.operation_calls)
 
     async def control_settings(self, request: web.Request) -> web.Response:
         spec = await request.json()
