@@ -161,6 +161,8 @@ class TokenCache:
         #: key -> (token, the pid that obtained it, how to end it)
         self._to_end: dict[str, tuple[Token, int, TokenEnder]] = {}
         self._exit_handler_pid: int | None = None
+        #: key -> how many open hooks of this process use its token (``hold`` / ``release``).
+        self._users: dict[str, int] = {}
 
     def get(self, key: str, now: float | None = None) -> Token | None:
         """The token of ``key`` while it has more than the renewal margin to live (at ``now``, epoch seconds)."""
@@ -190,6 +192,26 @@ class TokenCache:
             del self._to_end[key], self._tokens[key]
             return entry[0]
 
+    def hold(self, key: str) -> None:
+        """One more open hook of this process uses the token of ``key``."""
+        with self._lock:
+            self._users[key] = self._users.get(key, 0) + 1
+
+    def release(self, key: str) -> Token | None:
+        """One user fewer. When it was the last, the token to end now (out of the cache, so that a hook that
+        starts meanwhile logs in anew instead of using a token being ended), if this process obtained it and
+        the platform ends tokens; otherwise None: a token another hook still works with is never ended."""
+        with self._lock:
+            left = self._users.get(key, 0) - 1
+            if left > 0:
+                self._users[key] = left
+                return None
+            self._users.pop(key, None)
+        return self.take_own(key)
+
+    def users(self, key: str) -> int:
+        return self._users.get(key, 0)
+
     def end_at_exit(self) -> None:
         """End every token this process obtained and still holds (registered with ``atexit``)."""
         while (key := next(iter(self._to_end), None)) is not None:
@@ -203,9 +225,11 @@ class TokenCache:
                 log.warning("Could not end a token at exit (%s): the server keeps it until it expires", exc)
 
     def after_fork_in_child(self) -> None:
-        """A forked child: locks another thread of the parent held stay held in the copy, so new ones."""
+        """A forked child: locks another thread of the parent held stay held in the copy, so new ones; and the
+        parent's open hooks are not the child's, so it counts its own users from none."""
         self._lock = threading.Lock()
         self._sync_locks = {}
+        self._users = {}
 
     def stale(self, key: str) -> Token | None:
         """The token last put under ``key``, even one that ran out: what a renewal starts from."""
@@ -219,6 +243,7 @@ class TokenCache:
     def clear(self) -> None:
         self._tokens.clear()
         self._to_end.clear()
+        self._users.clear()
 
     def sync_lock(self, key: str) -> threading.Lock:
         """The lock a login for ``key`` holds: a login waits only for logins of the same credential."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from abc import abstractmethod
@@ -15,7 +16,7 @@ from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import FlowPlatformError, RerunNotSupported, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
-from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt
+from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt, Token
 from airflow_provider_flowinst.registry import Platform
 from airflow_provider_flowinst.reruns import CALL as RERUN_CALL
 from airflow_provider_flowinst.reruns import RerunningClient, look_after_unclear_rerun
@@ -23,10 +24,13 @@ from airflow_provider_flowinst.starts import find_after_unclear_start
 from airflow_provider_flowinst.timeparse import validate_timezone
 from airflow_provider_flowinst.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    TOKENS,
     AsyncTransport,
     SyncTransport,
     TransportSettings,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ClientT = TypeVar("ClientT", bound=PlatformClient)
@@ -188,6 +192,8 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         self._settings: TransportSettings | None = None
         self._sync: SyncTransport | None = None
         self._async: AsyncTransport | None = None
+        #: Whether this hook counts among the users of its credential's cached token (``TOKENS.hold``).
+        self._holding = False
 
     # -- what each platform supplies -----------------------------------------------------------------
 
@@ -265,6 +271,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     def perform(self, operation: Operation[T]) -> T:
         """Drive an operation over requests (blocking)."""
+        self._hold()
         if self._sync is None:
             assert self._settings is not None, "call through .client first"
             self._sync = SyncTransport(self._settings)
@@ -272,6 +279,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
 
     async def aperform(self, operation: Operation[T]) -> T:
         """Drive an operation over aiohttp (never blocks the event loop)."""
+        self._hold()
         if self._async is None:
             assert self._settings is not None, "await .aclient() first"
             self._async = AsyncTransport(self._settings)
@@ -398,12 +406,59 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         raise NotImplementedError
 
     def close(self) -> None:
-        """The task is done with this hook (a platform that holds a session for it ends it here)."""
+        """The task is done with this hook. Where the platform holds a session until it is ended (an LSF logon
+        token), the last open hook of the process that uses it ends it: the server frees it now instead of
+        holding it (and refusing the user's next logon) until it expires. A logout that fails is a warning,
+        never the task's failure."""
+        token = self._release()
+        if token is not None:
+            transport = SyncTransport(self._logout_settings())
+            try:
+                self._logout_with(transport.run, token)
+            finally:
+                transport.close()
         if self._sync is not None:
             self._sync.close()
 
     async def aclose(self) -> None:
-        """The triggerer's waits are done with this hook; ``close`` for the async path."""
+        """``close`` in the triggerer: the last wait on the token has ended."""
+        token = self._release()
+        if token is not None:
+            try:
+                operation = self._settings.auth.logout(token) if self._settings is not None else None
+                if operation is not None:
+                    await AsyncTransport(self._logout_settings()).run(operation)
+            except Exception as exc:
+                self._logout_failed(exc)
+
+    def _hold(self) -> None:
+        if not self._holding and self._settings is not None:
+            TOKENS.hold(self._settings.auth.cache_key)
+            self._holding = True
+
+    def _release(self) -> Token | None:
+        """The token to end, when this hook was its last user and this process obtained it (see ``TOKENS``)."""
+        if not self._holding or self._settings is None:
+            return None
+        self._holding = False
+        return TOKENS.release(self._settings.auth.cache_key)
+
+    def _logout_with(self, run: Any, token: Token) -> None:
+        assert self._settings is not None
+        try:
+            operation = self._settings.auth.logout(token)
+            if operation is not None:
+                run(operation)
+        except Exception as exc:
+            self._logout_failed(exc)
+
+    def _logout_settings(self) -> TransportSettings:
+        # One quick retry at most: a task ends on time even when the server is down.
+        assert self._settings is not None
+        return dataclasses.replace(self._settings, max_retries=min(self._settings.max_retries, 1))
+
+    def _logout_failed(self, exc: Exception) -> None:
+        log.warning("Could not end the %s session (%s); the server frees it when it expires", self.entry.title, exc)
 
 
 def require_id(value: Any, platform: str, what: str = "instance id") -> str:

@@ -22,7 +22,7 @@ from airflow.sdk.log import redact
 
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
-from airflow_provider_flowinst.hooks.lsf import TOKEN_USERS, LSFProcessManagerHook
+from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value, newest_instance_id
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
@@ -38,7 +38,7 @@ def _default_sessions(emulator) -> Iterator[None]:
     """Each test starts with no live LSF token and leaves the emulator in its default (reissuing) mode."""
     emulator.control("POST", "/_emulator/lsf_pm/settings", DEFAULT_SETTINGS)
     emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
-    TOKEN_USERS.clear()  # hooks earlier tests left open hold no token of this one's
+    TOKENS.clear()  # hooks earlier tests left open hold no token of this one's
     yield
     emulator.control("POST", "/_emulator/lsf_pm/settings", DEFAULT_SETTINGS)
 
@@ -525,7 +525,7 @@ def test_a_logout_that_fails_is_a_warning_not_an_error(emulator, caplog):
 
     hook.close()  # does not raise
 
-    assert "Could not log out of LSF Application Center" in caplog.text
+    assert "Could not end the LSF Process Manager session" in caplog.text
     assert sessions(emulator)["logouts"] == 0
     token_seen = emulator.stats()  # the warning names no secret
     assert creds.LSF_PASSWORD not in caplog.text and token_seen
@@ -793,7 +793,7 @@ def test_a_forked_child_uses_its_parents_token_but_never_logs_it_out(emulator, a
     parent.get_instance("101")  # the parent holds the live token
 
     def child() -> None:
-        TOKEN_USERS.clear()  # whoever uses it in the child, the token is the parent's
+        assert TOKENS.users(parent._settings.auth.cache_key) == 0  # the parent's open hook is not the child's
         hook = lsf_hook(emulator)
         hook.get_instance("101")  # with the inherited token: a logon would be refused (409)
         hook.close()  # the last user of it in this process, yet not the process that obtained it

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_flowinst.hooks.lsf import TOKEN_USERS
 from airflow_provider_flowinst.sensors.lsf import LSFFlowInstanceSensor
 from airflow_provider_flowinst.transport import TOKENS
 from tests.dags import lsf_dags
@@ -31,7 +30,7 @@ XCOM_KEYS = {
 def lsf_sessions(emulator) -> Iterator[None]:
     """No live LSF token and no token user left over from other tests; the default (reissuing) mode after."""
     emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
-    TOKEN_USERS.clear()
+    TOKENS.clear()
     yield
     emulator.control("POST", "/_emulator/lsf_pm/settings", {"single_session": False})
 

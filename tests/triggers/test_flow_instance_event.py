@@ -9,14 +9,13 @@ import json
 import pytest
 
 from airflow_provider_flowinst.hooks import aget_hook
-from airflow_provider_flowinst.hooks.lsf import TOKEN_USERS
 from airflow_provider_flowinst.testing.emulator.credentials import (
     BPM_PASSWORD,
     DATAWORKS_ACCESS_KEY_SECRET,
     ENOS_APP_SECRET,
     LSF_PASSWORD,
 )
-from airflow_provider_flowinst.transport import close_shared_session
+from airflow_provider_flowinst.transport import TOKENS, close_shared_session
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceEventTrigger
 from tests.dags.trigger_dags import BPM
 
@@ -116,7 +115,7 @@ async def test_only_the_chosen_states_fire(emulator):
 
 async def test_a_watcher_that_ends_logs_out_of_lsf(emulator):
     emulator.control("POST", "/_emulator/lsf_pm/tokens", {"drop": True})
-    TOKEN_USERS.clear()  # hooks earlier tests left open hold no token of this one's
+    TOKENS.clear()  # hooks earlier tests left open hold no token of this one's
     hook = await aget_hook("lsf_pm_default")
     trigger = FlowInstanceEventTrigger(conn_id="lsf_pm_default", flow="jsmith:flow1", poke_interval=0.2)
     async with Watch(trigger) as watch:
