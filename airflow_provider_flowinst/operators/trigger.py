@@ -27,8 +27,11 @@ from airflow_provider_flowinst.waits import (
     WaitEvent,
     Watch,
     deadline,
+    execution_end,
+    execution_timeout_error,
     failure_reason,
     parse_states,
+    past_execution_timeout,
     positive_count,
 )
 
@@ -55,7 +58,9 @@ class TriggerFlowOperator(BaseOperator):
     :param flow: the flow to run (templated).
     :param parameters: the run's parameters (templated).
     :param wait_for_completion: wait until the run ends; otherwise return as soon as it has started.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot. The deferred wait also ends at the try's
+        start + ``execution_timeout`` if that comes first (Airflow 3 does not enforce it while deferred): the run
+        is stopped (``cancel_on_kill``) and the try fails as timed out, so the task's retries apply.
     :param poke_interval: seconds between two looks at the run.
     :param timeout: seconds to wait for the run; past them it is stopped (``cancel_on_kill``) and the task fails.
     :param cancel_on_kill: stop the remote run when the task is killed or times out.
@@ -124,7 +129,9 @@ class TriggerFlowOperator(BaseOperator):
             memory.forget()
             return instance.to_dict()
         if self.deferrable:
-            ends = deadline(self.timeout, hook.attempt_seconds)
+            ends = deadline(
+                self.timeout, hook.attempt_seconds, execution_end=execution_end(context, self.execution_timeout)
+            )
             self.defer(
                 trigger=FlowInstanceTrigger.waiting_on(
                     self.watch(self.instance_id),
@@ -132,6 +139,7 @@ class TriggerFlowOperator(BaseOperator):
                     poke_interval=self.poke_interval,
                     end_time=ends.end_time,
                     cancel_on_kill=self.cancel_on_kill,
+                    end_time_limit=ends.limit,
                 ),
                 method_name="execute_complete",
                 timeout=ends.deferral_timeout,
@@ -222,6 +230,9 @@ class TriggerFlowOperator(BaseOperator):
             self.log.info("%s", event.message)
             memory.forget()
             return event.instance
+        if event.execution_timed_out:
+            stop("it did not end within the try's execution_timeout")
+            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout":
             stop("it did not end within the timeout")
         raise AirflowException(failure_reason(event, hook, self.log))
@@ -229,8 +240,12 @@ class TriggerFlowOperator(BaseOperator):
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         try:
             return super().resume_execution(next_method, next_kwargs, context)
-        except TaskDeferralTimeout:
+        except TaskDeferralTimeout as exc:
             self._stop_remembered(context, "Airflow's deferral timeout passed")
+            if past_execution_timeout(context, self.execution_timeout):
+                raise execution_timeout_error(
+                    self.task_id, self.execution_timeout, "Airflow's deferral timed out"
+                ) from exc
             raise
 
     def on_kill(self) -> None:

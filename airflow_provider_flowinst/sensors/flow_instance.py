@@ -23,8 +23,12 @@ from airflow_provider_flowinst.waits import (
     WaitEvent,
     Watch,
     deadline,
+    deferral_timed_out,
+    execution_end,
+    execution_timeout_error,
     failure_reason,
     parse_states,
+    past_execution_timeout,
     positive_count,
 )
 
@@ -41,7 +45,9 @@ class FlowInstanceSensor(BaseSensorOperator):
     :param failure_states: FlowState values that fail the task.
     :param include_graph: also read the instance's graph of remote tasks.
     :param fail_if_missing: fail at once when the platform says the instance does not exist.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot. The deferred wait also ends at the try's
+        start + ``execution_timeout`` if that comes first (Airflow 3 does not enforce it while deferred), failing
+        the try as timed out: unlike the sensor's own ``timeout``, the task's retries then apply.
     :param max_consecutive_failures: looks that may fail in a row (5xx, resets, timeouts, after the
         transport's own retries) before the task fails; a permanent refusal fails it at once.
     """
@@ -119,6 +125,8 @@ class FlowInstanceSensor(BaseSensorOperator):
         if event.status == "success" and event.instance is not None:
             self.log.info("%s", event.message)
             return event.instance
+        if event.execution_timed_out:  # a timed-out try, never a skip: as in poke mode
+            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout" and not self.soft_fail:
             raise AirflowSensorTimeout(event.message)
         self._fail(failure_reason(event, self.conn_id, self.log))
@@ -145,14 +153,31 @@ class FlowInstanceSensor(BaseSensorOperator):
         verdict = self._look(context)
         if verdict.done:
             return self._conclude(verdict.event())
-        ends = deadline(self.timeout, self.hook().attempt_seconds)
+        ends = deadline(
+            self.timeout, self.hook().attempt_seconds, execution_end=execution_end(context, self.execution_timeout)
+        )
         self.defer(
             trigger=FlowInstanceTrigger.waiting_on(
-                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=ends.end_time
+                self.watch(),
+                conn_id=self.conn_id,
+                poke_interval=self.poke_interval,
+                end_time=ends.end_time,
+                end_time_limit=ends.limit,
             ),
             method_name="execute_complete",
             timeout=ends.deferral_timeout,
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except (AirflowSensorTimeout, AirflowSkipException) as exc:
+            # Airflow's own deferral timeout (the trigger's event never came) when the try's time was up anyway.
+            if deferral_timed_out(exc) and past_execution_timeout(context, self.execution_timeout):
+                raise execution_timeout_error(
+                    self.task_id, self.execution_timeout, "Airflow's deferral timed out"
+                ) from exc
+            raise
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the same outcome a poke would have had."""

@@ -22,7 +22,9 @@ from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
+    LIMITS,
     ConsecutiveFailures,
+    Limit,
     WaitEvent,
     Watch,
     describe,
@@ -40,6 +42,8 @@ class FlowInstanceTrigger(BaseTrigger):
 
     It yields a single event ``{"status": "success" | "failure" | "timeout" | "error", "instance": dict or
     None, "message": str}`` (a ``waits.WaitEvent``'s dict), judged as a sensor's poke judges (``waits.judge``).
+    A ``timeout`` event also says which limit ``end_time`` stands for (``"limit"``: ``end_time_limit``, the
+    task's own ``timeout`` or its try's ``execution_timeout``).
     Transient platform faults are retried by the transport; only ``max_consecutive_failures`` polls failing
     in a row end the wait with an ``error`` event, so a passing outage never fails a long wait. Its
     serialised kwargs are ids and settings, never a secret.
@@ -58,8 +62,11 @@ class FlowInstanceTrigger(BaseTrigger):
         end_time: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
+        end_time_limit: Limit = "timeout",
     ) -> None:
         super().__init__()
+        if end_time_limit not in LIMITS:
+            raise ValueError(f"end_time_limit must be one of {', '.join(LIMITS)}, got {end_time_limit!r}")
         self.conn_id = conn_id
         self.instance_id = instance_id
         self.success_states = FlowState.parse_many(success_states, argument="success_states")
@@ -70,6 +77,7 @@ class FlowInstanceTrigger(BaseTrigger):
         self.end_time = end_time
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
+        self.end_time_limit = end_time_limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -85,6 +93,7 @@ class FlowInstanceTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "cancel_on_kill": self.cancel_on_kill,
+                "end_time_limit": self.end_time_limit,
             },
         )
 
@@ -107,7 +116,14 @@ class FlowInstanceTrigger(BaseTrigger):
 
     @classmethod
     def waiting_on(
-        cls, watch: Watch, *, conn_id: str, poke_interval: float, end_time: float | None, cancel_on_kill: bool = False
+        cls,
+        watch: Watch,
+        *,
+        conn_id: str,
+        poke_interval: float,
+        end_time: float | None,
+        cancel_on_kill: bool = False,
+        end_time_limit: Limit = "timeout",
     ) -> FlowInstanceTrigger:
         """The trigger a sensor or an operator defers to: the same wait, carried on in the triggerer."""
         return cls(
@@ -121,6 +137,7 @@ class FlowInstanceTrigger(BaseTrigger):
             end_time=end_time,
             max_consecutive_failures=watch.failures.limit,
             cancel_on_kill=cancel_on_kill,
+            end_time_limit=end_time_limit,
         )
 
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
@@ -162,7 +179,7 @@ class FlowInstanceTrigger(BaseTrigger):
                     self.log.info("%s", verdict.message)
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
-                yield _event(WaitEvent.timed_out(self.instance_id, last))
+                yield _event(WaitEvent.timed_out(self.instance_id, last, self.end_time_limit))
                 return
             pause = next_tick(self.poke_interval)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))

@@ -78,6 +78,18 @@ trigger_killed_keep_running = trigger_dag(
     execution_timeout=dt.timedelta(seconds=2),
     cancel_on_kill=False,
 )
+# Deferred: the try's execution_timeout ends the wait in the triggerer (Airflow does not while deferred); the
+# run is stopped, and the retry starts a new run, stopped in turn. Its own timeout is far off.
+trigger_deferred_execution_timeout = trigger_dag(
+    "trigger_deferred_execution_timeout",
+    "lsf_pm_default",
+    "jsmith:long_flow",
+    deferrable=True,
+    timeout=300,
+    execution_timeout=dt.timedelta(seconds=4),
+    retries=1,
+    retry_delay=dt.timedelta(seconds=0),
+)
 # A first try that fails after the run started, and a retry that must reattach to it.
 trigger_retried = trigger_dag(
     "trigger_retried", "enos_batch_default", "5105", retries=2, retry_delay=dt.timedelta(seconds=0)

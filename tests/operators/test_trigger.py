@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airflow_provider_flowinst.hooks import get_hook
@@ -81,6 +83,21 @@ def test_a_killed_task_stops_its_run(emulator):
 
     assert result.task_states["run"] == "failed"
     assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.CANCELLED
+
+
+def test_a_deferred_run_past_the_trys_execution_timeout_is_stopped_and_the_try_retried(emulator):
+    began = time.monotonic()
+    result = run_dag(trigger_dags.trigger_deferred_execution_timeout)
+
+    assert result.task_states["run"] == "failed"
+    assert result.try_numbers == {"run": 2}
+    requests = emulator.stats()["requests"]
+    # Each try started a run (the first try's run was stopped, so the retry did not reattach) and stopped it.
+    assert requests["lsf_pm POST /platform/ws/flow/definitions/submit"] == 2
+    assert requests["lsf_pm POST /platform/ws/flow/instances/kill"] == 2
+    assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.CANCELLED
+    # Each try ended 4 s after it began, long before the operator's timeout of 300 s.
+    assert time.monotonic() - began < 120
 
 
 def test_a_killed_task_leaves_its_run_going_when_asked_to(emulator):
