@@ -27,6 +27,8 @@ class DagRunResult:
     logical_date: dt.datetime
     #: How many tries each task had (a retry adds one).
     try_numbers: dict[str, int] | None = None
+    #: Seconds each task's last try took, from its start (kept across a deferral) to its end.
+    durations: dict[str, float | None] | None = None
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
         return self.xcoms.get((task_id, key))
@@ -43,6 +45,7 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
             for ti in task_instances
         }
         try_numbers = {ti.task_id: ti.try_number for ti in task_instances}
+        durations = {ti.task_id: ti.duration for ti in task_instances}
         rows = session.scalars(
             select(XComModel).where(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
         ).all()
@@ -50,7 +53,7 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
         # turn a string such as "700004" into a number.
         xcoms = {(row.task_id, row.key): row.value for row in rows}
         state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
-    return DagRunResult(state, task_states, xcoms, logical_date, try_numbers)
+    return DagRunResult(state, task_states, xcoms, logical_date, try_numbers, durations)
 
 
 def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:

@@ -141,14 +141,13 @@ def test_max_consecutive_failures_must_be_a_whole_number(bad):
 
 
 def test_a_deferred_wait_ends_at_the_trys_execution_timeout_and_the_try_is_retried(emulator):
-    began = time.monotonic()
     result = run_dag(sensor_dags.sensor_deferrable_execution_timeout)
 
     assert result.task_states["wait"] == "failed"
     # A timed-out try: its retry ran (the sensor's own timeout would have failed it for good).
     assert result.try_numbers == {"wait": 2}
-    # Each try ended 4 s after it began, long before the sensor's timeout of 120 s.
-    assert time.monotonic() - began < 60
+    # The last try ended 4 s after it began (a loaded machine adds some), long before the timeout of 120 s.
+    assert result.durations["wait"] < 60
 
 
 @pytest.mark.parametrize(
