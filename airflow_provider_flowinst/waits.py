@@ -280,12 +280,16 @@ class WaitEvent:
     message: str
     #: For a ``timeout``: which limit passed (None is the task's own ``timeout``, as from older triggers).
     limit: Limit | None = None
+    #: For an ``error``: no later try can change it (``errors.FlowPlatformError.permanent``).
+    permanent: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in EVENT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(EVENT_STATUSES)}, got {self.status!r}")
         if self.limit is not None and (self.status != "timeout" or self.limit not in LIMITS):
             raise ValueError(f"limit must be one of {', '.join(LIMITS)} on a timeout, got {self.limit!r}")
+        if self.permanent and self.status != "error":
+            raise ValueError(f"only an error is permanent, not a {self.status!r}")
         if self.instance is not None and not isinstance(self.instance, dict):
             raise ValueError(f"instance must be a dict or None, got {type(self.instance).__name__}")
         if self.instance is None and self.status in ("success", "failure"):
@@ -303,13 +307,17 @@ class WaitEvent:
         return self.status == "timeout" and self.limit == "execution_timeout"
 
     @classmethod
-    def error(cls, message: str, last: FlowInstance | None) -> WaitEvent:
+    def error(cls, message: str, last: FlowInstance | None, *, permanent: bool = False) -> WaitEvent:
         """The wait could not go on (polls failing, an unexpected fault); ``last`` is what was last seen."""
-        return cls("error", _as_dict(last), message)
+        return cls("error", _as_dict(last), message, permanent=permanent)
 
     def to_dict(self) -> dict[str, Any]:
-        payload = {"status": self.status, "instance": self.instance, "message": self.message}
-        return payload if self.limit is None else {**payload, "limit": self.limit}
+        payload: dict[str, Any] = {"status": self.status, "instance": self.instance, "message": self.message}
+        if self.limit is not None:
+            payload["limit"] = self.limit
+        if self.permanent:
+            payload["permanent"] = True
+        return payload
 
     @classmethod
     def from_dict(cls, payload: object) -> WaitEvent:
@@ -318,7 +326,13 @@ class WaitEvent:
             raise ValueError(f"an event is a dict, got {type(payload).__name__}")
         if "status" not in payload:
             raise ValueError("it has no status")
-        return cls(payload["status"], payload.get("instance"), payload.get("message", ""), payload.get("limit"))
+        return cls(
+            payload["status"],
+            payload.get("instance"),
+            payload.get("message", ""),
+            payload.get("limit"),
+            payload.get("permanent") is True,
+        )
 
     @classmethod
     def received(cls, event: object, task_id: str) -> WaitEvent:

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
 from airflow_provider_flowinst.durable import RunMemory
 from airflow_provider_flowinst.errors import FlowInstanceNotFound
+from airflow_provider_flowinst.failures import failing_fast, permanent_failure
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -107,7 +108,8 @@ class TriggerFlowOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         hook = get_hook(self.conn_id)
         try:
-            return self._execute(context, hook)
+            with failing_fast():
+                return self._execute(context, hook)
         finally:
             hook.close()  # done with the platform (LSF logs out), also when deferring
 
@@ -235,7 +237,8 @@ class TriggerFlowOperator(BaseOperator):
             raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout":
             stop("it did not end within the timeout")
-        raise AirflowException(failure_reason(event, hook, self.log))
+        reason = failure_reason(event, hook, self.log)
+        raise permanent_failure(reason) if event.permanent else AirflowException(reason)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         try:

@@ -9,6 +9,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_flowinst.failures import PermanentFailure, failing_fast, permanent_failure
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -108,9 +109,10 @@ class FlowInstanceSensor(BaseSensorOperator):
         return self._settle(self._look(context))
 
     def _look(self, context: Any) -> Verdict:
-        hook = self.hook()
-        push_instance_url(context, hook.client.instance_url(self.instance_id))
-        return self.watch().look(hook, self.log)
+        with failing_fast():  # Airflow's sensor skips a PermanentFailure under soft_fail, or fails it at once
+            hook = self.hook()
+            push_instance_url(context, hook.client.instance_url(self.instance_id))
+            return self.watch().look(hook, self.log)
 
     def _judge(self, instance: FlowInstance) -> PokeReturnValue | bool:
         return self._settle(self.watch().judge(instance))
@@ -129,14 +131,14 @@ class FlowInstanceSensor(BaseSensorOperator):
             raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout" and not self.soft_fail:
             raise AirflowSensorTimeout(event.message)
-        self._fail(failure_reason(event, self.conn_id, self.log))
+        self._fail(failure_reason(event, self.conn_id, self.log), permanent=event.permanent)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, *, permanent: bool = False) -> None:
         # Airflow 3 does not turn a sensor's own failure into a skip, so soft_fail is honoured here.
         if self.soft_fail:
             raise AirflowSkipException(message)
-        raise AirflowException(message)
+        raise permanent_failure(message) if permanent else AirflowException(message)
 
     # -- deferrable ----------------------------------------------------------------------------------
 
@@ -150,7 +152,12 @@ class FlowInstanceSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One look first: an instance that has already ended needs no trip through the triggerer.
-        verdict = self._look(context)
+        try:
+            verdict = self._look(context)
+        except PermanentFailure as failure:
+            if self.soft_fail:  # as Airflow's poke loop does
+                raise AirflowSkipException(str(failure)) from failure
+            raise
         if verdict.done:
             return self._conclude(verdict.event())
         ends = deadline(

@@ -162,7 +162,7 @@ class FlowInstanceTrigger(BaseTrigger):
             except FlowPlatformError as exc:
                 reason = watch.failures.give_up(exc)
                 if reason is not None:
-                    yield _event(WaitEvent.error(reason, last))
+                    yield _event(WaitEvent.error(reason, last, permanent=exc.permanent))
                     return
                 self.log.warning("Poll %d failed (%s); will poll again", watch.failures.count, exc)
             except Exception as exc:  # never let a trigger die with a bare traceback: report it as an event
