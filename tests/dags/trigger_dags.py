@@ -90,9 +90,15 @@ trigger_deferred_execution_timeout = trigger_dag(
     retries=1,
     retry_delay=dt.timedelta(seconds=0),
 )
-# A first try that fails after the run started, and a retry that must reattach to it.
+# A first try that fails after the run started, and a retry that must reattach to it. The connection does not
+# retry (the test sets it) and one failed look ends the try: one passing fault fails it.
 trigger_retried = trigger_dag(
-    "trigger_retried", "enos_batch_default", "5105", retries=2, retry_delay=dt.timedelta(seconds=0)
+    "trigger_retried",
+    "enos_batch_default_quick_retry",
+    "5105",
+    retries=2,
+    retry_delay=dt.timedelta(seconds=0),
+    max_consecutive_failures=1,
 )
 
 
@@ -108,11 +114,12 @@ with DAG(
 ) as trigger_retried_before_33:
     TriggerFlowOperatorBefore33(
         task_id="run",
-        conn_id="enos_batch_default",
+        conn_id="enos_batch_default_quick_retry",
         flow="5106",
         poke_interval=0.2,
         retries=2,
         retry_delay=dt.timedelta(seconds=0),
+        max_consecutive_failures=1,
     )
 
 

@@ -100,6 +100,15 @@ async def test_too_many_failed_polls_in_a_row_end_with_an_error_event(emulator, 
     assert "HTTP 503" in event["message"]
 
 
+async def test_a_poll_the_platform_refuses_ends_the_wait_as_a_permanent_error(emulator):
+    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+
+    event = await first_event(trigger("4000-20310101000000"))
+
+    assert (event["status"], event["permanent"]) == ("error", True)
+    assert "HTTP 403" in event["message"]
+
+
 async def test_an_unknown_connection_is_an_error_event_not_a_crash(emulator):
     event = await first_event(
         FlowInstanceTrigger(conn_id="no_such_connection", instance_id="2809-20310101000000", poke_interval=0.1)
