@@ -14,6 +14,7 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.trigger_start import refuse_unless_supported, start_trigger_args
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
@@ -51,6 +52,10 @@ class FlowInstanceSensor(BaseSensorOperator):
         the try as timed out: unlike the sensor's own ``timeout``, the task's retries then apply.
     :param max_consecutive_failures: looks that may fail in a row (5xx, resets, timeouts, after the
         transport's own retries) before the task fails; a permanent refusal fails it at once.
+    :param start_from_trigger: start the wait in the triggerer straight from the scheduler (Airflow 3.3+;
+        refused, naming the release, on older ones): no worker is started for a wait that succeeds (its XCom
+        is the same); any other end resumes the task in a worker, which fails it with the same messages.
+        Implies ``deferrable``.
     """
 
     template_fields: Sequence[str] = ("conn_id", "instance_id")
@@ -68,8 +73,11 @@ class FlowInstanceSensor(BaseSensorOperator):
         fail_if_missing: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
+        if start_from_trigger:
+            refuse_unless_supported(kwargs.get("task_id", "FlowInstanceSensor"))
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.instance_id = instance_id
@@ -79,6 +87,14 @@ class FlowInstanceSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self._failures = ConsecutiveFailures(self.max_consecutive_failures)
+        if start_from_trigger:
+            # The scheduler starts this trigger; dag.test() (which runs tasks itself) takes the deferrable path.
+            self.deferrable = True
+            self.start_from_trigger = True
+            trigger = FlowInstanceTrigger.waiting_on(
+                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=None
+            )
+            self.start_trigger_args = start_trigger_args(trigger.serialize()[1], self.timeout, self.execution_timeout)
 
     def hook(self) -> FlowPlatformHook[Any]:
         # One hook per task run, closed when it ends (LSF then logs out).

@@ -16,6 +16,7 @@ from airflow_provider_flowinst.batching import InstancePoller, instance_poller, 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
+from airflow_provider_flowinst.links import XCOM_URL_KEY
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
 from airflow_provider_flowinst.waits import (
@@ -63,6 +64,8 @@ class FlowInstanceTrigger(BaseTrigger):
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
         end_time_limit: Limit = "timeout",
+        timeout_seconds: float | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()
         if end_time_limit not in LIMITS:
@@ -78,6 +81,9 @@ class FlowInstanceTrigger(BaseTrigger):
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
         self.end_time_limit = end_time_limit
+        # A trigger started by the scheduler (start_from_trigger) knows no end_time yet: it counts from its start.
+        self.timeout_seconds = None if timeout_seconds is None else float(timeout_seconds)
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -94,14 +100,31 @@ class FlowInstanceTrigger(BaseTrigger):
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "cancel_on_kill": self.cancel_on_kill,
                 "end_time_limit": self.end_time_limit,
+                "timeout_seconds": self.timeout_seconds,
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.end_time is None and self.timeout_seconds is not None:
+            self.end_time = time.time() + self.timeout_seconds
         async with shared_session_lease(), instance_poller(self.conn_id) as poller:
             async for event in self._poll(poller):
-                yield event
+                yield await self._ending_the_task(event, poller)
                 return
+
+    async def _ending_the_task(self, event: TriggerEvent, poller: InstancePoller) -> TriggerEvent:
+        """With ``end_from_trigger``, a success ends the task here with the XComs a worker would have pushed
+        (the instance dict, the console link's URL): no worker is started for it. Anything else resumes the
+        task, whose ``execute_complete`` fails it as any deferred wait's."""
+        payload = event.payload
+        if not self.end_from_trigger or not isinstance(payload, dict) or payload.get("status") != "success":
+            return event
+        from airflow.triggers.base import TaskSuccessEvent  # Airflow 3.3+, the only release that starts here
+
+        url = (await poller.hook()).client.instance_url(self.instance_id)
+        self.log.info("%s", payload.get("message"))
+        return TaskSuccessEvent(xcoms={"return_value": payload["instance"], XCOM_URL_KEY: url})
 
     def watch(self) -> Watch:
         """What this trigger waits for; its count of failed polls starts at zero in each run."""

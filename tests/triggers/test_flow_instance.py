@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_SECRET
 from airflow_provider_flowinst.transport import close_shared_session
@@ -15,11 +16,16 @@ from tests.helpers import quick_retry_connection
 
 
 async def first_event(trigger: FlowInstanceTrigger, timeout: float = 30.0) -> dict:
-    """The single event the trigger yields, as the triggerer would receive it."""
+    """The single event's payload, as the triggerer would receive it."""
+    return (await first_event_of(trigger, timeout)).payload
+
+
+async def first_event_of(trigger: FlowInstanceTrigger, timeout: float = 30.0) -> TriggerEvent:
+    """The single event the trigger yields."""
     try:
         async with asyncio.timeout(timeout):
             async for event in trigger.run():
-                return event.payload
+                return event
     finally:
         await close_shared_session()
     raise AssertionError("the trigger ended without an event")
