@@ -14,7 +14,6 @@ from airflow.sdk import DAG, task
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
-from tests.dags.trigger_dags import PLATFORMS
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": dt.timedelta(seconds=0)}
@@ -26,9 +25,16 @@ def fails_fast_dag(dag_id: str, **operator_kwargs: Any) -> DAG:
     return dag
 
 
+#: platform -> (connection, a flow or process definition the emulator does not know).
+UNKNOWN_FLOWS = {
+    "enos_batch": ("enos_batch_default", "424242"),
+    "lsf_pm": ("lsf_pm_default", "jsmith:no_such_flow"),
+    "dataworks": ("dataworks_default", "999999"),
+    "enos_bpm": ("enos_bpm_default", "noSuchProcess:1:x"),
+}
+
 # An unknown flow or process definition at start, on each platform.
-for platform, modes in PLATFORMS.items():
-    conn_id, *_, unknown = modes["poke"]
+for platform, (conn_id, unknown) in UNKNOWN_FLOWS.items():
     dag_id = f"fails_fast_{platform}_unknown_flow"
     globals()[dag_id] = fails_fast_dag(dag_id, conn_id=conn_id, flow=unknown)
 

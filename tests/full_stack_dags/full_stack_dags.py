@@ -52,3 +52,14 @@ with DAG(dag_id="full_stack_execution_timeout", schedule=None, start_date=START,
         retries=1,
         retry_delay=dt.timedelta(seconds=0),
     )
+
+with DAG(dag_id="full_stack_start_from_trigger", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    # (f) a wait the scheduler starts in the triggerer (Airflow 3.3+), its instance id rendered there.
+    FlowInstanceSensor(
+        task_id="wait",
+        conn_id="enos_batch_default",
+        instance_id="{{ dag_run.conf['instance_id'] }}",
+        start_from_trigger=True,
+        poke_interval=1,
+        timeout=300,
+    )
