@@ -248,6 +248,7 @@ def test_f_a_wait_started_from_the_trigger_takes_no_worker(stack: AirflowStack, 
     emulator_process.create_enos_batch_instance("5101", instance_id=instance_id)
 
     stack.wait_for_task_state(TRIGGER_START_DAG, run_id, "wait", "success", STEP_TIMEOUT)
+    # The same XCom a worker pushes (a dict, not JSON text): what downstream tasks pull.
     result = stack.xcom(TRIGGER_START_DAG, run_id, "wait")
     assert (result["instance_id"], result["state"], result["platform"]) == (instance_id, "success", "enos_batch")
     job_id, _log = stack.wait_for(

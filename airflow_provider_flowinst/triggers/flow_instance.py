@@ -122,9 +122,27 @@ class FlowInstanceTrigger(BaseTrigger):
             return event
         from airflow.triggers.base import TaskSuccessEvent  # Airflow 3.3+, the only release that starts here
 
-        url = (await poller.hook()).client.instance_url(self.instance_id)
+        xcoms = {
+            "return_value": payload["instance"],
+            XCOM_URL_KEY: (await poller.hook()).client.instance_url(self.instance_id),
+        }
         self.log.info("%s", payload.get("message"))
-        return TaskSuccessEvent(xcoms={"return_value": payload["instance"], XCOM_URL_KEY: url})
+        # Pushed as a worker pushes them (the task SDK's XCom, through the execution API): Airflow 3.3.2 stores
+        # a TaskSuccessEvent's own xcoms as JSON text, so a downstream task would pull a str, not the dict.
+        ti = self.task_instance
+        if ti is not None:
+            try:
+                from airflow.sdk.execution_time.xcom import XCom
+
+                for key, value in xcoms.items():
+                    await XCom.aset(
+                        key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+                    )
+            except Exception as exc:
+                self.log.warning("Could not push the XComs as a worker does (%s); the event carries them", exc)
+            else:
+                return TaskSuccessEvent()
+        return TaskSuccessEvent(xcoms=xcoms)
 
     def watch(self) -> Watch:
         """What this trigger waits for; its count of failed polls starts at zero in each run."""
