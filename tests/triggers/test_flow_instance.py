@@ -141,6 +141,8 @@ def test_serialised_kwargs_are_ids_and_settings_and_rebuild_the_same_trigger():
         "max_consecutive_failures": 10,
         "cancel_on_kill": False,
         "end_time_limit": "timeout",
+        "timeout_seconds": None,
+        "end_from_trigger": False,
     }
     assert FlowInstanceTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert ENOS_APP_SECRET not in json.dumps(kwargs)
