@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
 from airflow_provider_flowinst._compat import AirflowException
@@ -13,13 +13,34 @@ from airflow_provider_flowinst.registry import PLATFORMS
 
 #: How messages name each platform (the registry's titles).
 PLATFORM_TITLES = {entry.key: entry.title for entry in PLATFORMS}
+#: 4xx answers that a later try may not meet: the request timed out (408) or was throttled (429).
+PASSING_CLIENT_STATUSES = frozenset({408, 429})
+#: The platforms' own "invalid parameter" codes, answered with HTTP 200 (docs/platforms.md): EnOS Batch 62102
+#: (on a start it may also mean "triggered within the last minute": that one is a RunOutcomeUnknown), BPM 33400.
+INVALID_PARAMETER_CODES = {"enos_batch": frozenset({"62102"}), "enos_bpm": frozenset({"33400"})}
+
+
+def refused_for_good(platform: str, http_status: int | None, code: str | None, retryable: bool) -> bool:
+    """Whether the platform refused a call as invalid, so that sending it again later meets the same refusal:
+    a 4xx other than 408 and 429, or the platform's own invalid-parameter code."""
+    if retryable:
+        return False
+    if code is not None and code in INVALID_PARAMETER_CODES.get(platform, ()):
+        return True
+    return http_status is not None and 400 <= http_status < 500 and http_status not in PASSING_CLIENT_STATUSES
 
 
 class FlowPlatformError(AirflowException):
     """A platform refused a call, or answered something this provider cannot read.
 
-    ``retryable`` marks faults that may pass (5xx, throttling, resets); the transport retries those.
+    ``retryable`` marks faults that may pass (5xx, throttling, resets); the transport retries those, and
+    ``retry_after`` is the delay the platform last asked for (seconds; None when it asked none).
+    ``permanent`` marks failures no later try can change (see :func:`refused_for_good`, and the subclasses):
+    the provider's tasks then fail without spending their retries. A caller who knows better passes it.
     """
+
+    #: ``permanent`` of this kind of error whatever the answer (None: judged from the answer).
+    permanent_by_default: ClassVar[bool | None] = None
 
     def __init__(
         self,
@@ -30,6 +51,8 @@ class FlowPlatformError(AirflowException):
         code: str | int | None = None,
         http_status: int | None = None,
         retryable: bool = False,
+        permanent: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.platform = platform
         self.call = call
@@ -37,6 +60,11 @@ class FlowPlatformError(AirflowException):
         self.code = None if code is None else str(code)
         self.http_status = http_status
         self.retryable = retryable
+        self.retry_after = retry_after
+        decided = permanent if permanent is not None else self.permanent_by_default
+        self.permanent = (
+            decided if decided is not None else refused_for_good(platform, http_status, self.code, retryable)
+        )
         super().__init__(self._compose())
 
     def _compose(self) -> str:
@@ -71,12 +99,33 @@ class FlowPlatformError(AirflowException):
         # Keyword-only arguments do not survive the default exception pickling (used by Airflow's runners).
         return (
             _rebuild,
-            (type(self), self.platform, self.call, self.platform_message, self.code, self.http_status, self.retryable),
+            (
+                type(self),
+                self.platform,
+                self.call,
+                self.platform_message,
+                self.code,
+                self.http_status,
+                self.retryable,
+                self.permanent,
+                self.retry_after,
+            ),
         )
 
 
 class FlowInstanceNotFound(FlowPlatformError):
-    """The platform says the instance (or flow) does not exist."""
+    """The platform says the instance (or flow) does not exist.
+
+    Not permanent by itself (an instance may yet appear); an unknown flow at start is (the operator says so).
+    """
+
+    permanent_by_default = False
+
+
+def unknown_flow(error: FlowInstanceNotFound) -> FlowInstanceNotFound:
+    """``error``, raised by a start: the flow (or process definition) does not exist, which no retry changes."""
+    error.permanent = True
+    return error
 
 
 class RunOutcomeUnknown(FlowPlatformError):
@@ -86,6 +135,8 @@ class RunOutcomeUnknown(FlowPlatformError):
     refused it as a repeat of a call it already carried out. It is never sent again blindly: the run it may
     have made is looked for first (``PlatformClient.find_started_run``).
     """
+
+    permanent_by_default = False  # the next try looks for the run and carries on
 
     def after_looking(self, what_was_seen: str) -> RunOutcomeUnknown:
         """The same unclear outcome, still unclear after looking: ``what_was_seen`` is added to its message."""
@@ -104,7 +155,12 @@ class RerunNotSupported(FlowPlatformError):
 
 
 class AmbiguousStart(FlowPlatformError):
-    """Several runs could be the one a start made, and the platform gives no way to tell them apart."""
+    """Several runs could be the one a start made, and the platform gives no way to tell them apart.
+
+    Permanent: a retry would meet the same runs; a person has to decide which is this task's.
+    """
+
+    permanent_by_default = True
 
 
 def _rebuild(
@@ -115,8 +171,19 @@ def _rebuild(
     code: str | None,
     http_status: int | None,
     retryable: bool,
+    permanent: bool | None = None,
+    retry_after: float | None = None,
 ) -> FlowPlatformError:
-    return cls(platform, call, platform_message, code=code, http_status=http_status, retryable=retryable)
+    return cls(
+        platform,
+        call,
+        platform_message,
+        code=code,
+        http_status=http_status,
+        retryable=retryable,
+        permanent=permanent,
+        retry_after=retry_after,
+    )
 
 
 #: What a secret is replaced by in messages and log records (as Airflow's masker writes it).

@@ -428,6 +428,20 @@ def _gave_up(settings: TransportSettings, request: HttpRequest, fault: Transient
         f"still failing after {settings.max_retries + 1} attempts: {fault.message}",
         http_status=fault.http_status,
         retryable=True,
+        retry_after=fault.retry_after,  # a task's retry policy may wait as long as the platform last asked
+    )
+
+
+def _credentials_refused(
+    settings: TransportSettings, request: HttpRequest, response: HttpResponse
+) -> FlowPlatformError:
+    """The platform refused a token it had just handed out: the credentials, not the token, are refused."""
+    return FlowPlatformError(
+        settings.platform,
+        request.call,
+        f"the platform refused the call again right after a fresh login: {readable_snippet(response)}",
+        http_status=response.status,
+        permanent=True,
     )
 
 
@@ -679,7 +693,11 @@ class _Calls:
         response = yield from self.retrying(request, token)
         if self.auth.is_token_expired(response):
             TOKENS.invalidate(self.key, token)
-            response = yield from self.retrying(request, (yield from self.token(refused=token)))
+            fresh = yield from self.token(refused=token)
+            response = yield from self.retrying(request, fresh)
+            if fresh is not None and self.auth.is_token_expired(response):
+                TOKENS.invalidate(self.key, fresh)
+                raise _credentials_refused(self.settings, request, response)
         return response
 
     def token(self, refused: Token | None = None) -> _Steps[Token | None]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast, get_args
 
-from airflow_provider_flowinst._compat import AirflowException
+from airflow_provider_flowinst._compat import AirflowException, AirflowTaskTimeout, TaskDeferralTimeout
 from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.models import FlowInstance, FlowState
@@ -30,6 +30,10 @@ EVENT_DELIVERY_SECONDS = 60.0
 EventStatus = Literal["success", "failure", "timeout", "error"]
 VerdictStatus = Literal["success", "failure", "error", "waiting"]
 EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
+#: Which limit ends a deferred wait at its ``end_time``: the task's own ``timeout`` (a sensor's is final) or
+#: Airflow's ``execution_timeout`` (a timed-out try, which the task's retries may repeat).
+Limit = Literal["timeout", "execution_timeout"]
+LIMITS: tuple[str, ...] = get_args(Limit)
 
 
 def positive_count(value: Any, name: str) -> int:
@@ -75,10 +79,11 @@ def missing_message(error: FlowInstanceNotFound) -> str:
     return f"{error}; a missing instance ends this wait (the sensor's fail_if_missing, or a run the operator started)"
 
 
-def timeout_message(instance_id: str, last: FlowInstance | None) -> str:
+def timeout_message(instance_id: str, last: FlowInstance | None, limit: Limit = "timeout") -> str:
+    why = "the try's execution_timeout passed while" if limit == "execution_timeout" else "timed out"
     if last is None:
-        return f"timed out waiting for instance {instance_id} (never seen)"
-    return f"timed out waiting for {describe(last)} (last seen {last.state.value})"
+        return f"{why} waiting for instance {instance_id} (never seen)"
+    return f"{why} waiting for {describe(last)} (last seen {last.state.value})"
 
 
 # -- judging it ----------------------------------------------------------------------------------------
@@ -181,20 +186,71 @@ class Watch:
 
 @dataclass(frozen=True)
 class Deadline:
-    """When the trigger stops polling (``end_time``) and when Airflow gives up on it (``deferral_timeout``)."""
+    """When the trigger stops polling (``end_time``), which limit that is, and when Airflow gives up on it
+    (``deferral_timeout``)."""
 
     end_time: float
     deferral_timeout: dt.timedelta
+    limit: Limit = "timeout"
 
 
-def deadline(timeout: float, attempt_seconds: float, now: float | None = None) -> Deadline:
-    """The trigger times out first: its last read may end one attempt after ``end_time`` (see
+def deadline(
+    timeout: float, attempt_seconds: float, now: float | None = None, *, execution_end: float | None = None
+) -> Deadline:
+    """The wait ends ``timeout`` from now, or at ``execution_end`` (see :func:`execution_end`) if that is sooner.
+
+    The trigger times out first: its last read may end one attempt after ``end_time`` (see
     :func:`read_cutoff`), and its event then needs time to arrive; only past both does Airflow step in."""
     start = time.time() if now is None else now
+    end_time: float = start + timeout
+    limit: Limit = "timeout"
+    if execution_end is not None and execution_end < end_time:
+        end_time, limit = execution_end, "execution_timeout"
+    waited = max(0.0, end_time - start)
     return Deadline(
-        end_time=start + timeout,
-        deferral_timeout=dt.timedelta(seconds=timeout + attempt_seconds + EVENT_DELIVERY_SECONDS),
+        end_time=end_time,
+        deferral_timeout=dt.timedelta(seconds=waited + attempt_seconds + EVENT_DELIVERY_SECONDS),
+        limit=limit,
     )
+
+
+def try_started(context: Mapping[str, Any]) -> float | None:
+    """When this try of the task began (epoch seconds): its TaskInstance's ``start_date``, which Airflow keeps
+    across a deferral (a resumed try is not a new one); None where the context has none."""
+    started = getattr(context.get("ti"), "start_date", None)
+    return started.timestamp() if isinstance(started, dt.datetime) else None
+
+
+def execution_end(context: Mapping[str, Any], execution_timeout: dt.timedelta | None) -> float | None:
+    """When ``execution_timeout`` ends this try: its start + the timeout (None without one).
+
+    Airflow 3 enforces ``execution_timeout`` only while a worker runs the task, and counts afresh on each
+    resume (apache/airflow#69678, and #19382 before it); a deferred wait keeps it through this deadline."""
+    if execution_timeout is None:
+        return None
+    started = try_started(context)
+    return (time.time() if started is None else started) + execution_timeout.total_seconds()
+
+
+def past_execution_timeout(context: Mapping[str, Any], execution_timeout: dt.timedelta | None) -> bool:
+    """Whether this try is past its execution_timeout (for Airflow's own deferral timeout, which says not why)."""
+    ends = execution_end(context, execution_timeout) if try_started(context) is not None else None
+    return ends is not None and time.time() >= ends
+
+
+def deferral_timed_out(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised from, Airflow's deferral timeout (a sensor re-raises it as its own)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, TaskDeferralTimeout):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def execution_timeout_error(task_id: str, execution_timeout: dt.timedelta | None, why: str) -> AirflowTaskTimeout:
+    """The error of a try that its execution_timeout ended while deferred: Airflow retries it like any timeout."""
+    return AirflowTaskTimeout(f"{task_id}: execution_timeout ({execution_timeout}) passed: {why}")
 
 
 def read_cutoff(end_time: float | None, attempt_seconds: float, now: float | None = None) -> float | None:
@@ -222,10 +278,18 @@ class WaitEvent:
     status: EventStatus
     instance: dict[str, Any] | None
     message: str
+    #: For a ``timeout``: which limit passed (None is the task's own ``timeout``, as from older triggers).
+    limit: Limit | None = None
+    #: For an ``error``: no later try can change it (``errors.FlowPlatformError.permanent``).
+    permanent: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in EVENT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(EVENT_STATUSES)}, got {self.status!r}")
+        if self.limit is not None and (self.status != "timeout" or self.limit not in LIMITS):
+            raise ValueError(f"limit must be one of {', '.join(LIMITS)} on a timeout, got {self.limit!r}")
+        if self.permanent and self.status != "error":
+            raise ValueError(f"only an error is permanent, not a {self.status!r}")
         if self.instance is not None and not isinstance(self.instance, dict):
             raise ValueError(f"instance must be a dict or None, got {type(self.instance).__name__}")
         if self.instance is None and self.status in ("success", "failure"):
@@ -234,16 +298,26 @@ class WaitEvent:
             raise ValueError(f"message must be text, got {type(self.message).__name__}")
 
     @classmethod
-    def timed_out(cls, instance_id: str, last: FlowInstance | None) -> WaitEvent:
-        return cls("timeout", _as_dict(last), timeout_message(instance_id, last))
+    def timed_out(cls, instance_id: str, last: FlowInstance | None, limit: Limit = "timeout") -> WaitEvent:
+        return cls("timeout", _as_dict(last), timeout_message(instance_id, last, limit), limit)
+
+    @property
+    def execution_timed_out(self) -> bool:
+        """The try's execution_timeout ended the wait: a timed-out try, which the task's retries may repeat."""
+        return self.status == "timeout" and self.limit == "execution_timeout"
 
     @classmethod
-    def error(cls, message: str, last: FlowInstance | None) -> WaitEvent:
+    def error(cls, message: str, last: FlowInstance | None, *, permanent: bool = False) -> WaitEvent:
         """The wait could not go on (polls failing, an unexpected fault); ``last`` is what was last seen."""
-        return cls("error", _as_dict(last), message)
+        return cls("error", _as_dict(last), message, permanent=permanent)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "instance": self.instance, "message": self.message}
+        payload: dict[str, Any] = {"status": self.status, "instance": self.instance, "message": self.message}
+        if self.limit is not None:
+            payload["limit"] = self.limit
+        if self.permanent:
+            payload["permanent"] = True
+        return payload
 
     @classmethod
     def from_dict(cls, payload: object) -> WaitEvent:
@@ -252,7 +326,13 @@ class WaitEvent:
             raise ValueError(f"an event is a dict, got {type(payload).__name__}")
         if "status" not in payload:
             raise ValueError("it has no status")
-        return cls(payload["status"], payload.get("instance"), payload.get("message", ""))
+        return cls(
+            payload["status"],
+            payload.get("instance"),
+            payload.get("message", ""),
+            payload.get("limit"),
+            payload.get("permanent") is True,
+        )
 
     @classmethod
     def received(cls, event: object, task_id: str) -> WaitEvent:

@@ -359,6 +359,12 @@ class AirflowStack:
             for path in folder.glob(f"attempt={try_number}.log.trigger.*.log")
         }
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The log the worker wrote for this task try ('' while there is none)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        path = folder / f"attempt={try_number}.log"
+        return _messages(path) if path.exists() else ""
+
 
 def _messages(path: Path) -> str:
     """Each JSON line of a task or trigger log as ``event key=value ...``, without the task's own context."""

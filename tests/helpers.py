@@ -25,6 +25,10 @@ class DagRunResult:
     task_states: dict[str, str | None]
     xcoms: dict[tuple[str, str], Any]
     logical_date: dt.datetime
+    #: How many tries each task had (a retry adds one).
+    try_numbers: dict[str, int] | None = None
+    #: Seconds each task's last try took, from its start (kept across a deferral) to its end.
+    durations: dict[str, float | None] | None = None
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
         return self.xcoms.get((task_id, key))
@@ -35,10 +39,13 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
     logical_date = logical_date or unique_logical_date()
     dag_run = dag.test(logical_date=logical_date, **kwargs)
     with create_session() as session:
+        task_instances = dag_run.get_task_instances(session=session)
         task_states = {
             ti.task_id: (None if ti.state is None else str(ti.state.value if hasattr(ti.state, "value") else ti.state))
-            for ti in dag_run.get_task_instances(session=session)
+            for ti in task_instances
         }
+        try_numbers = {ti.task_id: ti.try_number for ti in task_instances}
+        durations = {ti.task_id: ti.duration for ti in task_instances}
         rows = session.scalars(
             select(XComModel).where(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
         ).all()
@@ -46,7 +53,7 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
         # turn a string such as "700004" into a number.
         xcoms = {(row.task_id, row.key): row.value for row in rows}
         state = str(dag_run.state.value if hasattr(dag_run.state, "value") else dag_run.state)
-    return DagRunResult(state=state, task_states=task_states, xcoms=xcoms, logical_date=logical_date)
+    return DagRunResult(state, task_states, xcoms, logical_date, try_numbers, durations)
 
 
 def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:

@@ -10,7 +10,10 @@ docs/full_stack.md) against an emulator process, and show that
 (c) marking a deferred TriggerFlowOperator task failed (as a user does, through the REST API) stops the
     remote run it started, through the trigger's ``on_kill`` in the triggerer;
 (d) the watcher's cursor survives a triggerer restart: a run that ended while no triggerer ran schedules the
-    DAG once, and the runs seen before are not fired again.
+    DAG once, and the runs seen before are not fired again;
+(e) a deferred TriggerFlowOperator's try ends at its start + execution_timeout (Airflow does not enforce it while
+    deferred): the triggerer ends the wait, the remote run is stopped and the try fails as timed out, retried;
+(f) a FlowInstanceSensor(start_from_trigger=True) reaches success with no worker process ever started for it.
 
 All processes are stopped when the module ends, also when a test fails.
 """
@@ -38,6 +41,8 @@ DAG_FILES = [
 ]
 WAIT_DAG = "full_stack_deferrable_wait"
 KILL_DAG = "full_stack_start_and_kill"
+EXECUTION_TIMEOUT_DAG = "full_stack_execution_timeout"
+TRIGGER_START_DAG = "full_stack_start_from_trigger"
 ASSET_DAG = "example_remote_run_asset"
 #: The flow example_remote_run_asset watches, and a run of it that succeeded before Airflow started.
 WATCHED_FLOW = "5108"
@@ -70,7 +75,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorPr
     )
     # The earlier run must have succeeded before the watcher first looks, to be part of its baseline.
     stack.wait_for(lambda: remote_state(emulator_process, EARLIER_RUN) == "SUCCESS", 10, "the earlier run")
-    with stack.running({WAIT_DAG, KILL_DAG, ASSET_DAG}, timeout=START_TIMEOUT):
+    dag_ids = {WAIT_DAG, KILL_DAG, ASSET_DAG, EXECUTION_TIMEOUT_DAG, TRIGGER_START_DAG}
+    with stack.running(dag_ids, timeout=START_TIMEOUT):
         yield stack
 
 
@@ -197,6 +203,91 @@ def test_d_after_a_triggerer_restart_the_watcher_neither_refires_nor_misses(
     assert stack.xcom(ASSET_DAG, runs[-1]["dag_run_id"], "process_new_run") == [missed]
     wait_for_polls(stack, emulator_process, 2)
     assert len(stack.dag_runs(ASSET_DAG)) == earlier + 1
+
+
+def test_e_a_deferred_try_ends_at_its_execution_timeout_and_its_remote_run_is_stopped(
+    stack: AirflowStack, emulator_process: EmulatorProcess
+):
+    before = lsf_requests(emulator_process)
+    run_id = stack.trigger_dag(EXECUTION_TIMEOUT_DAG, {})
+
+    # Two tries of 20 s each (the operator's own timeout is 600 s).
+    stack.wait_for_task_state(EXECUTION_TIMEOUT_DAG, run_id, "run", "failed", 4 * STEP_TIMEOUT)
+
+    task = stack.task_instance(EXECUTION_TIMEOUT_DAG, run_id, "run")
+    assert task["try_number"] == 2  # a timed-out try is retried
+    assert task["duration"] < 120
+    for try_number in (1, 2):
+        log = stack.task_log(EXECUTION_TIMEOUT_DAG, run_id, "run", try_number)
+        assert "AirflowTaskTimeout" in log and "execution_timeout (0:00:20) passed" in log, log[-2000:]
+        _job_id, trigger = stack.wait_for(
+            lambda n=try_number: trigger_log_of_try(stack, EXECUTION_TIMEOUT_DAG, run_id, n, "Trigger fired event"),
+            STEP_TIMEOUT,
+            f"the trigger's log of try {try_number}",
+        )
+        assert "'limit': 'execution_timeout'" in trigger
+    # Each try started a run and stopped it: the emulator counted two submits and two kills.
+    after = lsf_requests(emulator_process)
+    assert after["submit"] - before["submit"] == 2
+    assert after["kill"] - before["kill"] == 2
+    last_run = stack.xcom(EXECUTION_TIMEOUT_DAG, run_id, "run", key="flow_instance_id")
+    assert lsf_state(emulator_process, last_run) == "Killed"
+
+
+def test_f_a_wait_started_from_the_trigger_takes_no_worker(stack: AirflowStack, emulator_process: EmulatorProcess):
+    instance_id = "5101-20300101000002"  # does not exist yet: the wait must poll in the triggerer
+    run_id = stack.trigger_dag(TRIGGER_START_DAG, {"instance_id": instance_id})
+    # The scheduler defers the task itself; the triggerer renders instance_id and starts polling.
+    stack.wait_for_task_state(TRIGGER_START_DAG, run_id, "wait", "deferred", STEP_TIMEOUT)
+    stack.wait_for(
+        lambda: trigger_log(stack, TRIGGER_START_DAG, run_id, "wait", "does not exist yet"),
+        STEP_TIMEOUT,
+        "the trigger to poll the rendered instance id",
+    )
+
+    emulator_process.create_enos_batch_instance("5101", instance_id=instance_id)
+
+    stack.wait_for_task_state(TRIGGER_START_DAG, run_id, "wait", "success", STEP_TIMEOUT)
+    # The same XCom a worker pushes (a dict, not JSON text): what downstream tasks pull.
+    result = stack.xcom(TRIGGER_START_DAG, run_id, "wait")
+    assert (result["instance_id"], result["state"], result["platform"]) == (instance_id, "success", "enos_batch")
+    job_id, _log = stack.wait_for(
+        lambda: trigger_log(stack, TRIGGER_START_DAG, run_id, "wait", "reached success"),
+        STEP_TIMEOUT,
+        "the trigger log",
+    )
+    assert_written_by_a_triggerer(stack, job_id)
+    # No worker ever ran the try: none wrote its log, none claimed it (a worker's start sets hostname and pid).
+    task = stack.task_instance(TRIGGER_START_DAG, run_id, "wait")
+    assert (task["try_number"], task["hostname"] or None, task["pid"]) == (1, None, None)
+    assert stack.task_log(TRIGGER_START_DAG, run_id, "wait", 1) == ""
+    assert not (
+        stack.home / "logs" / f"dag_id={TRIGGER_START_DAG}" / f"run_id={run_id}" / "task_id=wait" / "attempt=1.log"
+    ).exists()
+
+
+def trigger_log_of_try(
+    stack: AirflowStack, dag_id: str, run_id: str, try_number: int, text: str
+) -> tuple[int, str] | None:
+    for job_id, log in stack.trigger_logs(dag_id, run_id, "run", try_number).items():
+        if text in log:
+            return job_id, log
+    return None
+
+
+def lsf_requests(emulator: EmulatorProcess) -> dict[str, int]:
+    """How many flows the emulator's LSF Process Manager has submitted and killed so far."""
+    counts: dict[str, int] = emulator.stats()["requests"]
+    return {
+        "submit": counts.get("lsf_pm POST /platform/ws/flow/definitions/submit", 0),
+        "kill": counts.get("lsf_pm POST /platform/ws/flow/instances/kill", 0),
+    }
+
+
+def lsf_state(emulator: EmulatorProcess, instance_id: str) -> str | None:
+    """The emulator's own word for an LSF instance's state (e.g. Running, Killed)."""
+    record = emulator.control("GET", "/_emulator/lsf_pm/instances").get(str(instance_id))
+    return None if record is None else str(record["state"])
 
 
 def watcher_cursor(stack: AirflowStack) -> list[str] | None:

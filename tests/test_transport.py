@@ -173,6 +173,19 @@ def test_an_expired_token_is_renewed_and_the_call_retried_once(emulator):
     assert emulator.stats()["token_requests"] == {"enos_gateway": 2}
 
 
+def test_a_token_refused_again_right_after_a_fresh_login_is_a_permanent_failure(emulator):
+    hook = enos_hook(emulator)
+    hook.get_my_flows()
+    emulator.inject_fault("expired_token", platform="enos_batch", count=2)
+
+    with pytest.raises(FlowPlatformError) as refused:
+        hook.get_my_flows("map")
+
+    assert refused.value.permanent
+    assert "refused the call again right after a fresh login" in str(refused.value)
+    assert emulator.stats()["token_requests"] == {"enos_gateway": 2}  # one fresh login, not more
+
+
 def test_a_failed_token_request_is_retried_with_a_fresh_timestamp(emulator):
     # The gateway refuses an encryption it has seen (1001), so a resent token request must be rebuilt.
     emulator.inject_fault("503", platform="enos_gateway", count=1)

@@ -19,10 +19,12 @@ from airflow_provider_flowinst.waits import (
     Watch,
     deadline,
     describe,
+    execution_end,
     failure_message,
     failure_reason,
     judge,
     parse_states,
+    past_execution_timeout,
     read_cutoff,
     status_line,
     timeout_message,
@@ -128,8 +130,23 @@ def test_an_event_without_message_or_instance_reads_as_empty_and_extra_keys_are_
 def test_a_timeout_event_carries_what_was_last_seen():
     last = instance()
 
-    assert WaitEvent.timed_out("2809-1", last) == WaitEvent("timeout", last.to_dict(), timeout_message("2809-1", last))
+    assert WaitEvent.timed_out("2809-1", last) == WaitEvent(
+        "timeout", last.to_dict(), timeout_message("2809-1", last), "timeout"
+    )
     assert WaitEvent.timed_out("2809-1", None).instance is None
+
+
+def test_a_timeout_event_says_which_limit_passed():
+    event = WaitEvent.timed_out("2809-1", instance(), "execution_timeout")
+
+    assert event.execution_timed_out
+    assert event.to_dict()["limit"] == "execution_timeout"
+    assert WaitEvent.from_dict(event.to_dict()) == event
+    assert "execution_timeout passed while waiting for" in event.message
+    # An event from a trigger of an earlier release has no limit: the task's own timeout.
+    assert not WaitEvent.from_dict({"status": "timeout", "message": "timed out"}).execution_timed_out
+    with pytest.raises(ValueError, match="limit must be one of"):
+        WaitEvent("error", None, "", "execution_timeout")
 
 
 def test_an_error_event_carries_what_was_last_seen():
@@ -202,6 +219,40 @@ def test_the_deadline_leaves_the_trigger_its_last_read_and_the_event_time_to_arr
     # The trigger's latest read, begun just before end_time, ends before Airflow's deferral timeout.
     latest_read_end = ends.end_time + read_cutoff(ends.end_time, 70.0, now=ends.end_time)
     assert latest_read_end < 1000.0 + ends.deferral_timeout.total_seconds()
+
+
+@pytest.mark.parametrize(
+    ("execution_end", "end_time", "limit"),
+    [(1300.0, 1300.0, "execution_timeout"), (1700.0, 1600.0, "timeout"), (None, 1600.0, "timeout")],
+)
+def test_the_deadline_is_the_sooner_of_timeout_and_the_trys_execution_timeout(execution_end, end_time, limit):
+    ends = deadline(600.0, 70.0, now=1000.0, execution_end=execution_end)
+
+    assert (ends.end_time, ends.limit) == (end_time, limit)
+    assert ends.deferral_timeout == dt.timedelta(seconds=end_time - 1000.0 + 70 + EVENT_DELIVERY_SECONDS)
+
+
+def test_a_try_already_past_its_execution_timeout_ends_its_wait_at_once():
+    ends = deadline(600.0, 70.0, now=1000.0, execution_end=900.0)
+
+    assert (ends.end_time, ends.limit) == (900.0, "execution_timeout")
+    assert ends.deferral_timeout == dt.timedelta(seconds=70 + EVENT_DELIVERY_SECONDS)
+
+
+def test_execution_timeout_counts_from_the_trys_start_date():
+    class Try:
+        start_date = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+
+    context = {"ti": Try()}
+
+    assert execution_end(context, dt.timedelta(minutes=20)) == Try.start_date.timestamp() + 1200
+    assert execution_end(context, None) is None
+    assert past_execution_timeout(context, dt.timedelta(minutes=20)) is False  # 2030 is still to come
+    Try.start_date = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    assert past_execution_timeout(context, dt.timedelta(minutes=20)) is True
+    # No start known: nothing is past, and the try counts from now.
+    assert past_execution_timeout({}, dt.timedelta(minutes=20)) is False
+    assert execution_end({}, dt.timedelta(seconds=5)) == pytest.approx(time.time() + 5, abs=5)
 
 
 def test_deadline_reads_the_clock_when_not_given_one():

@@ -13,7 +13,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_flowinst.clock import SYSTEM
-from airflow_provider_flowinst.errors import FlowPlatformError, RerunNotSupported, RunOutcomeUnknown
+from airflow_provider_flowinst.errors import (
+    FlowInstanceNotFound,
+    FlowPlatformError,
+    RerunNotSupported,
+    RunOutcomeUnknown,
+    unknown_flow,
+)
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
 from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt, Token
@@ -318,6 +324,9 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
             return self.perform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
             return self.perform(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+        except FlowInstanceNotFound as unknown:
+            unknown_flow(unknown)  # marks it permanent
+            raise
 
     async def astart_run(
         self, flow: str, parameters: Mapping[str, Any] | None = None, *, attempt: StartAttempt | None = None
@@ -329,6 +338,9 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
             return await self.aperform(client.start_run(flow, parameters, attempt))
         except RunOutcomeUnknown as unclear:
             return await self.aperform(find_after_unclear_start(client, flow, parameters, attempt, unclear))
+        except FlowInstanceNotFound as unknown:
+            unknown_flow(unknown)  # marks it permanent
+            raise
 
     def find_started_run(self, attempt: StartAttempt, parameters: Mapping[str, Any] | None = None) -> str | None:
         """The run an earlier ``attempt`` made (e.g. by a task try that crashed mid-start), or None."""

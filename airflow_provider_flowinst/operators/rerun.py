@@ -99,7 +99,7 @@ class RerunFailedNodesOperator(TriggerFlowOperator):
         if not self.wait_for_completion:
             return hook.get_instance(instance_id, include_graph=self.include_graph).to_dict()
         if self.deferrable:
-            self._defer_wait(hook, instance_id)
+            self._defer_wait(context, hook, instance_id)
         return self._wait(hook, memory, instance_id)
 
     def _rerun_sent_before(self, hook: FlowPlatformHook[Any], memory: RunMemory, instance_id: str) -> bool:

@@ -14,6 +14,7 @@ from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTime
 from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.durable import RunMemory
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, RerunNotSupported
+from airflow_provider_flowinst.failures import failing_fast, permanent_failure
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -28,8 +29,11 @@ from airflow_provider_flowinst.waits import (
     WaitEvent,
     Watch,
     deadline,
+    execution_end,
+    execution_timeout_error,
     failure_reason,
     parse_states,
+    past_execution_timeout,
     positive_count,
 )
 
@@ -58,7 +62,9 @@ class TriggerFlowOperator(BaseOperator):
     :param flow: the flow to run (templated).
     :param parameters: the run's parameters (templated).
     :param wait_for_completion: wait until the run ends; otherwise return as soon as it has started.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot. The deferred wait also ends at the try's
+        start + ``execution_timeout`` if that comes first (Airflow 3 does not enforce it while deferred): the run
+        is stopped (``cancel_on_kill``) and the try fails as timed out, so the task's retries apply.
     :param poke_interval: seconds between two looks at the run.
     :param timeout: seconds to wait for the run; past them it is stopped (``cancel_on_kill``) and the task fails.
     :param cancel_on_kill: stop the remote run when the task is killed or times out.
@@ -110,7 +116,8 @@ class TriggerFlowOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         self._hook: FlowPlatformHook[Any] | None = get_hook(self.conn_id)
         try:
-            return self._execute(context, self._hook)
+            with failing_fast():
+                return self._execute(context, self._hook)
         finally:
             self._close_hook()  # done with the platform (LSF logs out), also when deferring
 
@@ -137,12 +144,15 @@ class TriggerFlowOperator(BaseOperator):
             memory.forget()
             return instance.to_dict()
         if self.deferrable:
-            self._defer_wait(hook, self.instance_id)
+            self._defer_wait(context, hook, self.instance_id)
         return self._wait(hook, memory, self.instance_id)
 
-    def _defer_wait(self, hook: FlowPlatformHook[Any], instance_id: str) -> None:
-        """Wait for the run in the triggerer; ``execute_complete`` judges its event."""
-        ends = deadline(self.timeout, hook.attempt_seconds)
+    def _defer_wait(self, context: Any, hook: FlowPlatformHook[Any], instance_id: str) -> None:
+        """Wait for the run in the triggerer, until the operator's ``timeout`` or the try's end by its
+        ``execution_timeout``, whichever comes first; ``execute_complete`` judges its event."""
+        ends = deadline(
+            self.timeout, hook.attempt_seconds, execution_end=execution_end(context, self.execution_timeout)
+        )
         self.defer(
             trigger=FlowInstanceTrigger.waiting_on(
                 self.watch(instance_id),
@@ -150,6 +160,7 @@ class TriggerFlowOperator(BaseOperator):
                 poke_interval=self.poke_interval,
                 end_time=ends.end_time,
                 cancel_on_kill=self.cancel_on_kill,
+                end_time_limit=ends.limit,
             ),
             method_name="execute_complete",
             timeout=ends.deferral_timeout,
@@ -267,15 +278,23 @@ class TriggerFlowOperator(BaseOperator):
             self.log.info("%s", event.message)
             memory.forget()
             return event.instance
+        if event.execution_timed_out:
+            stop("it did not end within the try's execution_timeout")
+            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout":
             stop("it did not end within the timeout")
-        raise AirflowException(failure_reason(event, hook, self.log))
+        reason = failure_reason(event, hook, self.log)
+        raise permanent_failure(reason) if event.permanent else AirflowException(reason)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         try:
             return super().resume_execution(next_method, next_kwargs, context)
-        except TaskDeferralTimeout:
+        except TaskDeferralTimeout as exc:
             self._stop_remembered(context, "Airflow's deferral timeout passed")
+            if past_execution_timeout(context, self.execution_timeout):
+                raise execution_timeout_error(
+                    self.task_id, self.execution_timeout, "Airflow's deferral timed out"
+                ) from exc
             raise
 
     def on_kill(self) -> None:

@@ -135,6 +135,7 @@ def parse_logon_response(response: HttpResponse, *, user: str, base_url: str) ->
             f"session logs out or its token is dropped ({TOKEN_IDLE_SECONDS // 60} minutes unused); "
             f"the platform says: {_platform_says(response, LOGON_CALL)}",
             http_status=409,
+            permanent=False,  # a later try may find the other session gone
         )
     payload = read_answer(response, call=LOGON_CALL)
     token: Any = None

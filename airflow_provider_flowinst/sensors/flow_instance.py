@@ -9,10 +9,12 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_flowinst.failures import PermanentFailure, failing_fast, permanent_failure
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.trigger_start import refuse_unless_supported, start_trigger_args
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
@@ -23,8 +25,12 @@ from airflow_provider_flowinst.waits import (
     WaitEvent,
     Watch,
     deadline,
+    deferral_timed_out,
+    execution_end,
+    execution_timeout_error,
     failure_reason,
     parse_states,
+    past_execution_timeout,
     positive_count,
 )
 
@@ -41,9 +47,15 @@ class FlowInstanceSensor(BaseSensorOperator):
     :param failure_states: FlowState values that fail the task.
     :param include_graph: also read the instance's graph of remote tasks.
     :param fail_if_missing: fail at once when the platform says the instance does not exist.
-    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param deferrable: wait in the triggerer instead of a worker slot. The deferred wait also ends at the try's
+        start + ``execution_timeout`` if that comes first (Airflow 3 does not enforce it while deferred), failing
+        the try as timed out: unlike the sensor's own ``timeout``, the task's retries then apply.
     :param max_consecutive_failures: looks that may fail in a row (5xx, resets, timeouts, after the
         transport's own retries) before the task fails; a permanent refusal fails it at once.
+    :param start_from_trigger: start the wait in the triggerer straight from the scheduler (Airflow 3.3+;
+        refused, naming the release, on older ones): no worker is started for a wait that succeeds (its XCom
+        is the same); any other end resumes the task in a worker, which fails it with the same messages.
+        Implies ``deferrable``.
     """
 
     template_fields: Sequence[str] = ("conn_id", "instance_id")
@@ -61,8 +73,11 @@ class FlowInstanceSensor(BaseSensorOperator):
         fail_if_missing: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
+        if start_from_trigger:
+            refuse_unless_supported(kwargs.get("task_id", "FlowInstanceSensor"))
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.instance_id = instance_id
@@ -72,6 +87,14 @@ class FlowInstanceSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self._failures = ConsecutiveFailures(self.max_consecutive_failures)
+        if start_from_trigger:
+            # The scheduler starts this trigger; dag.test() (which runs tasks itself) takes the deferrable path.
+            self.deferrable = True
+            self.start_from_trigger = True
+            trigger = FlowInstanceTrigger.waiting_on(
+                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=None
+            )
+            self.start_trigger_args = start_trigger_args(trigger.serialize()[1], self.timeout, self.execution_timeout)
 
     def hook(self) -> FlowPlatformHook[Any]:
         # One hook per task run, closed when it ends (LSF then logs out).
@@ -107,9 +130,10 @@ class FlowInstanceSensor(BaseSensorOperator):
         return self._settle(self._look(context))
 
     def _look(self, context: Any) -> Verdict:
-        hook = self.hook()
-        push_instance_url(context, hook.client.instance_url(self.instance_id))
-        return self.watch().look(hook, self.log)
+        with failing_fast():  # Airflow's sensor skips a PermanentFailure under soft_fail, or fails it at once
+            hook = self.hook()
+            push_instance_url(context, hook.client.instance_url(self.instance_id))
+            return self.watch().look(hook, self.log)
 
     def _judge(self, instance: FlowInstance) -> PokeReturnValue | bool:
         return self._settle(self.watch().judge(instance))
@@ -124,16 +148,18 @@ class FlowInstanceSensor(BaseSensorOperator):
         if event.status == "success" and event.instance is not None:
             self.log.info("%s", event.message)
             return event.instance
+        if event.execution_timed_out:  # a timed-out try, never a skip: as in poke mode
+            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
         if event.status == "timeout" and not self.soft_fail:
             raise AirflowSensorTimeout(event.message)
-        self._fail(failure_reason(event, self.conn_id, self.log))
+        self._fail(failure_reason(event, self.conn_id, self.log), permanent=event.permanent)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, *, permanent: bool = False) -> None:
         # Airflow 3 does not turn a sensor's own failure into a skip, so soft_fail is honoured here.
         if self.soft_fail:
             raise AirflowSkipException(message)
-        raise AirflowException(message)
+        raise permanent_failure(message) if permanent else AirflowException(message)
 
     # -- deferrable ----------------------------------------------------------------------------------
 
@@ -147,17 +173,39 @@ class FlowInstanceSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One look first: an instance that has already ended needs no trip through the triggerer.
-        verdict = self._look(context)
+        try:
+            verdict = self._look(context)
+        except PermanentFailure as failure:
+            if self.soft_fail:  # as Airflow's poke loop does
+                raise AirflowSkipException(str(failure)) from failure
+            raise
         if verdict.done:
             return self._conclude(verdict.event())
-        ends = deadline(self.timeout, self.hook().attempt_seconds)
+        ends = deadline(
+            self.timeout, self.hook().attempt_seconds, execution_end=execution_end(context, self.execution_timeout)
+        )
         self.defer(
             trigger=FlowInstanceTrigger.waiting_on(
-                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=ends.end_time
+                self.watch(),
+                conn_id=self.conn_id,
+                poke_interval=self.poke_interval,
+                end_time=ends.end_time,
+                end_time_limit=ends.limit,
             ),
             method_name="execute_complete",
             timeout=ends.deferral_timeout,
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except (AirflowSensorTimeout, AirflowSkipException) as exc:
+            # Airflow's own deferral timeout (the trigger's event never came) when the try's time was up anyway.
+            if deferral_timed_out(exc) and past_execution_timeout(context, self.execution_timeout):
+                raise execution_timeout_error(
+                    self.task_id, self.execution_timeout, "Airflow's deferral timed out"
+                ) from exc
+            raise
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the same outcome a poke would have had."""

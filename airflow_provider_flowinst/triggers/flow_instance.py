@@ -16,13 +16,15 @@ from airflow_provider_flowinst.batching import InstancePoller, instance_poller, 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
-from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.models import XCOM_URL_KEY, FlowInstance, FlowState
 from airflow_provider_flowinst.transport import shared_session_lease
 from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
+    LIMITS,
     ConsecutiveFailures,
+    Limit,
     WaitEvent,
     Watch,
     describe,
@@ -40,6 +42,8 @@ class FlowInstanceTrigger(BaseTrigger):
 
     It yields a single event ``{"status": "success" | "failure" | "timeout" | "error", "instance": dict or
     None, "message": str}`` (a ``waits.WaitEvent``'s dict), judged as a sensor's poke judges (``waits.judge``).
+    A ``timeout`` event also says which limit ``end_time`` stands for (``"limit"``: ``end_time_limit``, the
+    task's own ``timeout`` or its try's ``execution_timeout``).
     Transient platform faults are retried by the transport; only ``max_consecutive_failures`` polls failing
     in a row end the wait with an ``error`` event, so a passing outage never fails a long wait. Its
     serialised kwargs are ids and settings, never a secret.
@@ -58,8 +62,13 @@ class FlowInstanceTrigger(BaseTrigger):
         end_time: float | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         cancel_on_kill: bool = False,
+        end_time_limit: Limit = "timeout",
+        timeout_seconds: float | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()
+        if end_time_limit not in LIMITS:
+            raise ValueError(f"end_time_limit must be one of {', '.join(LIMITS)}, got {end_time_limit!r}")
         self.conn_id = conn_id
         self.instance_id = instance_id
         self.success_states = FlowState.parse_many(success_states, argument="success_states")
@@ -70,6 +79,10 @@ class FlowInstanceTrigger(BaseTrigger):
         self.end_time = end_time
         self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
+        self.end_time_limit = end_time_limit
+        # A trigger started by the scheduler (start_from_trigger) knows no end_time yet: it counts from its start.
+        self.timeout_seconds = None if timeout_seconds is None else float(timeout_seconds)
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -85,14 +98,50 @@ class FlowInstanceTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "cancel_on_kill": self.cancel_on_kill,
+                "end_time_limit": self.end_time_limit,
+                "timeout_seconds": self.timeout_seconds,
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.end_time is None and self.timeout_seconds is not None:
+            self.end_time = time.time() + self.timeout_seconds
         async with shared_session_lease(), instance_poller(self.conn_id) as poller:
             async for event in self._poll(poller):
-                yield event
+                yield await self._ending_the_task(event, poller)
                 return
+
+    async def _ending_the_task(self, event: TriggerEvent, poller: InstancePoller) -> TriggerEvent:
+        """With ``end_from_trigger``, a success ends the task here with the XComs a worker would have pushed
+        (the instance dict, the console link's URL): no worker is started for it. Anything else resumes the
+        task, whose ``execute_complete`` fails it as any deferred wait's."""
+        payload = event.payload
+        if not self.end_from_trigger or not isinstance(payload, dict) or payload.get("status") != "success":
+            return event
+        from airflow.triggers.base import TaskSuccessEvent  # Airflow 3.3+, the only release that starts here
+
+        xcoms = {
+            "return_value": payload["instance"],
+            XCOM_URL_KEY: (await poller.hook()).client.instance_url(self.instance_id),
+        }
+        self.log.info("%s", payload.get("message"))
+        # Pushed as a worker pushes them (the task SDK's XCom, through the execution API): Airflow 3.3.2 stores
+        # a TaskSuccessEvent's own xcoms as JSON text, so a downstream task would pull a str, not the dict.
+        ti = self.task_instance
+        if ti is not None:
+            try:
+                from airflow.sdk.execution_time.xcom import XCom
+
+                for key, value in xcoms.items():
+                    await XCom.aset(
+                        key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+                    )
+            except Exception as exc:
+                self.log.warning("Could not push the XComs as a worker does (%s); the event carries them", exc)
+            else:
+                return TaskSuccessEvent()
+        return TaskSuccessEvent(xcoms=xcoms)
 
     def watch(self) -> Watch:
         """What this trigger waits for; its count of failed polls starts at zero in each run."""
@@ -107,7 +156,14 @@ class FlowInstanceTrigger(BaseTrigger):
 
     @classmethod
     def waiting_on(
-        cls, watch: Watch, *, conn_id: str, poke_interval: float, end_time: float | None, cancel_on_kill: bool = False
+        cls,
+        watch: Watch,
+        *,
+        conn_id: str,
+        poke_interval: float,
+        end_time: float | None,
+        cancel_on_kill: bool = False,
+        end_time_limit: Limit = "timeout",
     ) -> FlowInstanceTrigger:
         """The trigger a sensor or an operator defers to: the same wait, carried on in the triggerer."""
         return cls(
@@ -121,6 +177,7 @@ class FlowInstanceTrigger(BaseTrigger):
             end_time=end_time,
             max_consecutive_failures=watch.failures.limit,
             cancel_on_kill=cancel_on_kill,
+            end_time_limit=end_time_limit,
         )
 
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
@@ -145,7 +202,7 @@ class FlowInstanceTrigger(BaseTrigger):
             except FlowPlatformError as exc:
                 reason = watch.failures.give_up(exc)
                 if reason is not None:
-                    yield _event(WaitEvent.error(reason, last))
+                    yield _event(WaitEvent.error(reason, last, permanent=exc.permanent))
                     return
                 self.log.warning("Poll %d failed (%s); will poll again", watch.failures.count, exc)
             except Exception as exc:  # never let a trigger die with a bare traceback: report it as an event
@@ -162,7 +219,7 @@ class FlowInstanceTrigger(BaseTrigger):
                     self.log.info("%s", verdict.message)
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
-                yield _event(WaitEvent.timed_out(self.instance_id, last))
+                yield _event(WaitEvent.timed_out(self.instance_id, last, self.end_time_limit))
                 return
             pause = next_tick(self.poke_interval)
             await asyncio.sleep(pause if remaining is None else min(pause, remaining))

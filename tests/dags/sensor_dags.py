@@ -79,3 +79,16 @@ for limit in (2, 3):
             max_consecutive_failures=limit,
         )
     globals()[looks_dag.dag_id] = looks_dag
+
+
+# A deferred wait on a run that lasts for hours, whose try's execution_timeout comes long before its timeout:
+# each try times out after 4 s (and is retried once), not after 120 s.
+sensor_deferrable_execution_timeout = sensor_dag(
+    "sensor_deferrable_execution_timeout",
+    "4000",
+    deferrable=True,
+    timeout=120,
+    execution_timeout=dt.timedelta(seconds=4),
+    retries=1,
+    retry_delay=dt.timedelta(seconds=0),
+)

@@ -78,9 +78,27 @@ trigger_killed_keep_running = trigger_dag(
     execution_timeout=dt.timedelta(seconds=2),
     cancel_on_kill=False,
 )
-# A first try that fails after the run started, and a retry that must reattach to it.
+# Deferred: the try's execution_timeout ends the wait in the triggerer (Airflow does not while deferred); the
+# run is stopped, and the retry starts a new run, stopped in turn. Its own timeout is far off.
+trigger_deferred_execution_timeout = trigger_dag(
+    "trigger_deferred_execution_timeout",
+    "lsf_pm_default",
+    "jsmith:long_flow",
+    deferrable=True,
+    timeout=300,
+    execution_timeout=dt.timedelta(seconds=4),
+    retries=1,
+    retry_delay=dt.timedelta(seconds=0),
+)
+# A first try that fails after the run started, and a retry that must reattach to it. The connection does not
+# retry (the test sets it) and one failed look ends the try: one passing fault fails it.
 trigger_retried = trigger_dag(
-    "trigger_retried", "enos_batch_default", "5105", retries=2, retry_delay=dt.timedelta(seconds=0)
+    "trigger_retried",
+    "enos_batch_default_quick_retry",
+    "5105",
+    retries=2,
+    retry_delay=dt.timedelta(seconds=0),
+    max_consecutive_failures=1,
 )
 
 # A retry that repairs the failed run in place (DataWorks 1002 and LSF flow_repaired fail, their reruns
@@ -115,11 +133,12 @@ with DAG(
 ) as trigger_retried_before_33:
     TriggerFlowOperatorBefore33(
         task_id="run",
-        conn_id="enos_batch_default",
+        conn_id="enos_batch_default_quick_retry",
         flow="5106",
         poke_interval=0.2,
         retries=2,
         retry_delay=dt.timedelta(seconds=0),
+        max_consecutive_failures=1,
     )
 
 

@@ -83,6 +83,20 @@ def test_a_killed_task_stops_its_run(emulator):
     assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.CANCELLED
 
 
+def test_a_deferred_run_past_the_trys_execution_timeout_is_stopped_and_the_try_retried(emulator):
+    result = run_dag(trigger_dags.trigger_deferred_execution_timeout)
+
+    assert result.task_states["run"] == "failed"
+    assert result.try_numbers == {"run": 2}
+    requests = emulator.stats()["requests"]
+    # Each try started a run (the first try's run was stopped, so the retry did not reattach) and stopped it.
+    assert requests["lsf_pm POST /platform/ws/flow/definitions/submit"] == 2
+    assert requests["lsf_pm POST /platform/ws/flow/instances/kill"] == 2
+    assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.CANCELLED
+    # The last try ended 4 s after it began (a loaded machine adds some), long before the timeout of 300 s.
+    assert result.durations["run"] < 150
+
+
 def test_a_killed_task_leaves_its_run_going_when_asked_to(emulator):
     result = run_dag(trigger_dags.trigger_killed_keep_running)
 
@@ -90,9 +104,12 @@ def test_a_killed_task_leaves_its_run_going_when_asked_to(emulator):
     assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.RUNNING
 
 
-def test_a_retried_task_reattaches_to_its_run_instead_of_starting_another(emulator):
-    # The first look at the run meets a permanent refusal: the try fails after the run was started.
-    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+def test_a_retried_task_reattaches_to_its_run_instead_of_starting_another(emulator, monkeypatch):
+    from tests.helpers import quick_retry_connection
+
+    # The first look at the run meets a passing fault: the try fails after the run was started.
+    quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
+    emulator.inject_fault("503", platform="enos_batch", count=1, path_contains="flowInstances")
 
     result = run_dag(trigger_dags.trigger_retried)
 
@@ -123,12 +140,15 @@ async def test_a_sensors_trigger_never_stops_what_it_watches(emulator):
     assert remote_state("enos_bpm", instance_id) == FlowState.RUNNING
 
 
-def test_before_airflow_33_the_run_id_survives_a_retry_in_a_variable(emulator):
+def test_before_airflow_33_the_run_id_survives_a_retry_in_a_variable(emulator, monkeypatch):
     from airflow.models import Variable
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+    from tests.helpers import quick_retry_connection
+
+    quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
+    emulator.inject_fault("503", platform="enos_batch", count=1, path_contains="flowInstances")
 
     result = run_dag(trigger_dags.trigger_retried_before_33)
 

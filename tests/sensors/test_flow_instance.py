@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 
 from tests.dags import sensor_dags
@@ -137,11 +140,54 @@ def test_max_consecutive_failures_must_be_a_whole_number(bad):
         FlowInstanceSensor(task_id="wait", conn_id="c", instance_id="i", max_consecutive_failures=bad)
 
 
-class XComSink:
-    """The one thing the sensor asks of its task instance before it defers: somewhere to push the link."""
+def test_a_deferred_wait_ends_at_the_trys_execution_timeout_and_the_try_is_retried(emulator):
+    result = run_dag(sensor_dags.sensor_deferrable_execution_timeout)
 
-    def __init__(self) -> None:
+    assert result.task_states["wait"] == "failed"
+    # A timed-out try: its retry ran (the sensor's own timeout would have failed it for good).
+    assert result.try_numbers == {"wait": 2}
+    # The last try ended 4 s after it began (a loaded machine adds some), long before the timeout of 120 s.
+    assert result.durations["wait"] < 60
+
+
+@pytest.mark.parametrize(
+    ("execution_timeout", "limit", "ends_after_start"), [(120, "execution_timeout", 120), (3600, "timeout", 900)]
+)
+def test_execution_timeout_counts_from_the_trys_start(emulator, execution_timeout, limit, ends_after_start):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+
+    sensor = FlowInstanceSensor(
+        task_id="wait",
+        conn_id="enos_batch_default",
+        instance_id="4000-20290101000000",  # flow 4000 runs for hours
+        deferrable=True,
+        timeout=900,
+        execution_timeout=dt.timedelta(seconds=execution_timeout),
+    )
+    # The try began 100 s ago (Airflow keeps a try's start_date across a deferral).
+    ti = XComSink(start_date=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=100))
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": ti})
+
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert kwargs["end_time_limit"] == limit
+    expected_end = ti.start_date.timestamp() + ends_after_start if limit == "execution_timeout" else None
+    if expected_end is not None:
+        assert kwargs["end_time"] == pytest.approx(expected_end)
+    else:
+        assert kwargs["end_time"] == pytest.approx(time.time() + ends_after_start, abs=30)
+
+
+class XComSink:
+    """What the sensor asks of its task instance before it defers: somewhere to push the link (and the try's
+    start, when a test gives one)."""
+
+    def __init__(self, start_date: dt.datetime | None = None) -> None:
         self.pushed: dict[str, object] = {}
+        self.start_date = start_date
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[key] = value

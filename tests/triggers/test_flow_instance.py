@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_flowinst.testing.emulator.credentials import ENOS_APP_SECRET
 from airflow_provider_flowinst.transport import close_shared_session
@@ -15,11 +16,16 @@ from tests.helpers import quick_retry_connection
 
 
 async def first_event(trigger: FlowInstanceTrigger, timeout: float = 30.0) -> dict:
-    """The single event the trigger yields, as the triggerer would receive it."""
+    """The single event's payload, as the triggerer would receive it."""
+    return (await first_event_of(trigger, timeout)).payload
+
+
+async def first_event_of(trigger: FlowInstanceTrigger, timeout: float = 30.0) -> TriggerEvent:
+    """The single event the trigger yields."""
     try:
         async with asyncio.timeout(timeout):
             async for event in trigger.run():
-                return event.payload
+                return event
     finally:
         await close_shared_session()
     raise AssertionError("the trigger ended without an event")
@@ -100,6 +106,15 @@ async def test_too_many_failed_polls_in_a_row_end_with_an_error_event(emulator, 
     assert "HTTP 503" in event["message"]
 
 
+async def test_a_poll_the_platform_refuses_ends_the_wait_as_a_permanent_error(emulator):
+    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances")
+
+    event = await first_event(trigger("4000-20310101000000"))
+
+    assert (event["status"], event["permanent"]) == ("error", True)
+    assert "HTTP 403" in event["message"]
+
+
 async def test_an_unknown_connection_is_an_error_event_not_a_crash(emulator):
     event = await first_event(
         FlowInstanceTrigger(conn_id="no_such_connection", instance_id="2809-20310101000000", poke_interval=0.1)
@@ -125,6 +140,9 @@ def test_serialised_kwargs_are_ids_and_settings_and_rebuild_the_same_trigger():
         "end_time": 1234.5,
         "max_consecutive_failures": 10,
         "cancel_on_kill": False,
+        "end_time_limit": "timeout",
+        "timeout_seconds": None,
+        "end_from_trigger": False,
     }
     assert FlowInstanceTrigger(**kwargs).serialize() == (classpath, kwargs)
     assert ENOS_APP_SECRET not in json.dumps(kwargs)
