@@ -14,7 +14,7 @@ DIST_VENV := .venv-dist
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,openlineage]'
 	touch $(STAMP)
 
 install: $(STAMP)
