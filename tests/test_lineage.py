@@ -210,3 +210,62 @@ def test_importing_the_operators_and_sensors_imports_no_openlineage():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def remote_events(instance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events ``lineage.RemoteRun`` makes of an instance dict, as JSON (below a made-up Airflow task run)."""
+    from openlineage.client.facet_v2 import parent_run
+    from openlineage.client.serde import Serde
+
+    from airflow_provider_flowinst.lineage import RemoteRun
+
+    parent = parent_run.ParentRunFacet(
+        run=parent_run.Run(runId="01b8dbd8-5c80-7ef0-9264-c3adada9af8e"),
+        job=parent_run.Job(namespace="airflow", name="dag.task"),
+    )
+    run = RemoteRun(instance, "enos-batch://gateway:443/o1")
+    return [json.loads(Serde.to_json(event)) for event in run.events(parent)]
+
+
+def graph_instance(state: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "platform": "enos_batch",
+        "instance_id": "2809-20300101000000",
+        "flow_id": "2809",
+        "state": state,
+        "raw_state": state.upper(),
+        "started_at": "2030-01-01T00:00:30+00:00",
+        "ended_at": None,
+        "graph": {"nodes": nodes, "edges": []},
+    }
+
+
+def test_a_run_still_going_is_running_and_a_node_not_started_is_one_other_event():
+    nodes = [
+        {"id": "t_1", "kind": "task", "state": "success", "raw_state": "SUCCESS", "instance_id": "1-x"},
+        {"id": "t_2", "kind": "task", "state": "running", "raw_state": "RUNNING", "instance_id": "2-x"},
+        {"id": "t_3", "kind": "task", "state": "queued", "raw_state": "NONE", "instance_id": None},
+    ]
+    events = remote_events(graph_instance("running", nodes))
+
+    by_job = defaultdict(list)
+    for event in events:
+        assert problems(event, all_facets_pinned=True) == []
+        by_job[event["job"]["name"]].append(event["eventType"])
+    assert by_job == {
+        "2809": ["START", "RUNNING"],
+        "2809.t_1": ["START", "COMPLETE"],
+        "2809.t_2": ["START", "RUNNING"],
+        "2809.t_3": ["OTHER"],
+    }
+    assert events[0]["eventTime"] == "2030-01-01T00:00:30+00:00"
+
+
+def test_a_huge_remote_graph_reports_a_bounded_number_of_nodes():
+    from airflow_provider_flowinst.lineage import MAX_NODE_EVENTS
+
+    nodes = [{"id": f"t_{n}", "kind": "task", "state": "success"} for n in range(MAX_NODE_EVENTS * 4)]
+    events = remote_events(graph_instance("success", nodes))
+
+    assert len({e["run"]["runId"] for e in events}) == 1 + MAX_NODE_EVENTS
+    assert events[0]["run"]["facets"]["flowinst_run"]["nodeCount"] == MAX_NODE_EVENTS * 4
