@@ -1,13 +1,20 @@
 """Offline link check of the built documentation site: every relative href/src in every page must name a file
-of the site, and every #fragment an id in the page it points to. External links (with a scheme) are not
-followed: nothing here touches the network. Usage: python scripts/check_site_links.py build/site"""
+of the site, and every #fragment an id in the page it points to; no page may show an include line
+(``--8<--``) that was left unexpanded. External links (with a scheme) are not followed: nothing here
+touches the network. Usage: python scripts/check_site_links.py build/site"""
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+#: An include line as it reads when it was not expanded (in the page's text, tags stripped, escapes undone).
+UNEXPANDED_INCLUDE = re.compile(r"--\s*8\s*<\s*--")
+TAG = re.compile(r"<[^>]*>")
 
 
 class Page(HTMLParser):
@@ -15,6 +22,7 @@ class Page(HTMLParser):
         super().__init__()
         self.links: list[str] = []
         self.ids: set[str] = set()
+        self.text = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
@@ -26,7 +34,8 @@ class Page(HTMLParser):
 
 def parse(path: Path) -> Page:
     page = Page()
-    page.feed(path.read_text(encoding="utf-8"))
+    page.text = path.read_text(encoding="utf-8")
+    page.feed(page.text)
     return page
 
 
@@ -47,6 +56,8 @@ def main(site: Path) -> int:
     for path, page in pages.items():
         if path.parent.name == "search" or path.name == "404.html":
             continue
+        if UNEXPANDED_INCLUDE.search(html.unescape(TAG.sub("", page.text))):
+            broken.append(f"{path.relative_to(site)}: an include (--8<--) was left unexpanded")
         for link in page.links:
             target = target_of(path, link, site)
             if target is None:

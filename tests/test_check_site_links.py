@@ -44,3 +44,12 @@ def test_a_missing_page_or_anchor_fails_naming_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "index.html: gone/ (no such file)" in out
     assert "index.html: guide/#later (no #later there)" in out
+
+
+def test_an_include_left_unexpanded_fails(tmp_path, capsys):
+    highlighted = (
+        '<span class="o">--</span><span class="mi">8</span> <span class="o">&lt;</span> <span class="o">--</span>'
+    )
+    root = site(tmp_path, {"index.html": f'<pre>{highlighted}"example_dags/x.py"</pre>'})
+    assert check(root) == 1
+    assert "index.html: an include (--8<--) was left unexpanded" in capsys.readouterr().out
