@@ -10,11 +10,11 @@ COMPAT_VERSIONS ?= 3.1.8 3.2.2
 COMPAT_TESTS = $(shell grep -v '^\#' tests/compat_tests.txt)
 DIST_VENV := .venv-dist
 
-.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean
+.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean docs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,openlineage]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/python scripts/demo.py
 
 ## Every test: lint, types, the test suite on the newest Airflow, and the provider's tests on older releases.
-test: lint typecheck unit test-compat
+test: lint typecheck docs unit test-compat
 
 #: How many pytest-xdist workers run the tests that are not full-stack (each takes whole test files, with an
 #: emulator and AIRFLOW_HOME of its own). Most tests wait on the emulator's schedules rather than the CPU, so
@@ -98,3 +98,11 @@ postgres:
 
 clean:
 	rm -rf $(VENV) .venv-3.* $(DIST_VENV) dist .demo .mypy_cache .ruff_cache .pytest_cache
+
+## The documentation site (MkDocs) into build/site: strict, so any warning (a broken link or #anchor between
+## pages, a file an include names that is missing, a docstring the API reference cannot read) fails it; then
+## every link and #anchor of the built HTML is checked offline (scripts/check_site_links.py).
+docs: install
+	@start=$$(date +%s); $(BIN)/mkdocs build --strict --clean && \
+	  $(BIN)/python scripts/check_site_links.py build/site && \
+	  echo "docs: build/site/index.html, built and link-checked in $$(( $$(date +%s) - start )) s"

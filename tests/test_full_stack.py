@@ -4,7 +4,8 @@
 components on a temporary AIRFLOW_HOME (SQLite, LocalExecutor; see tests/airflow_stack.py and
 docs/full_stack.md) against an emulator process, and show that
 
-(a) a deferrable wait is handed to the triggerer process and completes there;
+(a) a deferrable wait is handed to the triggerer process and completes there, and the worker reports the
+    remote run to OpenLineage (file transport) as a child job of the task;
 (b) the AssetWatcher of ``example_remote_run_asset`` schedules exactly one DAG run per new successful run
     of EnOS flow 5108, none for runs that had succeeded before it started, none twice;
 (c) marking a deferred TriggerFlowOperator task failed (as a user does, through the REST API) stops the
@@ -31,6 +32,7 @@ import pytest
 from airflow_provider_flowinst.testing.connections import emulator_connections
 from airflow_provider_flowinst.testing.emulator.process import EmulatorProcess
 from tests.airflow_stack import AirflowStack
+from tests.lineage_schemas import problems
 
 pytestmark = pytest.mark.full_stack
 
@@ -70,14 +72,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory, emulator_process: EmulatorPr
         dag_files=DAG_FILES,
         connections=emulator_connections(emulator_process.url),
         other_logs={"emulator": emulator_process.log_path} if emulator_process.log_path else {},
-        # Re-parse every few seconds (default 30), so that (b) sees the DAG file parsed again.
-        settings={"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5"},
+        # Re-parse every few seconds (default 30), so that (b) sees the DAG file parsed again. OpenLineage
+        # writes every event of the deployment to a file (a), as Airflow's OpenLineage provider is set up.
+        settings={
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "full-stack",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(lineage_file(tmp_path_factory)), "append": True}
+            ),
+        },
     )
     # The earlier run must have succeeded before the watcher first looks, to be part of its baseline.
     stack.wait_for(lambda: remote_state(emulator_process, EARLIER_RUN) == "SUCCESS", 10, "the earlier run")
     dag_ids = {WAIT_DAG, KILL_DAG, ASSET_DAG, EXECUTION_TIMEOUT_DAG, TRIGGER_START_DAG}
     with stack.running(dag_ids, timeout=START_TIMEOUT):
         yield stack
+
+
+def lineage_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "full-stack-openlineage.jsonl"
+
+
+def lineage_events(path: Path, job_name: str | None) -> list[dict[str, Any]]:
+    """The OpenLineage events the deployment wrote so far (of one job, unless None)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    events = [json.loads(line) for line in lines if line.strip()]
+    return [event for event in events if job_name is None or event["job"]["name"] == job_name]
 
 
 def remote_state(emulator: EmulatorProcess, instance_id: str) -> str | None:
@@ -99,7 +119,9 @@ def assert_written_by_a_triggerer(stack: AirflowStack, job_id: int) -> None:
     assert stack.query("SELECT job_type FROM job WHERE id = ?", job_id) == [("TriggererJob",)]
 
 
-def test_a_deferrable_wait_completes_in_the_triggerer(stack: AirflowStack, emulator_process: EmulatorProcess):
+def test_a_deferrable_wait_completes_in_the_triggerer(
+    stack: AirflowStack, emulator_process: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory
+):
     # The instance does not exist yet, so the worker's first look cannot end the wait: only the triggerer can.
     instance_id = "5101-20300101000000"
     run_id = stack.trigger_dag(WAIT_DAG, {"instance_id": instance_id})
@@ -119,6 +141,24 @@ def test_a_deferrable_wait_completes_in_the_triggerer(stack: AirflowStack, emula
     assert stack.task_instance(WAIT_DAG, run_id, "wait")["try_number"] == 1
     result = stack.xcom(WAIT_DAG, run_id, "wait")
     assert (result["instance_id"], result["state"], result["platform"]) == (instance_id, "success", "enos_batch")
+
+    # The worker that ran execute_complete reported the remote run: flow 5101's run, below this task's run.
+    events = lineage_file(tmp_path_factory)
+    ended = stack.wait_for(
+        lambda: [e for e in lineage_events(events, "5101") if e["eventType"] == "COMPLETE"] or None,
+        STEP_TIMEOUT,
+        "the remote run's OpenLineage COMPLETE event",
+    )
+    task_runs = {e["run"]["runId"] for e in lineage_events(events, f"{WAIT_DAG}.wait")}
+    parent = ended[-1]["run"]["facets"]["parent"]
+    assert (parent["job"]["name"], parent["run"]["runId"] in task_runs) == (f"{WAIT_DAG}.wait", True)
+    assert ended[-1]["run"]["facets"]["flowinst_run"]["instanceId"] == instance_id
+    nodes = [
+        e for e in lineage_events(events, None) if e["job"]["name"].startswith("5101.") and e["eventType"] == "COMPLETE"
+    ]
+    assert len(nodes) == ended[-1]["run"]["facets"]["flowinst_run"]["nodeCount"] == 2  # flow 5101: prepare, publish
+    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in nodes} == {ended[-1]["run"]["runId"]}
+    assert [p for e in ended + nodes for p in problems(e, all_facets_pinned=True)] == []
 
 
 def test_b_the_asset_watcher_runs_its_dag_once_per_new_remote_run(

@@ -12,10 +12,11 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowState
+from airflow_provider_flowinst.openlineage_methods import RemoteRunLineage
 from airflow_provider_flowinst.waits import failure_message, status_line
 
 
-class FlowInstanceStatusOperator(BaseOperator):
+class FlowInstanceStatusOperator(RemoteRunLineage, BaseOperator):
     """Reads a remote instance once and returns its dict (state, times, graph) for XCom.
 
     :param conn_id: the platform connection (templated); its conn_type picks the platform.
@@ -50,9 +51,10 @@ class FlowInstanceStatusOperator(BaseOperator):
             self._close_hook()  # done with the platform (LSF logs out)
         push_instance_url(context, instance.url)
         self.log.info("%s", status_line(instance))
+        self.remote_instance = instance.to_dict()
         if instance.state in self.fail_on_states:
             raise AirflowException(failure_message(instance))
-        return instance.to_dict()
+        return self.remote_instance
 
     def on_kill(self) -> None:
         """Killed mid-call: close the hook now (LSF logs out), since a SIGKILL may follow before ``execute``'s

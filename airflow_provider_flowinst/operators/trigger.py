@@ -19,6 +19,7 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import XCOM_INSTANCE_ID_KEY, FlowInstance
+from airflow_provider_flowinst.openlineage_methods import RemoteRunLineage
 from airflow_provider_flowinst.protocol import StartAttempt
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from airflow_provider_flowinst.waits import (
@@ -42,7 +43,7 @@ DEFAULT_TIMEOUT = 7 * 24 * 3600.0
 RERUN_SETTLE_PAUSES = (1.0, 2.0, 4.0)
 
 
-class TriggerFlowOperator(BaseOperator):
+class TriggerFlowOperator(RemoteRunLineage, BaseOperator):
     """Starts a run of a remote flow and returns its instance dict, at its end or (without waiting) its start.
 
     ``flow`` is what the connection's platform runs: an EnOS flow id, an LSF ``owner:flowname``, a DataWorks
@@ -139,10 +140,12 @@ class TriggerFlowOperator(BaseOperator):
 
         if not self.wait_for_completion:
             instance = instance or hook.get_instance(self.instance_id, include_graph=self.include_graph)
-            return instance.to_dict()
+            self.remote_instance = instance.to_dict()
+            return self.remote_instance
         if instance is not None and instance.state in self.success_states:
             memory.forget()
-            return instance.to_dict()
+            self.remote_instance = instance.to_dict()
+            return self.remote_instance
         if self.deferrable:
             self._defer_wait(context, hook, self.instance_id)
         return self._wait(hook, memory, self.instance_id)
@@ -274,6 +277,7 @@ class TriggerFlowOperator(BaseOperator):
         self, event: WaitEvent, memory: RunMemory, hook: FlowPlatformHook[Any] | str, stop: Callable[[str], None]
     ) -> dict[str, Any]:
         """The end of the wait, the same whether this worker or the trigger saw it: the run's dict, or raise."""
+        self.remote_instance = event.instance
         if event.status == "success" and event.instance is not None:
             self.log.info("%s", event.message)
             memory.forget()

@@ -14,6 +14,7 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
 from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.openlineage_methods import RemoteRunLineage
 from airflow_provider_flowinst.trigger_start import refuse_unless_supported, start_trigger_args
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from airflow_provider_flowinst.waits import (
@@ -35,7 +36,7 @@ from airflow_provider_flowinst.waits import (
 )
 
 
-class FlowInstanceSensor(BaseSensorOperator):
+class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
     """Waits until a remote flow or process instance reaches a success state; returns its dict.
 
     The platform is chosen by the connection's type. A failure state fails the task (or skips it under
@@ -145,6 +146,7 @@ class FlowInstanceSensor(BaseSensorOperator):
 
     def _conclude(self, event: WaitEvent) -> dict[str, Any]:
         """The end of the wait, the same whether a poke or the trigger saw it: the instance dict, or raise."""
+        self.remote_instance = event.instance
         if event.status == "success" and event.instance is not None:
             self.log.info("%s", event.message)
             return event.instance
