@@ -81,7 +81,13 @@ def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
 
     ``hook`` is a platform hook: its client says what the platform can tell (``node_log``, ``failure_notes``).
     """
-    client = hook.client
+    secrets = connection_secrets(hook)
+    try:
+        client = hook.client
+    except Exception as exc:  # the graph the wait read still names the failed nodes
+        nodes = bad_nodes(instance)
+        note = f"could not read more of the run from the platform: {redact(str(exc), secrets)}"
+        return Diagnosis(nodes=nodes, logs={}, notes=(note,))
     told = client.failure_notes(instance)
     notes: list[str] = list(told.notes)
     if instance.graph is None and client.offers_graph:
@@ -90,7 +96,6 @@ def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
         except Exception as exc:
             notes.append(f"could not read the run's graph: {exc}")
     nodes = bad_nodes(instance)
-    secrets = connection_secrets(hook)
     logs: dict[str, str] = {}
     readable = [node for node in nodes if node.kind is NodeKind.TASK and node.instance_id]
     for node in readable[:MAX_NODES_WITH_LOG]:
