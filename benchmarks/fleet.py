@@ -31,9 +31,11 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,10 @@ def platform_requests(emulator: EmulatorProcess) -> int:
     return _common.requests_seen(emulator.control("GET", "/_emulator/stats"), "enos_batch")
 
 
+def requests_by_call(emulator: EmulatorProcess) -> Counter[str]:
+    return Counter(emulator.control("GET", "/_emulator/stats")["requests"])
+
+
 def held(stack: AirflowStack) -> dict[int | None, int]:
     """Triggerer job id -> deferred fleet waits whose trigger it holds (None: not assigned yet)."""
     rows = stack.query(
@@ -99,6 +105,16 @@ def held(stack: AirflowStack) -> dict[int | None, int]:
         "WHERE ti.dag_id = 'fleet' AND ti.state = 'deferred' GROUP BY t.triggerer_id"
     )
     return {job: count for job, count in rows}
+
+
+def running_triggerers(stack: AirflowStack) -> list[int]:
+    """Job ids of the running triggerers, oldest first (the first one started is the component "triggerer")."""
+    return [job for (job,) in stack.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")]
+
+
+def both_triggerers(stack: AirflowStack) -> list[int] | None:
+    jobs = running_triggerers(stack)
+    return jobs if len(jobs) == 2 else None
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -121,6 +137,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return measure(args, root, cluster, emulator, figures)
     finally:
         cluster.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def measure(
@@ -143,29 +161,27 @@ def measure(
         other_logs={"emulator": root / "emulator.log", "postgres": cluster.log_path},
         database_url=cluster.url,
     )
-    # The instances: ids carry their trigger time (so a triggerer can batch them), each ends at its own time.
-    made_at = time.time()
-    ends: dict[str, float] = {}
-    waits = []
+    # The waits: ids carry their trigger time (so a triggerer can batch them); the instances are made once the
+    # stack is up, each ending at its own time.
     base = dt.datetime(2030, 1, 1)
-    for index in range(args.waits):
-        running = args.hold + args.spread * interval * index / args.waits
-        instance_id = f"{FLOW}-{(base + dt.timedelta(seconds=index)).strftime('%Y%m%d%H%M%S')}"
-        emulator.create_enos_batch_instance(FLOW, instance_id, queued_seconds=0, running_seconds=running)
-        ends[instance_id] = time.time() + running  # the emulator's clock is the wall clock (time scale 1)
-        waits.append({"conn_id": CONN_ID, "instance_id": instance_id})
-    figures["seconds to make the instances"] = round(time.time() - made_at, 1)
+    waits = [
+        {"conn_id": CONN_ID, "instance_id": f"{FLOW}-{(base + dt.timedelta(seconds=index)).strftime('%Y%m%d%H%M%S')}"}
+        for index in range(args.waits)
+    ]
     spec = {"waits": waits, "poke_interval": interval, "max_active_tasks": args.waits + 10}
     stack.dags_folder.joinpath("fleet_waits.json").write_text(json.dumps(spec))
 
     with stack.running({"fleet"}, timeout=300):
         stack.start_component("triggerer-b", ["triggerer", "--skip-serve-logs"])
-        stack.wait_for(
-            lambda: len(stack.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")) == 2,
-            120,
-            "both triggerers' jobs",
-        )
+        live_jobs = stack.wait_for(lambda: both_triggerers(stack), 120, "both triggerers' jobs")
         idle = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
+        made_at = time.time()
+        ends: dict[str, float] = {}
+        for index, wait in enumerate(waits):
+            running = args.hold + args.spread * interval * index / args.waits
+            emulator.create_enos_batch_instance(FLOW, wait["instance_id"], queued_seconds=0, running_seconds=running)
+            ends[wait["instance_id"]] = time.time() + running  # the emulator's clock is the wall clock (scale 1)
+        figures["seconds to make the instances"] = round(time.time() - made_at, 1)
         began = time.time()
         run_id = stack.trigger_dag("fleet", {})
         holding = stack.wait_for(
@@ -181,11 +197,16 @@ def measure(
 
         # -- steady: every wait running, held; two intervals --------------------------------------------
         time.sleep(interval - time.time() % interval)  # on a tick boundary, as the triggers poll
-        requests_start = platform_requests(emulator)
+        requests_start, calls_start = platform_requests(emulator), requests_by_call(emulator)
         usage_start = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
         windows = max(1, min(3, int((first_end - time.time()) // interval) - 1))
         time.sleep(windows * interval)
         steady_requests = (platform_requests(emulator) - requests_start) / windows
+        calls = requests_by_call(emulator)
+        calls.subtract(calls_start)
+        figures["requests per interval by call, all running"] = {
+            call: round(count / windows, 1) for call, count in calls.items() if count
+        }
         usage_end = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
         pages = sum(math.ceil(count / PAGE_CAP) for count in holding.values())
         figures["requests per interval, all running"] = round(steady_requests, 1)
@@ -212,8 +233,10 @@ def measure(
         killed_waits: set[str] = set()
         if not args.no_kill:
             time.sleep(max(0.0, kill_at - time.time()))
-            jobs = held(stack)
-            killed_job = max((job for job in jobs if job is not None), key=lambda job: jobs[job])
+            jobs = {job: count for job, count in held(stack).items() if job is not None}
+            if not jobs:
+                raise RuntimeError("every wait had ended before the kill: raise --hold or --spread")
+            killed_job = max(jobs, key=lambda job: jobs[job])
             killed_waits = {
                 task
                 for (task,) in stack.query(
@@ -222,7 +245,7 @@ def measure(
                     killed_job,
                 )
             }
-            victim = "triggerer" if killed_job == min(j for j in jobs if j is not None) else "triggerer-b"
+            victim = "triggerer" if killed_job == min(live_jobs) else "triggerer-b"
             stack.kill_component(victim)
             figures["killed"] = {"component": victim, "job": killed_job, "waits it held": len(killed_waits)}
             print(f"killed {victim} (job {killed_job}) holding {len(killed_waits)} waits", flush=True)
@@ -277,12 +300,13 @@ def main() -> int:
     parser.add_argument("--waits", type=int, default=2000)
     parser.add_argument("--poke-interval", type=float, default=10.0)
     parser.add_argument("--spread", type=float, default=3.0, help="intervals over which the runs end")
-    parser.add_argument("--hold", type=float, help="seconds each run lasts at least (default: 90 + waits / 10)")
+    parser.add_argument("--hold", type=float, help="seconds each run lasts at least (default: 45 + waits / 20)")
     parser.add_argument("--no-kill", action="store_true", help="keep both triggerers")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the work files (logs, AIRFLOW_HOME)")
     args = parser.parse_args()
     if args.hold is None:
-        args.hold = 90 + args.waits / 10
+        args.hold = 45 + args.waits / 20
     began = time.monotonic()
     figures = run(args)
     figures["seconds in all"] = round(time.monotonic() - began)
