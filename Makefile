@@ -17,7 +17,7 @@ COMPAT_VERSIONS ?= 3.1.8 3.2.2
 COMPAT_TESTS = $(shell grep -v '^\#' tests/compat_tests.txt)
 DIST_VENV := .venv-dist
 
-.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean
+.PHONY: install demo test quick lint typecheck unit test-compat dist bench bench-fleet postgres clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_VENV)
@@ -106,6 +106,14 @@ dist: install
 ## The benchmarks (a few minutes on 2 cores); ends with one `bench:` line. Figures: benchmarks/RESULTS.md.
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+#: Waits bench-fleet holds (FLEET_ARGS passes more options: see benchmarks/fleet.py --help).
+FLEET_WAITS ?= 2000
+
+## N deferred waits in the production topology (PostgreSQL, scheduler, two triggerers, one killed midway);
+## not part of `make test`. Loads both cores for about ten minutes at 2,000 waits. Figures: benchmarks/RESULTS.md.
+bench-fleet: install postgres
+	$(BIN)/python benchmarks/fleet.py --waits $(FLEET_WAITS) $(FLEET_ARGS)
 
 ## PostgreSQL's server binaries for the full-stack test (which also runs this itself): apt-get installs them if missing.
 postgres:
