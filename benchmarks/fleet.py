@@ -109,6 +109,15 @@ def held(stack: AirflowStack) -> dict[int | None, int]:
     return {job: count for job, count in rows}
 
 
+def all_held(stack: AirflowStack, waits: int) -> dict[int | None, int] | None:
+    """``held`` once every wait is held by a triggerer or has already ended, else None."""
+    holding = held(stack)
+    ended = stack.query("SELECT count(*) FROM task_instance WHERE dag_id = 'fleet' AND state IN ('success', 'failed')")
+    if None in holding or sum(holding.values()) + ended[0][0] != waits:
+        return None
+    return holding
+
+
 def running_triggerers(stack: AirflowStack) -> list[int]:
     """Job ids of the running triggerers, oldest first (the first one started is the component "triggerer")."""
     return [job for (job,) in stack.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")]
@@ -187,7 +196,7 @@ def measure(
         began = time.time()
         run_id = stack.trigger_dag("fleet", {})
         holding = stack.wait_for(
-            lambda: (h := held(stack)) and None not in h and sum(h.values()) == args.waits and h,
+            lambda: all_held(stack, args.waits),
             args.hold + 900,
             "every wait held by a triggerer",
         )
