@@ -206,8 +206,9 @@ def measure(
         if time.time() + 2 * interval > first_end:
             print("warning: the runs start ending before a steady window: raise --hold", flush=True)
 
-        # -- steady: every wait running, held; two intervals --------------------------------------------
-        time.sleep(interval - time.time() % interval)  # on a tick boundary, as the triggers poll
+        # -- steady: every wait running and held; up to three intervals --------------------------------------------
+        # One interval for every trigger's first reads (each new wait reads at once), then on a tick boundary.
+        time.sleep(interval + interval - time.time() % interval)
         calls_start = requests_by_call(emulator)
         usage_start = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
         windows = max(1, min(3, int((first_end - time.time()) // interval) - 1))
