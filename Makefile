@@ -4,17 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+#: uv installs the venvs from the same pins in seconds where pip takes minutes; it is itself pinned and
+#: bootstrapped with pip into a venv of its own. Its cache (~/.cache/uv, UV_CACHE_DIR to move it) is shared
+#: by every venv and clone, which get hard links to it rather than copies.
+UV_VERSION ?= 0.13.9
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_INSTALL = $(UV) pip install --quiet --python
 #: The older Airflow releases test-compat runs on, each in .venv-<minor> pinned by constraints/airflow-<version>.txt.
 COMPAT_VERSIONS ?= 3.1.8 3.2.2
 #: What test-compat runs on each of them (one pytest node id a line; see the file).
 COMPAT_TESTS = $(shell grep -v '^\#' tests/compat_tests.txt)
 DIST_VENV := .venv-dist
 
-.PHONY: install demo test quick lint typecheck unit test-compat dist bench postgres clean docs
+.PHONY: install demo test quick lint typecheck unit test-compat dist bench bench-fleet postgres clean docs
 
-$(STAMP): pyproject.toml constraints.txt
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install $(PIP_FLAGS) uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml constraints.txt | $(UV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,openlineage]'
+	$(UV_INSTALL) $(BIN)/python -c constraints.txt -e '.[dev,openlineage]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,21 +60,25 @@ unit: install
 	$(PARALLEL_TESTS)
 	$(STACK_TESTS)
 
+#: pytest-xdist workers for each release's compatibility tests (both releases run at once).
+COMPAT_WORKERS ?= 2
+
 ## The provider's tests (tests/compat_tests.txt) on each older supported Airflow, in a venv of its own. The
-## venvs are built one after the other; the releases' tests then run side by side (each log is printed after).
-test-compat:
+## venvs are built one after the other (seconds each with uv); the releases' tests then run side by side,
+## each on COMPAT_WORKERS xdist workers (each log is printed after).
+test-compat: | $(UV)
 	@for version in $(COMPAT_VERSIONS); do \
 	  venv=.venv-$${version%.*}; constraints=constraints/airflow-$$version.txt; \
 	  if [ ! -f $$venv/.installed ] || [ $$constraints -nt $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
 	    echo "== Airflow $$version: building $$venv"; \
 	    rm -rf $$venv && $(PYTHON) -m venv $$venv && \
-	    $$venv/bin/python -m pip install $(PIP_FLAGS) -c $$constraints "apache-airflow==$$version" -e '.[dev]' && \
+	    $(UV_INSTALL) $$venv/bin/python -c $$constraints "apache-airflow==$$version" -e '.[dev]' && \
 	    touch $$venv/.installed || exit 1; \
 	  fi; \
 	done
 	@for version in $(COMPAT_VERSIONS); do \
 	  venv=.venv-$${version%.*}; \
-	  ( $$venv/bin/pytest -q -p no:cacheprovider $(COMPAT_TESTS) > $$venv/compat.log 2>&1; echo $$? > $$venv/compat.rc ) & \
+	  ( $$venv/bin/pytest -q -p no:cacheprovider -n $(COMPAT_WORKERS) --dist loadfile $(COMPAT_TESTS) > $$venv/compat.log 2>&1; echo $$? > $$venv/compat.rc ) & \
 	done; wait
 	@status=0; for version in $(COMPAT_VERSIONS); do \
 	  venv=.venv-$${version%.*}; \
@@ -92,12 +107,20 @@ dist: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+#: Waits bench-fleet holds (FLEET_ARGS passes more options: see benchmarks/fleet.py --help).
+FLEET_WAITS ?= 2000
+
+## N deferred waits in the production topology (PostgreSQL, scheduler, two triggerers, one killed midway);
+## not part of `make test`. Loads both cores for about ten minutes at 2,000 waits. Figures: benchmarks/RESULTS.md.
+bench-fleet: install postgres
+	$(BIN)/python benchmarks/fleet.py --waits $(FLEET_WAITS) $(FLEET_ARGS)
+
 ## PostgreSQL's server binaries for the full-stack test (which also runs this itself): apt-get installs them if missing.
 postgres:
 	sh scripts/ensure_postgres.sh
 
 clean:
-	rm -rf $(VENV) .venv-3.* $(DIST_VENV) dist .demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* $(DIST_VENV) $(UV_VENV) dist .demo .mypy_cache .ruff_cache .pytest_cache
 
 ## The documentation site (MkDocs) into build/site: strict, so any warning (a broken link or #anchor between
 ## pages, a file an include names that is missing, a docstring the API reference cannot read) fails it; then

@@ -15,7 +15,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -58,7 +58,11 @@ class HttpRequest:
         return f"{self.url}?{self.query_string}" if self.params else self.url
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
-        return replace(self, headers={**self.headers, **extra})
+        # A copy of every field but the headers, written around the frozen __setattr__: dataclasses.replace
+        # reads the class's fields at each call, and every signed attempt (each poll) comes here.
+        signed = object.__new__(type(self))
+        signed.__dict__.update(self.__dict__, headers={**self.headers, **extra})
+        return signed
 
 
 @dataclass(frozen=True)

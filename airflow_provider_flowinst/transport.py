@@ -530,8 +530,8 @@ class SecretsSeen:
     where the error is built: a triggerer never registered them with Airflow's masker.
     """
 
-    #: Signed header values kept (a few per request): enough for the requests of one operation and its retries.
-    KEPT_SIGNATURES = 256
+    #: Requests kept as signed: enough for the requests of one operation and its retries.
+    KEPT_REQUESTS = 128
     #: Parts of signed values shorter than this are names and flags (``Bearer``, ``SignedHeaders``), not secrets.
     MIN_PART_LENGTH = 16
     _PART = re.compile(r"[A-Za-z0-9+/=_.~%#\"-]{16,}")
@@ -540,7 +540,7 @@ class SecretsSeen:
         self._static = tuple(value for value in auth.secrets() if value)
         self._tokens: set[str] = set()
         self._last_token: Token | None = None
-        self._signed: collections.deque[str] = collections.deque(maxlen=self.KEPT_SIGNATURES)
+        self._sent: collections.deque[tuple[HttpRequest, HttpRequest]] = collections.deque(maxlen=self.KEPT_REQUESTS)
 
     def token(self, token: Token | None) -> None:
         if token is not None and token is not self._last_token:  # a poll's hot path: the same token again
@@ -548,17 +548,23 @@ class SecretsSeen:
             self._last_token = token
 
     def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
-        """Keep what signing or stamping added to a request (signatures, tokens, a token request's proof) and
-        every credential header (a login that carries another login's token)."""
-        # Kept whole (a poll's hot path); split into their parts only when an error is redacted.
-        for name, value in wire.headers.items():
-            if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
-                self._signed.append(value)
-        if wire.params != original.params:
-            before = set(original.params)
-            self._signed.extend(value for param in wire.params if param not in before for value in param[1:])
-        if wire.body != original.body and wire.body:
-            self._signed.append(wire.body.decode("utf-8", errors="replace"))
+        """Keep a request as it was before and after signing (a poll's hot path: a reference, nothing more).
+
+        What signing or stamping added is worked out only when text leaves the process (``values``)."""
+        self._sent.append((original, wire))
+
+    def _signed(self) -> Iterator[str]:
+        """What signing or stamping added to the kept requests (signatures, tokens, a token request's proof)
+        and every credential header (a login that carries another login's token)."""
+        for original, wire in self._sent:
+            for name, value in wire.headers.items():
+                if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
+                    yield value
+            if wire.params != original.params:
+                before = set(original.params)
+                yield from (value for param in wire.params if param not in before for value in param[1:])
+            if wire.body != original.body and wire.body:
+                yield wire.body.decode("utf-8", errors="replace")
 
     def _parts(self, value: str) -> list[str]:
         """A signed value, its comma/semicolon-separated pieces, what follows their ``=`` or last space, and
@@ -570,7 +576,7 @@ class SecretsSeen:
         return [part for part in dict.fromkeys(parts) if len(part) >= self.MIN_PART_LENGTH]
 
     def values(self) -> Iterable[str]:
-        signed = (part for value in dict.fromkeys(self._signed) for part in self._parts(value))
+        signed = (part for value in dict.fromkeys(self._signed()) for part in self._parts(value))
         return (*self._static, *self._tokens, *signed)
 
     def scrub(self, text: str) -> str:
@@ -859,6 +865,9 @@ class SyncTransport:
             chunks.append(data)
 
 
+#: URLs (without their query) a transport remembers the proxy decision of; a connection calls a few.
+MAX_REMEMBERED_URLS = 1024
+
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 
 
@@ -905,14 +914,6 @@ async def shared_session_lease() -> AsyncIterator[None]:
             await close_shared_session()
 
 
-async def _async_answer(carry_out: Callable[[Any], Awaitable[Any]], effect: _Effect) -> tuple[Any, Exception | None]:
-    """``_answer`` for an executor whose effects are awaited."""
-    try:
-        return await carry_out(effect), None
-    except Exception as exc:
-        return None, exc
-
-
 class AsyncTransport:
     """Runs the same operations on aiohttp without blocking the event loop."""
 
@@ -935,13 +936,24 @@ class AsyncTransport:
         )
 
     async def run(self, operation: Operation[T]) -> T:
-        with self.seen.redacting():
+        # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs more
+        # than the call it wraps. Only an error leaving the process is redacted.
+        try:
             return await self._drive(self._calls.run(operation))
+        except FlowPlatformError as error:
+            self.seen.redact(error)
+            raise
 
     async def _drive(self, steps: _Steps[T]) -> T:
+        carry_out = self._carry_out
         effect = _resume(steps)
         while not isinstance(effect, _Done):
-            effect = _resume(steps, *await _async_answer(self._carry_out[type(effect)], effect))
+            error: Exception | None = None
+            try:  # _answer written out for awaited effects (no coroutine of its own: one less per request)
+                reply = await carry_out[type(effect)](effect)
+            except Exception as exc:
+                reply, error = None, exc
+            effect = _resume(steps, reply, error)
         return effect.value  # type: ignore[no-any-return]
 
     async def _exclusive(self, effect: _Exclusive) -> Token | None:
@@ -961,7 +973,7 @@ class AsyncTransport:
                 headers=wire.headers,
                 data=wire.body,
                 ssl=self._ssl,
-                proxy=self._proxy(wire.url),
+                proxy=self._proxies[wire.url] if wire.url in self._proxies else self._proxy(wire.url),
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as raw:
@@ -980,10 +992,14 @@ class AsyncTransport:
             raise _lost(exc, never_connected=never) from None
 
     def _proxy(self, url: str) -> str | None:
+        """The proxy for ``url`` (a request's URL, without its query), decided once per origin and remembered
+        for the URL too: a poll's URL is looked up, not parsed again."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._proxies:
             self._proxies[origin] = proxy_for(url)
+        if len(self._proxies) < MAX_REMEMBERED_URLS:
+            self._proxies[url] = self._proxies[origin]
         return self._proxies[origin]
 
     async def _read_body(self, raw: aiohttp.ClientResponse, request: HttpRequest, deadline: float) -> bytes:

@@ -15,12 +15,16 @@ that sleeps between requests pays for cold caches (about 2x the CPU of a tight l
 always sleeps between polls; the back-to-back figures of the floor and the hook are printed for reference.
 
     .venv/bin/python benchmarks/poll_cpu_vs_floor.py
+    .venv/bin/python benchmarks/poll_cpu_vs_floor.py --profile 2000   # where a poll's CPU goes (cProfile)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
+import time
 from collections.abc import Awaitable, Callable
 
 import _common
@@ -68,6 +72,25 @@ def trigger_loop(instance_id: str, interval: float) -> Callable[[], Awaitable[No
             raise RuntimeError(f"the wait ended, but the instance runs for hours: {event.payload}")
 
     return loop
+
+
+async def profile(polls: int) -> None:
+    """``polls`` paced reads through the hook under cProfile (CPU time): calls a poll, the top frames."""
+    instance_id = _common.long_running_ids(1)[0]
+    with _common.emulator():
+        hook = await aget_hook(CONN_ID)
+        for _ in range(50):  # the login and the first reads left out
+            await hook.aget_instance(instance_id, include_graph=False)
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(polls):
+            await asyncio.sleep(0.005)
+            await hook.aget_instance(instance_id, include_graph=False)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    print(f"{stats.total_calls / polls:.0f} Python calls a poll (hook.aget_instance, paced 5 ms), top frames:")
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats(r"airflow_provider_flowinst", 25)
 
 
 async def measure(args: argparse.Namespace) -> None:
@@ -127,7 +150,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per loop and round")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds each loop runs before it is measured")
     parser.add_argument("--rounds", type=int, default=3)
-    asyncio.run(measure(parser.parse_args()))
+    parser.add_argument("--profile", type=int, metavar="POLLS", help="profile this many polls instead of measuring")
+    args = parser.parse_args()
+    asyncio.run(profile(args.profile) if args.profile else measure(args))
 
 
 if __name__ == "__main__":

@@ -80,8 +80,11 @@ def main() -> int:
                 verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/{log_name})"
             print(f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===", flush=True)
             failures += (code == 0) if failing else (code != 0)
-            graphs = [sys.executable, __file__, "--graphs", dag_id, logical_date, str(work / "graphs")]
-            failures += _run(graphs, env, work / f"graphs-{dag_id}-{logical_date}.log", show=True, everything=True) != 0
+        # Every run's graphs drawn by one process at the end: each Airflow process costs seconds to start.
+        print("\n=== the remote runs' graphs ===", flush=True)
+        runs = [f"{dag_id}@{logical_date}" for dag_id, logical_date in DEMO_DAGS]
+        graphs = [sys.executable, __file__, "--graphs", str(work / "graphs"), *runs]
+        failures += _run(graphs, env, work / "graphs.log", show=True, everything=True) != 0
         failures += repair(emulator, env, work)
     return 1 if failures else 0
 
@@ -135,9 +138,17 @@ def fresh_runs(emulator: EmulatorProcess, *, failing: bool = False) -> dict[str,
     return {**runs, "enos_flow_id": "3257"} if failing else runs
 
 
-def write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> int:
-    """Each remote run the DAG run's tasks waited on, drawn as the "Remote graph" tab draws it (run inside
-    the demo's AIRFLOW_HOME, with the emulator still up for runs that failed and left no XCom)."""
+def write_graphs(out_dir: Path, runs: list[str]) -> int:
+    """Each remote run the tasks of each DAG run (``dag_id@logical_date``) waited on, drawn as the "Remote
+    graph" tab draws it (run inside the demo's AIRFLOW_HOME, with the emulator still up for runs that failed
+    and left no XCom)."""
+    for run in runs:
+        dag_id, _, logical_date = run.partition("@")
+        _write_graphs(dag_id, logical_date, out_dir)
+    return 0
+
+
+def _write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> None:
     import datetime as dt
 
     from airflow.models.dagrun import DagRun
@@ -171,7 +182,6 @@ def write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> int:
                 f"graph: {shown} ({run.instance['platform']} {run.instance['instance_id']}: "
                 f"{run.instance['state']}, from {run.source})"
             )
-    return 0
 
 
 def _run(
@@ -203,7 +213,7 @@ def _tidy(line: str) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--graphs"]:
-        sys.exit(write_graphs(sys.argv[2], sys.argv[3], Path(sys.argv[4])))
+        sys.exit(write_graphs(Path(sys.argv[2]), sys.argv[3:]))
     if sys.argv[1:2] == ["--show-run"]:
         sys.exit(show_run(sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5]))
     sys.exit(main())
