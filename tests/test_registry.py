@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "airflow_provider_flowinst"
 #: The connection's own fields, which the form may relabel, hide or give a placeholder.
 STANDARD_FIELDS = {"host", "schema", "login", "password", "port", "extra", "description"}
 #: Modules in the per-platform folders that are no platform's own.
-SHARED_MODULES = {"__init__", "base", "flow_instance", "trigger", "_common", "enos_gateway"}
+SHARED_MODULES = {"__init__", "base", "flow_instance", "trigger", "rerun", "_common", "enos_gateway"}
 
 entries = pytest.mark.parametrize("entry", PLATFORMS, ids=[entry.key for entry in PLATFORMS])
 
