@@ -222,7 +222,8 @@ class TokenCache:
             try:
                 end(token)
             except Exception as exc:  # the process ends anyway; the server drops the token in time
-                log.warning("Could not end a token at exit (%s): the server keeps it until it expires", exc)
+                why = redact_text(str(exc), secret_forms(token.secrets()))  # an echoed logout carries it
+                log.warning("Could not end a session at exit (%s): the server keeps it until it expires", why)
 
     def after_fork_in_child(self) -> None:
         """A forked child: locks another thread of the parent held stay held in the copy, so new ones; and the

@@ -513,7 +513,7 @@ def test_tokens_this_process_obtained_and_still_holds_are_ended_at_exit_once(cap
 
     assert ended == [kept]
     assert (cache.get("a"), cache.get("c").value, cache.get("e").value) == (None, "newer", "plain")
-    assert "Could not end a token at exit" in caplog.text
+    assert "Could not end a session at exit" in caplog.text
 
 
 def test_a_token_inherited_from_the_parent_process_is_used_but_never_ended(monkeypatch):

@@ -18,6 +18,8 @@ from airflow_provider_flowinst.errors import (
     FlowPlatformError,
     RerunNotSupported,
     RunOutcomeUnknown,
+    redact_text,
+    secret_forms,
     unknown_flow,
 )
 from airflow_provider_flowinst.models import FlowInstance, FlowState
@@ -441,7 +443,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
                 if operation is not None:
                     await AsyncTransport(self._logout_settings()).run(operation)
             except Exception as exc:
-                self._logout_failed(exc)
+                self._logout_failed(exc, token)
 
     def _hold(self) -> None:
         if not self._holding and self._settings is not None:
@@ -462,15 +464,16 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
             if operation is not None:
                 run(operation)
         except Exception as exc:
-            self._logout_failed(exc)
+            self._logout_failed(exc, token)
 
     def _logout_settings(self) -> TransportSettings:
         # One quick retry at most: a task ends on time even when the server is down.
         assert self._settings is not None
         return dataclasses.replace(self._settings, max_retries=min(self._settings.max_retries, 1))
 
-    def _logout_failed(self, exc: Exception) -> None:
-        log.warning("Could not end the %s session (%s); the server frees it when it expires", self.entry.title, exc)
+    def _logout_failed(self, exc: Exception, token: Token) -> None:
+        why = redact_text(str(exc), secret_forms(token.secrets()))  # an answer may echo the logout's cookie
+        log.warning("Could not end the %s session (%s); the server frees it when it expires", self.entry.title, why)
 
 
 def require_id(value: Any, platform: str, what: str = "instance id") -> str:
