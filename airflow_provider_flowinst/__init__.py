@@ -40,7 +40,10 @@ def get_provider_info() -> dict[str, Any]:
             ),
         ],
         "operators": [
-            {"integration-name": generic, "python-modules": [f"{_PKG}.operators.flow_instance"]},
+            {
+                "integration-name": generic,
+                "python-modules": [f"{_PKG}.operators.{module}" for module in ("flow_instance", "trigger", "rerun")],
+            },
             *(
                 {"integration-name": entry.integration, "python-modules": [entry.operator_module]}
                 for entry in PLATFORMS

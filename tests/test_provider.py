@@ -34,6 +34,19 @@ def test_provider_info_matches_airflows_schema():
     assert get_provider_info()["package-name"] == "airflow-provider-flowinst"
 
 
+def test_every_module_with_sensors_operators_or_triggers_is_listed():
+    package = Path(get_provider_info.__code__.co_filename).parent
+    info = get_provider_info()
+    for kind in ("sensors", "operators", "triggers"):
+        listed = {module for item in info[kind] for module in item["python-modules"]}
+        on_disk = {
+            f"airflow_provider_flowinst.{kind}.{path.stem}"
+            for path in (package / kind).glob("*.py")
+            if path.stem != "__init__"
+        }
+        assert listed == on_disk, kind
+
+
 def test_every_connection_type_names_its_api_md_hook():
     types = {item["connection-type"]: item["hook-class-name"] for item in get_provider_info()["connection-types"]}
     assert types == {conn_type: hook for conn_type, (hook, _) in API_MD_HOOKS.items()}
