@@ -4,6 +4,8 @@ Every FlowInstanceTrigger on a connection asks its poller for its instance. Read
 window are answered together: with a few waits, each is read on its own; with many, one platform list call
 (``batch_instances``: DataWorks by ``Ids``, LSF by state, EnOS by status, BPM by ``processStatus``) answers
 most of them, and only the rest (instances that have just ended, or were never seen) are read one by one.
+Where a graph costs no extra request, those single reads take it, so a wait that is then decided does not read
+its instance a second time for the graph.
 Triggers poll on ticks aligned to their interval, so the waits of a triggerer poll together.
 
 The poller holds nothing but the reads in flight, in this process: it works the same with one triggerer or
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import weakref
@@ -51,9 +54,13 @@ class InstancePoller:
         self._pending: dict[str, list[asyncio.Future[FlowInstance]]] = {}
         self._flush: asyncio.Task[None] | None = None
         self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        #: Instances the latest batch read with their graph, for their waits' ``get_full`` (only the latest
+        #: batch's: a wait asks right after its poll, and nothing is held for waits that never ask).
+        self._with_graph: dict[str, FlowInstance] = {}
 
     async def get(self, instance_id: str) -> FlowInstance:
         """The instance's current state (without its graph)."""
+        self._with_graph.pop(instance_id, None)  # an earlier poll's read is stale now
         if self.users <= 1 and not self._pending:
             # A lone wait has nothing to share: no coalescing window, no extra wake-up.
             return await self._read_one(instance_id)
@@ -70,7 +77,11 @@ class InstancePoller:
         return self._hook
 
     async def get_full(self, instance_id: str) -> FlowInstance:
-        """The instance with its graph: read once, when a wait is decided."""
+        """The instance with its graph: read once, when a wait is decided (by the poll that decided it, if that
+        read took the graph)."""
+        read = self._with_graph.pop(instance_id, None)
+        if read is not None:
+            return read
         hook = await self.hook()
         return await hook.aget_instance(instance_id, include_graph=True)
 
@@ -101,19 +112,34 @@ class InstancePoller:
 
     async def _read(self, ids: list[str]) -> dict[str, FlowInstance | BaseException]:
         found: dict[str, FlowInstance] = {}
+        listed = False
         if len(ids) >= BATCH_THRESHOLD:
             try:
                 found = await (await self.hook()).abatch_instances(ids)
+                listed = True
             except Exception as exc:  # the single reads below still answer every wait
                 log.warning("A batched read of %d instances failed (%s); reading them one by one", len(ids), exc)
         rest = [instance_id for instance_id in ids if instance_id not in found]
-        results = await asyncio.gather(*(self._read_one(instance_id) for instance_id in rest), return_exceptions=True)
-        return {**found, **dict(zip(rest, results, strict=True))}
+        # Missing from a listing of the instances not yet ended: most of these have just ended, and their waits
+        # will want the graph. Where it comes in the same answer, take it now.
+        with_graph = listed and bool(rest) and getattr((await self.hook()).client, "graph_in_one_read", False)
+        results = await asyncio.gather(
+            *(self._read_one(instance_id, include_graph=with_graph) for instance_id in rest), return_exceptions=True
+        )
+        self._with_graph = {
+            instance_id: result
+            for instance_id, result in zip(rest, results, strict=True)
+            if with_graph and isinstance(result, FlowInstance)
+        }
+        answers = dict(zip(rest, results, strict=True))
+        for instance_id, instance in self._with_graph.items():  # the poll answers as always: without the graph
+            answers[instance_id] = dataclasses.replace(instance, graph=None)
+        return {**found, **answers}
 
-    async def _read_one(self, instance_id: str) -> FlowInstance:
+    async def _read_one(self, instance_id: str, include_graph: bool = False) -> FlowInstance:
         async with self._reads:
             hook = await self.hook()
-            return await hook.aget_instance(instance_id, include_graph=False)
+            return await hook.aget_instance(instance_id, include_graph=include_graph)
 
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, InstancePoller]] = weakref.WeakKeyDictionary()

@@ -286,6 +286,10 @@ class PlatformClient(Protocol):
     platform: str
     #: Whether an instance read with ``include_graph`` can carry a graph (LSF's web services offer none).
     offers_graph: bool
+    #: Whether reading an instance with its graph takes no more requests than without (the graph comes in the
+    #: same answer, or there is none): the poller then reads a wait that left its listing with the graph.
+    #: Optional for a platform of one's own (read with a default of False).
+    graph_in_one_read: bool
 
     def instance_url(self, instance_id: str) -> str | None:
         """The instance's page in the platform's console, if the connection says where that is."""

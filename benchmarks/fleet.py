@@ -2,11 +2,11 @@
 
 PostgreSQL (tests/pg_cluster.py), the scheduler, the dag-processor, the api-server and two triggerers
 (tests/airflow_stack.py, as the PostgreSQL full-stack test runs them), and the emulator in its own process.
-One DAG run holds ``--waits`` tasks, each waiting on an EnOS Batch instance of its own through one
-connection, polled every ``--poke-interval`` seconds. The instances all run until ``--hold`` seconds after
-they were made (time for every wait to be held by a triggerer), then end one after the other, spread evenly
-over ``--spread`` intervals. Once a third of them have ended, the triggerer holding the most waits is killed
-with SIGKILL (``--no-kill`` to keep both); the other one must take its waits over.
+``--waits`` tasks in DAGs of ``--per-dag`` tasks (one run each), each waiting on an EnOS Batch instance of
+its own through one connection, polled every ``--poke-interval`` seconds. The instances all run until ``--hold``
+seconds after they were made (time for every wait to be held by a triggerer), then end one after the other,
+spread evenly over ``--spread`` intervals. Once a third of them have ended, the triggerer holding the most waits
+is killed with SIGKILL (``--no-kill`` to keep both); the other one must take its waits over.
 
 Each wait is started from the triggerer and ended there (``fleet_dags/fleet_trigger.py`` says why): what is
 measured is the triggerers, the scheduler and the database, not worker start-up. Printed, and written as
@@ -15,7 +15,10 @@ JSON with ``--json``:
 - remote run end -> task success, p50 / p99 / max (goal: within poke_interval + 5 s), and the same for the
   waits that the killed triggerer held (their takeover included);
 - platform requests per interval, both triggerers together: while every wait runs, and while runs end;
-  against 1.2 x the fewest pages each triggerer needs (``page_cap`` rows a page) + the runs that ended;
+  against 1.2 x the fewest pages each triggerer needs + the runs that ended. EnOS Batch's search cannot
+  filter by id: a triggerer's search returns every running instance of the flow in its waits' trigger-time
+  window, so the fewest pages it needs are those that hold them (``page_cap`` rows a page), not its own
+  waits' share (printed beside);
 - each triggerer's CPU per wait and interval, and RSS per wait held (its whole process group, from /proc);
 - the scheduler's loop time (its own "Ran scheduling loop" figure, p50 / p99 / max);
 - the failover: every task success once, on try 1, with its own instance in XCom; none lost, none twice.
@@ -100,22 +103,59 @@ def requests_by_call(emulator: EmulatorProcess) -> Counter[str]:
     return Counter({call: count for call, count in counts.items() if call.split(" ", 1)[0] == "enos_batch"})
 
 
+#: The fleet's task instances (its DAGs are fleet_000, fleet_001, ...).
+FLEET_TIS = "ti.dag_id LIKE 'fleet%'"
+
+
 def held(stack: AirflowStack) -> dict[int | None, int]:
     """Triggerer job id -> deferred fleet waits whose trigger it holds (None: not assigned yet)."""
     rows = stack.query(
         "SELECT t.triggerer_id, count(*) FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
-        "WHERE ti.dag_id = 'fleet' AND ti.state = 'deferred' GROUP BY t.triggerer_id"
+        f"WHERE {FLEET_TIS} AND ti.state = 'deferred' GROUP BY t.triggerer_id"
     )
     return {job: count for job, count in rows}
+
+
+def states(stack: AirflowStack) -> dict[str | None, int]:
+    """The fleet's task instances by state."""
+    return dict(stack.query(f"SELECT ti.state, count(*) FROM task_instance ti WHERE {FLEET_TIS} GROUP BY ti.state"))
 
 
 def all_held(stack: AirflowStack, waits: int) -> dict[int | None, int] | None:
     """``held`` once every wait is held by a triggerer or has already ended, else None."""
     holding = held(stack)
-    ended = stack.query("SELECT count(*) FROM task_instance WHERE dag_id = 'fleet' AND state IN ('success', 'failed')")
-    if None in holding or sum(holding.values()) + ended[0][0] != waits:
+    by_state = states(stack)
+    if None in holding or sum(holding.values()) + by_state.get("success", 0) + by_state.get("failed", 0) != waits:
         return None
     return holding
+
+
+def not_finished(stack: AirflowStack, waits: int) -> str:
+    """What has not finished, for a failure message: counts by state and holder, and the first few tasks."""
+    by_state = states(stack)
+    missing = waits - sum(by_state.values())
+    rows = stack.query(
+        "SELECT ti.dag_id, ti.task_id, ti.state, t.triggerer_id FROM task_instance ti LEFT JOIN trigger t "
+        f"ON ti.trigger_id = t.id WHERE {FLEET_TIS} AND (ti.state IS NULL OR ti.state NOT IN ('success', 'failed')) "
+        "ORDER BY ti.task_id"
+    )
+    holders = Counter(f"triggerer job {job}" if job is not None else "no triggerer" for *_, job in rows)
+    first = ", ".join(f"{dag}.{task} ({state}, triggerer {job})" for dag, task, state, job in rows[:10])
+    return (
+        f"{len(rows)} of {waits} waits not ended ({dict(holders)}); by state {by_state}"
+        + (f"; {missing} task instances not made yet" if missing else "")
+        + (f"; first: {first}" if first else "")
+        + f"; running triggerer jobs {running_triggerers(stack)}"
+    )
+
+
+def wait_or_explain(stack: AirflowStack, probe: Any, timeout: float, what: str, waits: int) -> Any:
+    """``stack.wait_for``, whose failure names what had not finished (which waits, in which state, where)."""
+    try:
+        return stack.wait_for(probe, timeout, what)
+    except AssertionError as exc:
+        summary = not_finished(stack, waits)
+        raise AssertionError(f"fleet: {what} did not happen within {timeout:.0f} s: {summary}\n{exc}") from None
 
 
 def running_triggerers(stack: AirflowStack) -> list[int]:
@@ -179,10 +219,17 @@ def measure(
         {"conn_id": CONN_ID, "instance_id": f"{FLOW}-{(base + dt.timedelta(seconds=index)).strftime('%Y%m%d%H%M%S')}"}
         for index in range(args.waits)
     ]
-    spec = {"waits": waits, "poke_interval": interval, "max_active_tasks": args.waits + 10}
+    spec = {"waits": waits, "poke_interval": interval, "per_dag": args.per_dag}
     stack.dags_folder.joinpath("fleet_waits.json").write_text(json.dumps(spec))
+    dag_ids = [f"fleet_{number:03d}" for number in range(math.ceil(args.waits / args.per_dag))]
+    figures["dags"] = len(dag_ids)
 
-    with stack.running({"fleet"}, timeout=300):
+    # Time allowed for each stage grows with the waits (a loaded 2-core machine starts ~10 waits a second).
+    parsing = 300 + args.waits * 0.1
+    with stack.running({dag_ids[0]}, timeout=parsing):
+        # The REST API lists 50 DAGs a page: count them in the database.
+        parsed = "SELECT count(DISTINCT dag_id) FROM serialized_dag WHERE dag_id LIKE 'fleet%'"
+        stack.wait_for(lambda: stack.query(parsed)[0][0] == len(dag_ids), parsing, f"all {len(dag_ids)} DAGs parsed")
         stack.start_component("triggerer-b", ["triggerer", "--skip-serve-logs"])
         live_jobs = stack.wait_for(lambda: both_triggerers(stack), 120, "both triggerers' jobs")
         idle = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
@@ -194,12 +241,9 @@ def measure(
             ends[wait["instance_id"]] = time.time() + running  # the emulator's clock is the wall clock (scale 1)
         figures["seconds to make the instances"] = round(time.time() - made_at, 1)
         began = time.time()
-        run_id = stack.trigger_dag("fleet", {})
-        holding = stack.wait_for(
-            lambda: all_held(stack, args.waits),
-            args.hold + 900,
-            "every wait held by a triggerer",
-        )
+        run_ids = {dag_id: stack.trigger_dag(dag_id, {}) for dag_id in dag_ids}
+        allowed = args.hold + 300 + args.waits * 0.5
+        holding = wait_or_explain(stack, lambda: all_held(stack, args.waits), allowed, "every wait held", args.waits)
         figures["seconds until every wait was held"] = round(time.time() - began, 1)
         figures["waits held per triggerer"] = sorted(holding.values())
         first_end = min(ends.values())
@@ -220,9 +264,13 @@ def measure(
             call: round(count / windows, 1) for call, count in calls.items() if count
         }
         usage_end = {name: group_usage(stack, name) for name in ("triggerer", "triggerer-b")}
-        pages = sum(math.ceil(count / PAGE_CAP) for count in holding.values())
+        # Each triggerer's search pages through every running instance of the flow (its waits span them all).
+        pages = len(holding) * math.ceil(args.waits / PAGE_CAP)
         figures["requests per interval, all running"] = round(steady_requests, 1)
         figures["fewest pages per interval (both triggerers)"] = pages
+        figures["pages of each triggerer's own waits (were the search to filter by id)"] = sum(
+            math.ceil(count / PAGE_CAP) for count in holding.values()
+        )
         figures["goal: requests per interval, all running"] = round(1.2 * pages, 1)
         per_wait = {}
         for name in usage_end:
@@ -253,7 +301,7 @@ def measure(
                 task
                 for (task,) in stack.query(
                     "SELECT ti.task_id FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
-                    "WHERE ti.dag_id = 'fleet' AND ti.state = 'deferred' AND t.triggerer_id = ?",
+                    f"WHERE {FLEET_TIS} AND ti.state = 'deferred' AND t.triggerer_id = ?",
                     killed_job,
                 )
             }
@@ -263,12 +311,12 @@ def measure(
             print(f"killed {victim} (job {killed_job}) holding {len(killed_waits)} waits", flush=True)
 
         def finished() -> bool:
-            rows = stack.query("SELECT state, count(*) FROM task_instance WHERE dag_id = 'fleet' GROUP BY state")
-            states = dict(rows)
-            return sum(states.values()) == args.waits and set(states) <= {"success", "failed"}
+            by_state = states(stack)
+            return sum(by_state.values()) == args.waits and set(by_state) <= {"success", "failed"}
 
         # A takeover restarts every wait the killed triggerer held: allow for that on a loaded machine.
-        stack.wait_for(finished, max(0.0, order[-1] - time.time()) + 300 + args.waits * 0.5, "every wait to end")
+        allowed = max(0.0, order[-1] - time.time()) + 300 + args.waits * 0.5
+        wait_or_explain(stack, finished, allowed, "every wait ending", args.waits)
         ending_seconds = max(order[-1], time.time()) - ending_start
         figures["requests per interval, runs ending"] = round(
             (platform_requests(emulator) - requests_ending) / (ending_seconds / interval), 1
@@ -278,14 +326,16 @@ def measure(
 
         # -- the outcome, from the database ----------------------------------------------------------------
         rows = stack.query(
-            "SELECT ti.task_id, ti.state, ti.try_number, ti.end_date, x.value FROM task_instance ti LEFT JOIN xcom x "
-            "ON x.dag_id = ti.dag_id AND x.run_id = ti.run_id AND x.task_id = ti.task_id AND x.key = 'return_value' "
-            "WHERE ti.dag_id = 'fleet' AND ti.run_id = ?",
-            run_id,
+            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.try_number, ti.end_date, x.value "
+            "FROM task_instance ti LEFT JOIN xcom x ON x.dag_id = ti.dag_id AND x.run_id = ti.run_id "
+            f"AND x.task_id = ti.task_id AND x.key = 'return_value' WHERE {FLEET_TIS}"
         )
-        history = stack.query("SELECT count(*) FROM task_instance_history WHERE dag_id = 'fleet'")[0][0]
+        history = stack.query("SELECT count(*) FROM task_instance_history ti WHERE " + FLEET_TIS)[0][0]
         latencies, takeover, problems = [], [], []
-        for task_id, state, try_number, end_date, value in rows:
+        for dag_id, run_id, task_id, state, try_number, end_date, value in rows:
+            if run_ids.get(dag_id) != run_id:
+                problems.append(f"{dag_id}.{task_id}: a run not started here ({run_id})")
+                continue
             index = int(task_id.rsplit("_", 1)[1])
             instance_id = waits[index]["instance_id"]
             result = json.loads(value) if isinstance(value, str) else value
@@ -300,7 +350,9 @@ def measure(
         figures["remote end -> task success, s (waits not moved)"] = percentiles(latencies)
         figures["remote end -> task success, s (waits taken over)"] = percentiles(takeover)
         figures["goal: seconds"] = interval + 5
-        figures["tasks ended once, on try 1, with their own instance"] = args.waits - len(problems)
+        if len(rows) != args.waits:
+            problems.append(f"{len(rows)} task instances for {args.waits} waits")
+        figures["tasks ended once, on try 1, with their own instance"] = len(latencies) + len(takeover)
         figures["lost or wrong"] = problems[:20]
         figures["tasks run again (task_instance_history rows)"] = history
         loops = [float(m.group(1)) for m in LOOP_LINE.finditer(stack.components["scheduler"].log_path.read_text())]
@@ -312,6 +364,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--waits", type=int, default=2000)
     parser.add_argument("--poke-interval", type=float, default=10.0)
+    parser.add_argument("--per-dag", type=int, default=20, help="waits (tasks) per DAG")
     parser.add_argument("--spread", type=float, default=3.0, help="intervals over which the runs end")
     parser.add_argument("--hold", type=float, help="seconds each run lasts at least (default: 60 + waits / 4)")
     parser.add_argument("--no-kill", action="store_true", help="keep both triggerers")

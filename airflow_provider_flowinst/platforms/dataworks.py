@@ -434,6 +434,7 @@ class DataWorksClient:
 
     platform = PLATFORM
     offers_graph = True
+    graph_in_one_read = False  # the graph takes ListTaskInstances and ListUpstreamTaskInstances calls
 
     def __init__(self, settings: DataWorksSettings, clock: Callable[[], float] = SYSTEM.now) -> None:
         zone_of(settings.timezone)  # an unknown zone fails here, not at the first business date

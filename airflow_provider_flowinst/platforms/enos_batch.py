@@ -132,6 +132,7 @@ class EnOSBatchClient:
 
     platform = PLATFORM
     offers_graph = True
+    graph_in_one_read = True
 
     def __init__(self, settings: EnOSBatchSettings, clock: Callable[[], float] = SYSTEM.now) -> None:
         self.settings = settings

@@ -398,6 +398,7 @@ class EnOSBPMClient:
 
     platform = PLATFORM
     offers_graph = True  # the current task, as a one-node graph
+    graph_in_one_read = True
 
     def __init__(self, settings: EnOSBPMSettings) -> None:
         self.settings = settings

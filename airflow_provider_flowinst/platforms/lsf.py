@@ -613,6 +613,7 @@ class LSFClient:
 
     platform = PLATFORM
     offers_graph = False  # no LSF web service exposes a flow's inner jobs
+    graph_in_one_read = True
 
     def __init__(self, settings: LSFSettings) -> None:
         self.settings = settings

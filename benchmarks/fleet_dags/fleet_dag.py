@@ -1,4 +1,9 @@
-"""``make bench-fleet``'s DAG: one task per wait (``fleet_waits.json`` beside it), each started in the triggerer.
+"""``make bench-fleet``'s DAGs: one task per wait (``fleet_waits.json`` beside it), each started in the triggerer.
+
+The waits are shared out over DAGs of ``per_dag`` tasks (``fleet_000``, ``fleet_001``, ...), as a deployment with
+many sensors has them: Airflow 3.3 hands a triggerer the whole serialized DAG with each task started from the
+triggerer and keeps it deserialized for as long as the trigger runs, so one DAG of N such tasks costs each
+trigger memory and start-up CPU in proportion to N (N squared in all).
 
 Written for the benchmark (benchmarks/fleet.py copies it and the waits into the DAGs folder).
 """
@@ -37,13 +42,15 @@ class FleetWait(BaseOperator):
         return event
 
 
-with DAG(
-    dag_id="fleet",
-    schedule=None,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
-    max_active_tasks=WAITS["max_active_tasks"],
-    tags=["bench"],
-):
-    for index, wait in enumerate(WAITS["waits"]):
-        FleetWait(task_id=f"wait_{index:05d}", poke_interval=WAITS["poke_interval"], **wait)
+PER_DAG = WAITS["per_dag"]
+for first in range(0, len(WAITS["waits"]), PER_DAG):
+    with DAG(
+        dag_id=f"fleet_{first // PER_DAG:03d}",
+        schedule=None,
+        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_tasks=PER_DAG,
+        tags=["bench"],
+    ):
+        for index in range(first, min(first + PER_DAG, len(WAITS["waits"]))):
+            FleetWait(task_id=f"wait_{index:05d}", poke_interval=WAITS["poke_interval"], **WAITS["waits"][index])
