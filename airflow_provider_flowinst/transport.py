@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import contextlib
 import functools
 import logging
@@ -22,7 +21,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,7 +32,7 @@ import urllib3
 import yarl
 
 from airflow_provider_flowinst.clock import SYSTEM, Clock
-from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
+from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.protocol import (
     Authenticator,
     AuthenticatorDefaults,
@@ -48,6 +47,7 @@ from airflow_provider_flowinst.protocol import (
     snippet,
     standard_throttling,
 )
+from airflow_provider_flowinst.redaction import SecretsSeen, redact
 
 #: What an answer that is neither an error nor throttling says of throttling.
 NOT_THROTTLED = Throttling()
@@ -222,7 +222,7 @@ class TokenCache:
             try:
                 end(token)
             except Exception as exc:  # the process ends anyway; the server drops the token in time
-                why = redact_text(str(exc), secret_forms(token.secrets()))  # an echoed logout carries it
+                why = redact(str(exc), token.secrets())  # an echoed logout carries it
                 log.warning("Could not end a session at exit (%s): the server keeps it until it expires", why)
 
     def after_fork_in_child(self) -> None:
@@ -521,81 +521,6 @@ def proxy_for(url: str) -> str | None:
     return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
-_CREDENTIAL_HEADER = re.compile(r"token|signature|secret|password|authorization|cookie", re.IGNORECASE)
-
-
-class SecretsSeen:
-    """What this connection must never show: its credentials, the tokens it holds, what it signed.
-
-    Every FlowPlatformError leaving a transport, and every log record it writes, is redacted against these,
-    where the error is built: a triggerer never registered them with Airflow's masker.
-    """
-
-    #: Requests kept as signed: enough for the requests of one operation and its retries.
-    KEPT_REQUESTS = 128
-    #: Parts of signed values shorter than this are names and flags (``Bearer``, ``SignedHeaders``), not secrets.
-    MIN_PART_LENGTH = 16
-    _PART = re.compile(r"[A-Za-z0-9+/=_.~%#\"-]{16,}")
-
-    def __init__(self, auth: Authenticator) -> None:
-        self._static = tuple(value for value in auth.secrets() if value)
-        self._tokens: set[str] = set()
-        self._last_token: Token | None = None
-        self._sent: collections.deque[tuple[HttpRequest, HttpRequest]] = collections.deque(maxlen=self.KEPT_REQUESTS)
-
-    def token(self, token: Token | None) -> None:
-        if token is not None and token is not self._last_token:  # a poll's hot path: the same token again
-            self._tokens.update(value for value in token.secrets() if value)
-            self._last_token = token
-
-    def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
-        """Keep a request as it was before and after signing (a poll's hot path: a reference, nothing more).
-
-        What signing or stamping added is worked out only when text leaves the process (``values``)."""
-        self._sent.append((original, wire))
-
-    def _signed(self) -> Iterator[str]:
-        """What signing or stamping added to the kept requests (signatures, tokens, a token request's proof)
-        and every credential header (a login that carries another login's token)."""
-        for original, wire in self._sent:
-            for name, value in wire.headers.items():
-                if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
-                    yield value
-            if wire.params != original.params:
-                before = set(original.params)
-                yield from (value for param in wire.params if param not in before for value in param[1:])
-            if wire.body != original.body and wire.body:
-                yield wire.body.decode("utf-8", errors="replace")
-
-    def _parts(self, value: str) -> list[str]:
-        """A signed value, its comma/semicolon-separated pieces, what follows their ``=`` or last space, and
-        the long runs of token characters in it (a stamped body's proof)."""
-        parts = [value, *self._PART.findall(value)]
-        for piece in re.split(r"[,;]", value):
-            piece = piece.strip()
-            parts += [piece, piece.partition("=")[2], piece.rpartition(" ")[2]]
-        return [part for part in dict.fromkeys(parts) if len(part) >= self.MIN_PART_LENGTH]
-
-    def values(self) -> Iterable[str]:
-        signed = (part for value in dict.fromkeys(self._signed()) for part in self._parts(value))
-        return (*self._static, *self._tokens, *signed)
-
-    def scrub(self, text: str) -> str:
-        return redact_text(text, secret_forms(self.values()))
-
-    def redact(self, error: FlowPlatformError) -> None:
-        error.redact(self.values())
-
-    @contextlib.contextmanager
-    def redacting(self) -> Iterator[None]:
-        """Every FlowPlatformError leaving the block redacted: the platform's own text may echo a secret."""
-        try:
-            yield
-        except FlowPlatformError as error:
-            self.redact(error)
-            raise
-
-
 class _Exchange:
     """An effect: send ``wire`` (``request`` as this attempt signed it) and read the answer.
 
@@ -790,8 +715,11 @@ class SyncTransport:
         self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
     def run(self, operation: Operation[T]) -> T:
-        with self.seen.redacting():
+        try:
             return self._drive(self._calls.run(operation))
+        except FlowPlatformError as error:  # the platform's own text may echo a secret
+            self.seen.redact(error)
+            raise
 
     def close(self) -> None:
         self.session.close()
@@ -937,8 +865,7 @@ class AsyncTransport:
         )
 
     async def run(self, operation: Operation[T]) -> T:
-        # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs more
-        # than the call it wraps. Only an error leaving the process is redacted.
+        # Only an error leaving the process is redacted (the platform's own text may echo a secret).
         try:
             return await self._drive(self._calls.run(operation))
         except FlowPlatformError as error:
