@@ -330,21 +330,6 @@ def _read_deadline_passed(settings: TransportSettings) -> TransientFault:
     )
 
 
-def _classify_once(
-    settings: TransportSettings,
-    request: HttpRequest,
-    response: HttpResponse,
-    throttling: ThrottlingReader = standard_throttling,
-    now: float | None = None,
-) -> None:
-    """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
-    try:
-        _classify(settings, request, response, throttling, now)
-    except TransientFault as fault:
-        _may_send_again(settings, request, fault)
-        raise
-
-
 def _lost(exc: BaseException, *, never_connected: bool) -> TransientFault:
     """The answer did not come (a reset, a timeout, a connection refused): ``never_connected`` where provably
     nothing was sent."""
@@ -422,37 +407,32 @@ def _mask_token(token: Token) -> None:
             mask_secret(value)
 
 
+E = TypeVar("E", bound=FlowPlatformError)
+
+
+def _call_error(settings: TransportSettings, request: HttpRequest, message: str, kind: type[E], **details: Any) -> E:
+    """An error of ``request``'s call, naming the connection's platform."""
+    return kind(settings.platform, request.call, message, **details)
+
+
 def _gave_up(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> FlowPlatformError:
-    return FlowPlatformError(
-        settings.platform,
-        request.call,
-        f"still failing after {settings.max_retries + 1} attempts: {fault.message}",
-        http_status=fault.http_status,
-        retryable=True,
-        retry_after=fault.retry_after,  # a task's retry policy may wait as long as the platform last asked
-    )
+    message = f"still failing after {settings.max_retries + 1} attempts: {fault.message}"
+    # retry_after: a task's retry policy may wait as long as the platform last asked
+    details = {"http_status": fault.http_status, "retryable": True, "retry_after": fault.retry_after}
+    return _call_error(settings, request, message, FlowPlatformError, **details)
 
 
 def _credentials_refused(
     settings: TransportSettings, request: HttpRequest, response: HttpResponse
 ) -> FlowPlatformError:
     """The platform refused a token it had just handed out: the credentials, not the token, are refused."""
-    return FlowPlatformError(
-        settings.platform,
-        request.call,
-        f"the platform refused the call again right after a fresh login: {readable_snippet(response)}",
-        http_status=response.status,
-        permanent=True,
-    )
+    message = f"the platform refused the call again right after a fresh login: {readable_snippet(response)}"
+    return _call_error(settings, request, message, FlowPlatformError, http_status=response.status, permanent=True)
 
 
 def _outcome_unknown(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> RunOutcomeUnknown:
-    return RunOutcomeUnknown(
-        settings.platform,
-        request.call,
-        f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again",
-        http_status=fault.http_status,
-    )
+    message = f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again"
+    return _call_error(settings, request, message, RunOutcomeUnknown, http_status=fault.http_status)
 
 
 def _may_send_again(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> None:
@@ -587,7 +567,7 @@ class _Calls:
     """What both transports do with an operation, sans-I/O: each attempt signed at its own time, transient
     faults retried with backoff (at most ``max_retries`` times, never sooner than the platform asks, never
     again where a call may have acted), one login per credential at a time, a refused token renewed and the
-    call sent once more, every answer judged (``_classify_once``) before the operation reads it.
+    call sent once more, every answer judged (``_classify``) before the operation reads it.
 
     ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``); an executor carries out
     each and sends back its result, or throws its error in.
@@ -692,10 +672,10 @@ class _Calls:
         self.seen.sent(request, wire)
         try:
             response: HttpResponse = yield _Exchange(request, wire)
-        except TransientFault as fault:
+            _classify(self.settings, request, response, self.throttling, self.clock.now())
+        except TransientFault as fault:  # a lost answer or a transient one: sent again only where it may be
             _may_send_again(self.settings, request, fault)
             raise
-        _classify_once(self.settings, request, response, self.throttling, self.clock.now())
         return response
 
 
