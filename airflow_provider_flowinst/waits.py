@@ -258,7 +258,7 @@ class Watch:
         reason = self.failures.give_up(error)
         if reason is not None:
             return Verdict("error", last, reason, cause=error)
-        log.warning("Look %d in a row at %s failed (%s); will look again", self.failures.count, self.instance_id, error)
+        log.warning("Poll %d failed (%s); will poll %s again", self.failures.count, error, self.instance_id)
         return Verdict("waiting", last, str(error))
 
     def look(self, hook: InstanceReader, log: logging.Logger | Any) -> Verdict:
