@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
+    "TaskDeferralTimeout",
+]
+
 try:  # Airflow 3.2+: task-authoring exceptions live in the task SDK
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -11,21 +20,7 @@ try:  # Airflow 3.2+: task-authoring exceptions live in the task SDK
         AirflowTaskTimeout,
         TaskDeferralTimeout,
     )
-except ImportError:  # pragma: no cover - Airflow 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowException,
-        AirflowFailException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-        TaskDeferralTimeout,
-    )
+except ImportError:  # pragma: no cover - Airflow 3.1: the same names, from airflow.exceptions
+    import airflow.exceptions
 
-__all__ = [
-    "AirflowException",
-    "AirflowFailException",
-    "AirflowSensorTimeout",
-    "AirflowSkipException",
-    "AirflowTaskTimeout",
-    "TaskDeferralTimeout",
-]
+    globals().update({name: getattr(airflow.exceptions, name) for name in __all__})

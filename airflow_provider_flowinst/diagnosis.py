@@ -8,11 +8,12 @@ the log, and the task still fails with the real error (the run's failure), never
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphNode, NodeKind
+from airflow_provider_flowinst.redaction import connection_secrets, redact
 
 #: How many failed nodes get their log read: a run where hundreds failed needs the first few, not all.
 MAX_NODES_WITH_LOG = 5
@@ -21,9 +22,6 @@ TAIL_LINES = 20
 TAIL_CHARS = 4000
 #: Node states that make a node worth naming.
 BAD_NODE_STATES = (FlowState.FAILED, FlowState.CANCELLED)
-#: Extras that hold secrets, whatever the platform (the password field always does).
-SECRET_EXTRAS = ("app_secret", "security_token", "password", "secret", "token")
-REDACTED = "***"
 
 
 @dataclass(frozen=True)
@@ -55,27 +53,6 @@ def tail(text: str, *, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
     return last if len(last) <= chars else "…" + last[-(chars - 1) :]
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced, longest first (a secret may contain a shorter one)."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def connection_secrets(hook: Any) -> tuple[str, ...]:
-    """The connection's password, its secret extras and whatever its authenticator holds (tokens too)."""
-    found: list[str] = []
-    connection = getattr(hook, "_connection", None)
-    if connection is not None:
-        found.append(connection.password or "")
-        extras = connection.extra_dejson if connection.extra else {}
-        found += [str(value) for key, value in extras.items() if any(word in key.lower() for word in SECRET_EXTRAS)]
-    settings = getattr(hook, "_settings", None)
-    if settings is not None:
-        found += list(settings.auth.secrets())
-    return tuple(secret for secret in found if secret)
-
-
 def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
     """Read what explains the failure: the graph if the wait did not read it, then each bad node's log.
 
@@ -94,7 +71,7 @@ def diagnose(hook: Any, instance: FlowInstance) -> Diagnosis:
         try:
             instance = hook.get_instance(instance.instance_id, include_graph=True)
         except Exception as exc:
-            notes.append(f"could not read the run's graph: {exc}")
+            notes.append(f"could not read the run's graph: {redact(str(exc), secrets)}")
     nodes = bad_nodes(instance)
     logs: dict[str, str] = {}
     readable = [node for node in nodes if node.kind is NodeKind.TASK and node.instance_id]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
-from urllib.parse import quote, quote_plus
 
 from airflow_provider_flowinst._compat import AirflowException
+from airflow_provider_flowinst.redaction import mentions, redact_text, secret_forms
 from airflow_provider_flowinst.registry import PLATFORMS
 
 #: How messages name each platform (the registry's titles).
@@ -90,7 +88,7 @@ class FlowPlatformError(AirflowException):
         if (message, code) != (self.platform_message, self.code):
             self.platform_message, self.code = message, code
             self.args = (self._compose(),)
-        if any(_mentions(str(link), forms) for link in _chain(self)):
+        if any(mentions(str(link), forms) for link in _chain(self)):
             self.__cause__ = None
             self.__context__ = None
             self.__suppress_context__ = True
@@ -184,45 +182,6 @@ def _rebuild(
         permanent=permanent,
         retry_after=retry_after,
     )
-
-
-#: What a secret is replaced by in messages and log records (as Airflow's masker writes it).
-REDACTED = "***"
-#: Shorter values are not looked for: hiding every "ab" in a message protects nothing and garbles it.
-MIN_SECRET_LENGTH = 4
-
-
-def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
-    """Each secret as it may appear in an answer that echoes a request: as is, XML/HTML-escaped, JSON-escaped,
-    percent-encoded; longest first, so that a secret inside another is not replaced before it."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if not secret or len(secret) < MIN_SECRET_LENGTH:
-            continue
-        forms.update(
-            (
-                secret,
-                html.escape(secret, quote=True),
-                html.escape(secret, quote=False),
-                json.dumps(secret)[1:-1],
-                json.dumps(secret, ensure_ascii=False)[1:-1],
-                quote(secret, safe=""),
-                quote_plus(secret, safe=""),
-            )
-        )
-    return tuple(sorted((form for form in forms if len(form) >= MIN_SECRET_LENGTH), key=len, reverse=True))
-
-
-def redact_text(text: str, forms: Iterable[str]) -> str:
-    """``text`` with every form of a secret (see ``secret_forms``) replaced by ``***``."""
-    for form in forms:
-        if form in text:
-            text = text.replace(form, REDACTED)
-    return text
-
-
-def _mentions(text: str, forms: Iterable[str]) -> bool:
-    return any(form in text for form in forms)
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import contextlib
 import functools
 import logging
@@ -22,7 +21,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,7 +32,7 @@ import urllib3
 import yarl
 
 from airflow_provider_flowinst.clock import SYSTEM, Clock
-from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown, redact_text, secret_forms
+from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.protocol import (
     Authenticator,
     AuthenticatorDefaults,
@@ -48,6 +47,7 @@ from airflow_provider_flowinst.protocol import (
     snippet,
     standard_throttling,
 )
+from airflow_provider_flowinst.redaction import SecretsSeen, redact
 
 #: What an answer that is neither an error nor throttling says of throttling.
 NOT_THROTTLED = Throttling()
@@ -222,7 +222,7 @@ class TokenCache:
             try:
                 end(token)
             except Exception as exc:  # the process ends anyway; the server drops the token in time
-                why = redact_text(str(exc), secret_forms(token.secrets()))  # an echoed logout carries it
+                why = redact(str(exc), token.secrets())  # an echoed logout carries it
                 log.warning("Could not end a session at exit (%s): the server keeps it until it expires", why)
 
     def after_fork_in_child(self) -> None:
@@ -330,21 +330,6 @@ def _read_deadline_passed(settings: TransportSettings) -> TransientFault:
     )
 
 
-def _classify_once(
-    settings: TransportSettings,
-    request: HttpRequest,
-    response: HttpResponse,
-    throttling: ThrottlingReader = standard_throttling,
-    now: float | None = None,
-) -> None:
-    """``_classify``, where a transient answer to a call that may have acted ends the call (not sent again)."""
-    try:
-        _classify(settings, request, response, throttling, now)
-    except TransientFault as fault:
-        _may_send_again(settings, request, fault)
-        raise
-
-
 def _lost(exc: BaseException, *, never_connected: bool) -> TransientFault:
     """The answer did not come (a reset, a timeout, a connection refused): ``never_connected`` where provably
     nothing was sent."""
@@ -422,37 +407,32 @@ def _mask_token(token: Token) -> None:
             mask_secret(value)
 
 
+E = TypeVar("E", bound=FlowPlatformError)
+
+
+def _call_error(settings: TransportSettings, request: HttpRequest, message: str, kind: type[E], **details: Any) -> E:
+    """An error of ``request``'s call, naming the connection's platform."""
+    return kind(settings.platform, request.call, message, **details)
+
+
 def _gave_up(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> FlowPlatformError:
-    return FlowPlatformError(
-        settings.platform,
-        request.call,
-        f"still failing after {settings.max_retries + 1} attempts: {fault.message}",
-        http_status=fault.http_status,
-        retryable=True,
-        retry_after=fault.retry_after,  # a task's retry policy may wait as long as the platform last asked
-    )
+    message = f"still failing after {settings.max_retries + 1} attempts: {fault.message}"
+    # retry_after: a task's retry policy may wait as long as the platform last asked
+    details = {"http_status": fault.http_status, "retryable": True, "retry_after": fault.retry_after}
+    return _call_error(settings, request, message, FlowPlatformError, **details)
 
 
 def _credentials_refused(
     settings: TransportSettings, request: HttpRequest, response: HttpResponse
 ) -> FlowPlatformError:
     """The platform refused a token it had just handed out: the credentials, not the token, are refused."""
-    return FlowPlatformError(
-        settings.platform,
-        request.call,
-        f"the platform refused the call again right after a fresh login: {readable_snippet(response)}",
-        http_status=response.status,
-        permanent=True,
-    )
+    message = f"the platform refused the call again right after a fresh login: {readable_snippet(response)}"
+    return _call_error(settings, request, message, FlowPlatformError, http_status=response.status, permanent=True)
 
 
 def _outcome_unknown(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> RunOutcomeUnknown:
-    return RunOutcomeUnknown(
-        settings.platform,
-        request.call,
-        f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again",
-        http_status=fault.http_status,
-    )
+    message = f"the call may have been carried out, but its answer was lost ({fault.message}); it is not sent again"
+    return _call_error(settings, request, message, RunOutcomeUnknown, http_status=fault.http_status)
 
 
 def _may_send_again(settings: TransportSettings, request: HttpRequest, fault: TransientFault) -> None:
@@ -521,81 +501,6 @@ def proxy_for(url: str) -> str | None:
     return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
-_CREDENTIAL_HEADER = re.compile(r"token|signature|secret|password|authorization|cookie", re.IGNORECASE)
-
-
-class SecretsSeen:
-    """What this connection must never show: its credentials, the tokens it holds, what it signed.
-
-    Every FlowPlatformError leaving a transport, and every log record it writes, is redacted against these,
-    where the error is built: a triggerer never registered them with Airflow's masker.
-    """
-
-    #: Requests kept as signed: enough for the requests of one operation and its retries.
-    KEPT_REQUESTS = 128
-    #: Parts of signed values shorter than this are names and flags (``Bearer``, ``SignedHeaders``), not secrets.
-    MIN_PART_LENGTH = 16
-    _PART = re.compile(r"[A-Za-z0-9+/=_.~%#\"-]{16,}")
-
-    def __init__(self, auth: Authenticator) -> None:
-        self._static = tuple(value for value in auth.secrets() if value)
-        self._tokens: set[str] = set()
-        self._last_token: Token | None = None
-        self._sent: collections.deque[tuple[HttpRequest, HttpRequest]] = collections.deque(maxlen=self.KEPT_REQUESTS)
-
-    def token(self, token: Token | None) -> None:
-        if token is not None and token is not self._last_token:  # a poll's hot path: the same token again
-            self._tokens.update(value for value in token.secrets() if value)
-            self._last_token = token
-
-    def sent(self, original: HttpRequest, wire: HttpRequest) -> None:
-        """Keep a request as it was before and after signing (a poll's hot path: a reference, nothing more).
-
-        What signing or stamping added is worked out only when text leaves the process (``values``)."""
-        self._sent.append((original, wire))
-
-    def _signed(self) -> Iterator[str]:
-        """What signing or stamping added to the kept requests (signatures, tokens, a token request's proof)
-        and every credential header (a login that carries another login's token)."""
-        for original, wire in self._sent:
-            for name, value in wire.headers.items():
-                if original.headers.get(name) != value or _CREDENTIAL_HEADER.search(name):
-                    yield value
-            if wire.params != original.params:
-                before = set(original.params)
-                yield from (value for param in wire.params if param not in before for value in param[1:])
-            if wire.body != original.body and wire.body:
-                yield wire.body.decode("utf-8", errors="replace")
-
-    def _parts(self, value: str) -> list[str]:
-        """A signed value, its comma/semicolon-separated pieces, what follows their ``=`` or last space, and
-        the long runs of token characters in it (a stamped body's proof)."""
-        parts = [value, *self._PART.findall(value)]
-        for piece in re.split(r"[,;]", value):
-            piece = piece.strip()
-            parts += [piece, piece.partition("=")[2], piece.rpartition(" ")[2]]
-        return [part for part in dict.fromkeys(parts) if len(part) >= self.MIN_PART_LENGTH]
-
-    def values(self) -> Iterable[str]:
-        signed = (part for value in dict.fromkeys(self._signed()) for part in self._parts(value))
-        return (*self._static, *self._tokens, *signed)
-
-    def scrub(self, text: str) -> str:
-        return redact_text(text, secret_forms(self.values()))
-
-    def redact(self, error: FlowPlatformError) -> None:
-        error.redact(self.values())
-
-    @contextlib.contextmanager
-    def redacting(self) -> Iterator[None]:
-        """Every FlowPlatformError leaving the block redacted: the platform's own text may echo a secret."""
-        try:
-            yield
-        except FlowPlatformError as error:
-            self.redact(error)
-            raise
-
-
 class _Exchange:
     """An effect: send ``wire`` (``request`` as this attempt signed it) and read the answer.
 
@@ -662,7 +567,7 @@ class _Calls:
     """What both transports do with an operation, sans-I/O: each attempt signed at its own time, transient
     faults retried with backoff (at most ``max_retries`` times, never sooner than the platform asks, never
     again where a call may have acted), one login per credential at a time, a refused token renewed and the
-    call sent once more, every answer judged (``_classify_once``) before the operation reads it.
+    call sent once more, every answer judged (``_classify``) before the operation reads it.
 
     ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``); an executor carries out
     each and sends back its result, or throws its error in.
@@ -767,10 +672,10 @@ class _Calls:
         self.seen.sent(request, wire)
         try:
             response: HttpResponse = yield _Exchange(request, wire)
-        except TransientFault as fault:
+            _classify(self.settings, request, response, self.throttling, self.clock.now())
+        except TransientFault as fault:  # a lost answer or a transient one: sent again only where it may be
             _may_send_again(self.settings, request, fault)
             raise
-        _classify_once(self.settings, request, response, self.throttling, self.clock.now())
         return response
 
 
@@ -790,8 +695,11 @@ class SyncTransport:
         self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
     def run(self, operation: Operation[T]) -> T:
-        with self.seen.redacting():
+        try:
             return self._drive(self._calls.run(operation))
+        except FlowPlatformError as error:  # the platform's own text may echo a secret
+            self.seen.redact(error)
+            raise
 
     def close(self) -> None:
         self.session.close()
@@ -937,8 +845,7 @@ class AsyncTransport:
         )
 
     async def run(self, operation: Operation[T]) -> T:
-        # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs more
-        # than the call it wraps. Only an error leaving the process is redacted.
+        # Only an error leaving the process is redacted (the platform's own text may echo a secret).
         try:
             return await self._drive(self._calls.run(operation))
         except FlowPlatformError as error:

@@ -11,13 +11,14 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast, get_args
+from typing import Any, Literal, NoReturn, Protocol, cast, get_args
 
 from airflow_provider_flowinst._compat import AirflowException, AirflowTaskTimeout, TaskDeferralTimeout
 from airflow_provider_flowinst.diagnosis import explain_failure
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.failures import permanent_failure
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 
 DEFAULT_SUCCESS_STATES = (FlowState.SUCCESS.value,)
@@ -96,6 +97,8 @@ class Verdict:
     status: VerdictStatus
     instance: FlowInstance | None
     message: str
+    #: For an ``error`` that a failed look ended the wait with: that look's error.
+    cause: FlowPlatformError | None = None
 
     @property
     def done(self) -> bool:
@@ -103,7 +106,8 @@ class Verdict:
 
     def event(self) -> WaitEvent:
         """The end of the wait as the trigger reports it (a ValueError while still waiting)."""
-        return WaitEvent(cast(EventStatus, self.status), _as_dict(self.instance), self.message)
+        permanent = self.cause is not None and self.cause.permanent
+        return WaitEvent(cast(EventStatus, self.status), _as_dict(self.instance), self.message, permanent=permanent)
 
 
 def judge(instance: FlowInstance, success_states: Iterable[FlowState], failure_states: Iterable[FlowState]) -> Verdict:
@@ -143,6 +147,81 @@ class InstanceReader(Protocol):
 
 
 @dataclass(frozen=True)
+class WaitSettings:
+    """The parameters of a wait, declared once: ``FlowInstanceSensor``, ``TriggerFlowOperator``,
+    ``RerunFailedNodesOperator`` and ``FlowInstanceTrigger`` take them as keyword arguments with these
+    defaults, build theirs with :meth:`of` (which checks them) and read them as attributes (``WaitsOn``)."""
+
+    success_states: tuple[FlowState, ...] = (FlowState.SUCCESS,)
+    failure_states: tuple[FlowState, ...] = (FlowState.FAILED, FlowState.CANCELLED)
+    include_graph: bool = True
+    fail_if_missing: bool = False
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+
+    @classmethod
+    def of(
+        cls,
+        success_states: Iterable[str] = DEFAULT_SUCCESS_STATES,
+        failure_states: Iterable[str] = DEFAULT_FAILURE_STATES,
+        include_graph: bool = True,
+        fail_if_missing: bool = False,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    ) -> WaitSettings:
+        """The settings from a task's or a trigger's keyword arguments; a ValueError names a wrong one."""
+        success, failure = parse_states(success_states, failure_states)
+        limit = positive_count(max_consecutive_failures, "max_consecutive_failures")
+        return cls(success, failure, include_graph, fail_if_missing, limit)
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """The settings as keyword arguments of :meth:`of` (and of the trigger): JSON values only."""
+        return {
+            "success_states": [state.value for state in self.success_states],
+            "failure_states": [state.value for state in self.failure_states],
+            "include_graph": self.include_graph,
+            "fail_if_missing": self.fail_if_missing,
+            "max_consecutive_failures": self.max_consecutive_failures,
+        }
+
+    def watch(self, instance_id: str, failures: ConsecutiveFailures | None = None) -> Watch:
+        """A wait on ``instance_id`` with these settings, counting failed looks in ``failures`` (or anew)."""
+        counted = ConsecutiveFailures(self.max_consecutive_failures) if failures is None else failures
+        return Watch(
+            instance_id,
+            self.success_states,
+            self.failure_states,
+            counted,
+            include_graph=self.include_graph,
+            fail_if_missing=self.fail_if_missing,
+        )
+
+
+class WaitsOn:
+    """A task or trigger whose wait takes ``wait_settings``: its settings read as its own attributes."""
+
+    wait_settings: WaitSettings
+
+    @property
+    def success_states(self) -> tuple[FlowState, ...]:
+        return self.wait_settings.success_states
+
+    @property
+    def failure_states(self) -> tuple[FlowState, ...]:
+        return self.wait_settings.failure_states
+
+    @property
+    def include_graph(self) -> bool:
+        return self.wait_settings.include_graph
+
+    @property
+    def fail_if_missing(self) -> bool:
+        return self.wait_settings.fail_if_missing
+
+    @property
+    def max_consecutive_failures(self) -> int:
+        return self.wait_settings.max_consecutive_failures
+
+
+@dataclass(frozen=True)
 class Watch:
     """One wait: the instance, the states that end it, and the count of looks that failed in a row."""
 
@@ -156,29 +235,44 @@ class Watch:
     def judge(self, instance: FlowInstance) -> Verdict:
         return judge(instance, self.success_states, self.failure_states)
 
+    def seen(self, instance: FlowInstance) -> Verdict:
+        """A look that read the instance: the count of failed looks starts again."""
+        self.failures.reset()
+        return self.judge(instance)
+
     def missing(self, error: FlowInstanceNotFound) -> Verdict:
         """The platform says the instance does not exist: an error under ``fail_if_missing``, else wait."""
         if self.fail_if_missing:
             return Verdict("error", None, missing_message(error))
         return Verdict("waiting", None, f"Instance {self.instance_id} does not exist yet; waiting for it")
 
+    def failed(self, error: FlowPlatformError, log: logging.Logger | Any, last: FlowInstance | None = None) -> Verdict:
+        """A look that raised ``error``, judged the same by every way of waiting: a missing instance (see
+        :meth:`missing`), or a failure counted, which ends the wait when permanent or one too many; a wait
+        that goes on says why in ``log``."""
+        if isinstance(error, FlowInstanceNotFound):
+            verdict = self.missing(error)
+            if not verdict.done:
+                log.info("%s", verdict.message)
+            return verdict
+        reason = self.failures.give_up(error)
+        if reason is not None:
+            return Verdict("error", last, reason, cause=error)
+        log.warning("Poll %d failed (%s); will poll %s again", self.failures.count, error, self.instance_id)
+        return Verdict("waiting", last, str(error))
+
     def look(self, hook: InstanceReader, log: logging.Logger | Any) -> Verdict:
         """One look in a worker (poke or reschedule); a look that fails once too often raises its error."""
         try:
             instance = hook.get_instance(self.instance_id, include_graph=self.include_graph)
-        except FlowInstanceNotFound as exc:
-            verdict = self.missing(exc)
-            if not verdict.done:
-                log.info("%s", verdict.message)
-            return verdict
         except FlowPlatformError as exc:
             # Counted within one process: poke mode; each reschedule (and the triggerer) counts afresh.
-            self.failures.failed(exc)
-            log.warning("Could not look at %s (%d in a row): %s", self.instance_id, self.failures.count, exc)
-            return Verdict("waiting", None, str(exc))
-        self.failures.reset()
+            verdict = self.failed(exc, log)
+            if verdict.cause is not None:
+                raise  # a wait in a worker fails with the platform's error itself
+            return verdict
         log.info("%s", status_line(instance))
-        return self.judge(instance)
+        return self.seen(instance)
 
 
 # -- the deadline of a deferred wait -------------------------------------------------------------------
@@ -356,3 +450,46 @@ def failure_reason(event: WaitEvent, hook: Any, log: logging.Logger | Any) -> st
     if instance is not None:
         return explain_failure(hook, instance, failure_message(instance), log)
     return event.message or f"the wait ended with {event.status!r}"
+
+
+def leave_running(why: str) -> None:
+    """What a wait that did not start its run does with it at its end: nothing."""
+
+
+class EndsWaits(WaitsOn):
+    """A task whose wait ends the same whether a look in its worker or its trigger saw it: the sensor and the
+    operators. Subclasses say what a timeout raises (``_timed_out``) and what a failure does (``_fail``)."""
+
+    task_id: str
+    execution_timeout: dt.timedelta | None
+    remote_instance: dict[str, Any] | None
+    log: Any
+
+    def _conclude(
+        self,
+        event: WaitEvent,
+        hook: Any,
+        stop: Callable[[str], None] = leave_running,
+        succeeded: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """The end of the wait: the instance dict, or raise. ``hook`` (or a connection id) explains a failed
+        run; ``stop`` is told why a run that did not end in time is left behind; ``succeeded`` runs on success."""
+        self.remote_instance = event.instance
+        if event.status == "success" and event.instance is not None:
+            self.log.info("%s", event.message)
+            if succeeded is not None:
+                succeeded()
+            return event.instance
+        if event.execution_timed_out:  # a timed-out try, never a skip
+            stop("it did not end within the try's execution_timeout")
+            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
+        if event.status == "timeout":
+            stop("it did not end within the timeout")
+            self._timed_out(event)
+        self._fail(failure_reason(event, hook, self.log), permanent=event.permanent)
+
+    def _timed_out(self, event: WaitEvent) -> None:
+        """A wait's own timeout: by default it fails the task as any other end does (``_fail``)."""
+
+    def _fail(self, message: str, *, permanent: bool = False) -> NoReturn:
+        raise permanent_failure(message) if permanent else AirflowException(message)

@@ -6,16 +6,10 @@ import logging
 
 import pytest
 
-from airflow_provider_flowinst.diagnosis import (
-    REDACTED,
-    TAIL_CHARS,
-    connection_secrets,
-    explain_failure,
-    redact,
-    tail,
-)
+from airflow_provider_flowinst.diagnosis import TAIL_CHARS, explain_failure, tail
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.models import FlowInstance
+from airflow_provider_flowinst.redaction import REDACTED, connection_secrets, redact
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from tests.dags import sensor_dags
 from tests.helpers import quick_retry_connection, run_dag, unique_logical_date

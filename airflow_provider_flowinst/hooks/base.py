@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow.sdk import BaseHook, Connection
@@ -18,13 +19,12 @@ from airflow_provider_flowinst.errors import (
     FlowPlatformError,
     RerunNotSupported,
     RunOutcomeUnknown,
-    redact_text,
-    secret_forms,
     unknown_flow,
 )
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.platforms._common import SCHEME_PORTS
 from airflow_provider_flowinst.protocol import Authenticator, Operation, PlatformClient, StartAttempt, Token
+from airflow_provider_flowinst.redaction import redact
 from airflow_provider_flowinst.registry import Platform
 from airflow_provider_flowinst.reruns import CALL as RERUN_CALL
 from airflow_provider_flowinst.reruns import RerunningClient, look_after_unclear_rerun
@@ -424,26 +424,25 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         token), the last open hook of the process that uses it ends it: the server frees it now instead of
         holding it (and refusing the user's next logon) until it expires. A logout that fails is a warning,
         never the task's failure."""
-        token = self._release()
-        if token is not None:
+        ending = self._session_to_end()
+        if ending is not None:
+            token, operation = ending
             transport = SyncTransport(self._logout_settings())
-            try:
-                self._logout_with(transport.run, token)
-            finally:
-                transport.close()
+            with self._logout_warned(token):
+                try:
+                    transport.run(operation)
+                finally:
+                    transport.close()
         if self._sync is not None:
             self._sync.close()
 
     async def aclose(self) -> None:
         """``close`` in the triggerer: the last wait on the token has ended."""
-        token = self._release()
-        if token is not None:
-            try:
-                operation = self._settings.auth.logout(token) if self._settings is not None else None
-                if operation is not None:
-                    await AsyncTransport(self._logout_settings()).run(operation)
-            except Exception as exc:
-                self._logout_failed(exc, token)
+        ending = self._session_to_end()
+        if ending is not None:
+            token, operation = ending
+            with self._logout_warned(token):
+                await AsyncTransport(self._logout_settings()).run(operation)
 
     def _hold(self) -> None:
         if not self._holding and self._settings is not None:
@@ -457,12 +456,22 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         self._holding = False
         return TOKENS.release(self._settings.auth.cache_key)
 
-    def _logout_with(self, run: Any, token: Token) -> None:
-        assert self._settings is not None
-        try:
+    def _session_to_end(self) -> tuple[Token, Operation[Any]] | None:
+        """The token to end and its logout, when this hook was the token's last user in the process that
+        obtained it and the platform ends sessions; a logout that cannot even be built is a warning."""
+        token = self._release()
+        if token is None or self._settings is None:
+            return None
+        with self._logout_warned(token):
             operation = self._settings.auth.logout(token)
-            if operation is not None:
-                run(operation)
+            return None if operation is None else (token, operation)
+        return None
+
+    @contextlib.contextmanager
+    def _logout_warned(self, token: Token) -> Iterator[None]:
+        """A logout that fails is a warning, never the task's failure."""
+        try:
+            yield
         except Exception as exc:
             self._logout_failed(exc, token)
 
@@ -472,7 +481,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         return dataclasses.replace(self._settings, max_retries=min(self._settings.max_retries, 1))
 
     def _logout_failed(self, exc: Exception, token: Token) -> None:
-        why = redact_text(str(exc), secret_forms(token.secrets()))  # an answer may echo the logout's cookie
+        why = redact(str(exc), token.secrets())  # an answer may echo the logout's cookie
         log.warning("Could not end the %s session (%s); the server frees it when it expires", self.entry.title, why)
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
-from airflow_provider_flowinst._compat import AirflowException, TaskDeferralTimeout
+from airflow_provider_flowinst._compat import TaskDeferralTimeout
 from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.durable import RunMemory
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, RerunNotSupported
-from airflow_provider_flowinst.failures import failing_fast, permanent_failure
+from airflow_provider_flowinst.failures import failing_fast
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -26,16 +26,13 @@ from airflow_provider_flowinst.waits import (
     DEFAULT_FAILURE_STATES,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
-    ConsecutiveFailures,
+    EndsWaits,
     WaitEvent,
-    Watch,
+    WaitSettings,
     deadline,
     execution_end,
     execution_timeout_error,
-    failure_reason,
-    parse_states,
     past_execution_timeout,
-    positive_count,
 )
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
@@ -43,7 +40,7 @@ DEFAULT_TIMEOUT = 7 * 24 * 3600.0
 RERUN_SETTLE_PAUSES = (1.0, 2.0, 4.0)
 
 
-class TriggerFlowOperator(RemoteRunLineage, BaseOperator):
+class TriggerFlowOperator(EndsWaits, RemoteRunLineage, BaseOperator):
     """Starts a run of a remote flow and returns its instance dict, at its end or (without waiting) its start.
 
     ``flow`` is what the connection's platform runs: an EnOS flow id, an LSF ``owner:flowname``, a DataWorks
@@ -109,9 +106,14 @@ class TriggerFlowOperator(RemoteRunLineage, BaseOperator):
         self.poke_interval = float(poke_interval)
         self.timeout = float(timeout)
         self.cancel_on_kill = cancel_on_kill
-        self.success_states, self.failure_states = parse_states(success_states, failure_states)
-        self.include_graph = include_graph
-        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
+        # The run this task started has to exist: a missing run ends the wait.
+        self.wait_settings = WaitSettings.of(
+            success_states,
+            failure_states,
+            include_graph,
+            fail_if_missing=True,
+            max_consecutive_failures=max_consecutive_failures,
+        )
         self.instance_id: str | None = None
 
     def execute(self, context: Any) -> dict[str, Any] | None:
@@ -158,12 +160,12 @@ class TriggerFlowOperator(RemoteRunLineage, BaseOperator):
         )
         self.defer(
             trigger=FlowInstanceTrigger.waiting_on(
-                self.watch(instance_id),
+                self.wait_settings,
+                instance_id,
                 conn_id=self.conn_id,
                 poke_interval=self.poke_interval,
-                end_time=ends.end_time,
+                ends=ends,
                 cancel_on_kill=self.cancel_on_kill,
-                end_time_limit=ends.limit,
             ),
             method_name="execute_complete",
             timeout=ends.deferral_timeout,
@@ -242,53 +244,25 @@ class TriggerFlowOperator(RemoteRunLineage, BaseOperator):
         memory.remember(found, attempt)
         return found
 
-    def watch(self, instance_id: str) -> Watch:
-        """The wait on the run this task started; it has to exist, so a missing run ends the wait."""
-        return Watch(
-            instance_id,
-            self.success_states,
-            self.failure_states,
-            ConsecutiveFailures(self.max_consecutive_failures),
-            include_graph=self.include_graph,
-            fail_if_missing=True,
-        )
-
     def _wait(self, hook: FlowPlatformHook[Any], memory: RunMemory, instance_id: str) -> dict[str, Any]:
         """The wait in the worker: the sensor's looks, judged the same way, until the run ends or time is up."""
         ends = time.monotonic() + self.timeout
-        watch = self.watch(instance_id)
+        watch = self.wait_settings.watch(instance_id)
         stop = functools.partial(self._stop, hook, instance_id)
         last: FlowInstance | None = None
         while True:
             verdict = watch.look(hook, self.log)
             last = verdict.instance or last
             if verdict.done:
-                return self._conclude(verdict.event(), memory, hook, stop)
+                return self._conclude(verdict.event(), hook, stop, memory.forget)
             if time.monotonic() >= ends:
-                return self._conclude(WaitEvent.timed_out(instance_id, last), memory, hook, stop)
+                return self._conclude(WaitEvent.timed_out(instance_id, last), hook, stop, memory.forget)
             time.sleep(min(self.poke_interval, max(0.0, ends - time.monotonic())))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """The trigger's event, judged as the worker-side wait would have."""
         stop = functools.partial(self._stop_remembered, context)
-        return self._conclude(WaitEvent.received(event, self.task_id), RunMemory(context), self.conn_id, stop)
-
-    def _conclude(
-        self, event: WaitEvent, memory: RunMemory, hook: FlowPlatformHook[Any] | str, stop: Callable[[str], None]
-    ) -> dict[str, Any]:
-        """The end of the wait, the same whether this worker or the trigger saw it: the run's dict, or raise."""
-        self.remote_instance = event.instance
-        if event.status == "success" and event.instance is not None:
-            self.log.info("%s", event.message)
-            memory.forget()
-            return event.instance
-        if event.execution_timed_out:
-            stop("it did not end within the try's execution_timeout")
-            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
-        if event.status == "timeout":
-            stop("it did not end within the timeout")
-        reason = failure_reason(event, hook, self.log)
-        raise permanent_failure(reason) if event.permanent else AirflowException(reason)
+        return self._conclude(WaitEvent.received(event, self.task_id), self.conn_id, stop, RunMemory(context).forget)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         try:

@@ -38,9 +38,6 @@ from airflow_provider_flowinst.protocol import (
     AuthenticatorDefaults,
     FailureNotes,
     HttpRequest,
-    HttpResponse,
-    Operation,
-    StartAttempt,
     Token,
     as_id,
     parse_json,
@@ -51,8 +48,10 @@ from airflow_provider_flowinst.protocol import (
 from airflow_provider_flowinst.reruns import RerunPlan, require_failure_state
 from airflow_provider_flowinst.timeparse import parse_gmt_offset_time, parse_local_time
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only
     from typing_extensions import Unpack
+
+    from airflow_provider_flowinst.protocol import HttpResponse, Operation, StartAttempt
 
 PLATFORM = "lsf_pm"
 WS_PATH = "/platform/ws"

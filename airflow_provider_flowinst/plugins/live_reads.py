@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_flowinst.diagnosis import connection_secrets, redact
+from airflow_provider_flowinst.redaction import connection_secrets, redact
 from airflow_provider_flowinst.transport import shared_session_lease
 
 log = logging.getLogger(__name__)

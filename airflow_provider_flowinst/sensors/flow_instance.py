@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_flowinst._compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
-from airflow_provider_flowinst.failures import PermanentFailure, failing_fast, permanent_failure
+from airflow_provider_flowinst._compat import AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_flowinst.failures import PermanentFailure, failing_fast
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.links import FlowInstanceLink, push_instance_url
@@ -22,21 +22,20 @@ from airflow_provider_flowinst.waits import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
     ConsecutiveFailures,
+    EndsWaits,
     Verdict,
     WaitEvent,
+    WaitSettings,
     Watch,
     deadline,
     deferral_timed_out,
     execution_end,
     execution_timeout_error,
-    failure_reason,
-    parse_states,
     past_execution_timeout,
-    positive_count,
 )
 
 
-class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
+class FlowInstanceSensor(EndsWaits, RemoteRunLineage, BaseSensorOperator):
     """Waits until a remote flow or process instance reaches a success state; returns its dict.
 
     The platform is chosen by the connection's type. A failure state fails the task (or skips it under
@@ -82,18 +81,21 @@ class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.instance_id = instance_id
-        self.success_states, self.failure_states = parse_states(success_states, failure_states)
-        self.include_graph = include_graph
-        self.fail_if_missing = fail_if_missing
+        self.wait_settings = WaitSettings.of(
+            success_states, failure_states, include_graph, fail_if_missing, max_consecutive_failures
+        )
         self.deferrable = deferrable
-        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self._failures = ConsecutiveFailures(self.max_consecutive_failures)
         if start_from_trigger:
             # The scheduler starts this trigger; dag.test() (which runs tasks itself) takes the deferrable path.
             self.deferrable = True
             self.start_from_trigger = True
             trigger = FlowInstanceTrigger.waiting_on(
-                self.watch(), conn_id=self.conn_id, poke_interval=self.poke_interval, end_time=None
+                self.wait_settings,
+                self.instance_id,
+                conn_id=self.conn_id,
+                poke_interval=self.poke_interval,
+                ends=None,
             )
             self.start_trigger_args = start_trigger_args(trigger.serialize()[1], self.timeout, self.execution_timeout)
 
@@ -116,14 +118,7 @@ class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
 
     def watch(self) -> Watch:
         """The wait on the (rendered) instance; failed looks are counted across the pokes of this process."""
-        return Watch(
-            self.instance_id,
-            self.success_states,
-            self.failure_states,
-            self._failures,
-            include_graph=self.include_graph,
-            fail_if_missing=self.fail_if_missing,
-        )
+        return self.wait_settings.watch(self.instance_id, self._failures)
 
     # -- poke and reschedule -------------------------------------------------------------------------
 
@@ -142,26 +137,17 @@ class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
     def _settle(self, verdict: Verdict) -> PokeReturnValue | bool:
         if not verdict.done:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict.event()))
+        return PokeReturnValue(is_done=True, xcom_value=self._conclude(verdict.event(), self.conn_id))
 
-    def _conclude(self, event: WaitEvent) -> dict[str, Any]:
-        """The end of the wait, the same whether a poke or the trigger saw it: the instance dict, or raise."""
-        self.remote_instance = event.instance
-        if event.status == "success" and event.instance is not None:
-            self.log.info("%s", event.message)
-            return event.instance
-        if event.execution_timed_out:  # a timed-out try, never a skip: as in poke mode
-            raise execution_timeout_error(self.task_id, self.execution_timeout, event.message)
-        if event.status == "timeout" and not self.soft_fail:
+    def _timed_out(self, event: WaitEvent) -> None:
+        if not self.soft_fail:
             raise AirflowSensorTimeout(event.message)
-        self._fail(failure_reason(event, self.conn_id, self.log), permanent=event.permanent)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fail(self, message: str, *, permanent: bool = False) -> None:
+    def _fail(self, message: str, *, permanent: bool = False) -> NoReturn:
         # Airflow 3 does not turn a sensor's own failure into a skip, so soft_fail is honoured here.
         if self.soft_fail:
             raise AirflowSkipException(message)
-        raise permanent_failure(message) if permanent else AirflowException(message)
+        super()._fail(message, permanent=permanent)
 
     # -- deferrable ----------------------------------------------------------------------------------
 
@@ -182,17 +168,17 @@ class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
                 raise AirflowSkipException(str(failure)) from failure
             raise
         if verdict.done:
-            return self._conclude(verdict.event())
+            return self._conclude(verdict.event(), self.conn_id)
         ends = deadline(
             self.timeout, self.hook().attempt_seconds, execution_end=execution_end(context, self.execution_timeout)
         )
         self.defer(
             trigger=FlowInstanceTrigger.waiting_on(
-                self.watch(),
+                self.wait_settings,
+                self.instance_id,
                 conn_id=self.conn_id,
                 poke_interval=self.poke_interval,
-                end_time=ends.end_time,
-                end_time_limit=ends.limit,
+                ends=ends,
             ),
             method_name="execute_complete",
             timeout=ends.deferral_timeout,
@@ -211,4 +197,4 @@ class FlowInstanceSensor(RemoteRunLineage, BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the same outcome a poke would have had."""
-        return self._conclude(WaitEvent.received(event, self.task_id))
+        return self._conclude(WaitEvent.received(event, self.task_id), self.conn_id)

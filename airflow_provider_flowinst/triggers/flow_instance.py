@@ -13,7 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_provider_flowinst.batching import InstancePoller, instance_poller, next_tick
-from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
+from airflow_provider_flowinst.errors import FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import XCOM_URL_KEY, FlowInstance, FlowState
@@ -23,12 +23,14 @@ from airflow_provider_flowinst.waits import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_SUCCESS_STATES,
     LIMITS,
-    ConsecutiveFailures,
+    Deadline,
     Limit,
+    Verdict,
     WaitEvent,
+    WaitSettings,
+    WaitsOn,
     Watch,
     describe,
-    positive_count,
     read_cutoff,
 )
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_POKE_INTERVAL = 60.0
 
 
-class FlowInstanceTrigger(BaseTrigger):
+class FlowInstanceTrigger(WaitsOn, BaseTrigger):
     """Polls one remote instance until it reaches a success or failure state, or ``end_time`` passes.
 
     It yields a single event ``{"status": "success" | "failure" | "timeout" | "error", "instance": dict or
@@ -71,13 +73,11 @@ class FlowInstanceTrigger(BaseTrigger):
             raise ValueError(f"end_time_limit must be one of {', '.join(LIMITS)}, got {end_time_limit!r}")
         self.conn_id = conn_id
         self.instance_id = instance_id
-        self.success_states = FlowState.parse_many(success_states, argument="success_states")
-        self.failure_states = FlowState.parse_many(failure_states, argument="failure_states")
-        self.include_graph = include_graph
-        self.fail_if_missing = fail_if_missing
+        self.wait_settings = WaitSettings.of(
+            success_states, failure_states, include_graph, fail_if_missing, max_consecutive_failures
+        )
         self.poke_interval = float(poke_interval)
         self.end_time = end_time
-        self.max_consecutive_failures = positive_count(max_consecutive_failures, "max_consecutive_failures")
         self.cancel_on_kill = cancel_on_kill
         self.end_time_limit = end_time_limit
         # A trigger started by the scheduler (start_from_trigger) knows no end_time yet: it counts from its start.
@@ -90,13 +90,9 @@ class FlowInstanceTrigger(BaseTrigger):
             {
                 "conn_id": self.conn_id,
                 "instance_id": self.instance_id,
-                "success_states": [state.value for state in self.success_states],
-                "failure_states": [state.value for state in self.failure_states],
-                "include_graph": self.include_graph,
-                "fail_if_missing": self.fail_if_missing,
+                **self.wait_settings.to_kwargs(),
                 "poke_interval": self.poke_interval,
                 "end_time": self.end_time,
-                "max_consecutive_failures": self.max_consecutive_failures,
                 "cancel_on_kill": self.cancel_on_kill,
                 "end_time_limit": self.end_time_limit,
                 "timeout_seconds": self.timeout_seconds,
@@ -145,39 +141,29 @@ class FlowInstanceTrigger(BaseTrigger):
 
     def watch(self) -> Watch:
         """What this trigger waits for; its count of failed polls starts at zero in each run."""
-        return Watch(
-            self.instance_id,
-            self.success_states,
-            self.failure_states,
-            ConsecutiveFailures(self.max_consecutive_failures),
-            include_graph=self.include_graph,
-            fail_if_missing=self.fail_if_missing,
-        )
+        return self.wait_settings.watch(self.instance_id)
 
     @classmethod
     def waiting_on(
         cls,
-        watch: Watch,
+        settings: WaitSettings,
+        instance_id: str,
         *,
         conn_id: str,
         poke_interval: float,
-        end_time: float | None,
+        ends: Deadline | None,
         cancel_on_kill: bool = False,
-        end_time_limit: Limit = "timeout",
     ) -> FlowInstanceTrigger:
-        """The trigger a sensor or an operator defers to: the same wait, carried on in the triggerer."""
+        """The trigger a sensor or an operator defers to: the same wait, carried on in the triggerer until
+        ``ends`` (None: a trigger the scheduler starts, which counts its own timeout)."""
         return cls(
             conn_id=conn_id,
-            instance_id=watch.instance_id,
-            success_states=[state.value for state in watch.success_states],
-            failure_states=[state.value for state in watch.failure_states],
-            include_graph=watch.include_graph,
-            fail_if_missing=watch.fail_if_missing,
+            instance_id=instance_id,
             poke_interval=poke_interval,
-            end_time=end_time,
-            max_consecutive_failures=watch.failures.limit,
+            end_time=None if ends is None else ends.end_time,
+            end_time_limit="timeout" if ends is None else ends.limit,
             cancel_on_kill=cancel_on_kill,
-            end_time_limit=end_time_limit,
+            **settings.to_kwargs(),
         )
 
     async def _poll(self, poller: InstancePoller) -> AsyncIterator[TriggerEvent]:
@@ -188,35 +174,23 @@ class FlowInstanceTrigger(BaseTrigger):
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
                 last = await self._by_end_time(poller, poller.get(self.instance_id))
-                verdict = watch.judge(last)
+                verdict = watch.seen(last)
                 if self.include_graph and verdict.done:
                     last = await self._by_end_time(poller, poller.get_full(self.instance_id))
-                    verdict = watch.judge(last)
-                watch.failures.reset()
-            except FlowInstanceNotFound as exc:
-                verdict = watch.missing(exc)
-                if verdict.done:
-                    yield _event(verdict.event())
-                    return
-                self.log.info("%s", verdict.message)
+                    verdict = watch.seen(last)
             except FlowPlatformError as exc:
-                reason = watch.failures.give_up(exc)
-                if reason is not None:
-                    yield _event(WaitEvent.error(reason, last, permanent=exc.permanent))
-                    return
-                self.log.warning("Poll %d failed (%s); will poll again", watch.failures.count, exc)
+                verdict = watch.failed(exc, self.log, last)
             except Exception as exc:  # never let a trigger die with a bare traceback: report it as an event
                 unexpected = f"unexpected {type(exc).__name__} while polling: {exc}"
-                yield _event(WaitEvent.error(unexpected, last))
-                return
+                verdict = Verdict("error", last, unexpected)
             else:
-                if verdict.done:
-                    yield _event(verdict.event())
-                    return
                 # Each change of state is logged; a wait that goes on unchanged is not (thousands poll at once).
-                if (last.state, last.raw_state) != reported:
+                if not verdict.done and (last.state, last.raw_state) != reported:
                     reported = (last.state, last.raw_state)
                     self.log.info("%s", verdict.message)
+            if verdict.done:
+                yield _event(verdict.event())
+                return
             remaining = None if self.end_time is None else self.end_time - time.time()
             if remaining is not None and remaining <= 0:
                 yield _event(WaitEvent.timed_out(self.instance_id, last, self.end_time_limit))

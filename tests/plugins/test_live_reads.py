@@ -144,3 +144,42 @@ def test_a_live_read_through_the_connection_returns_the_instance_dict(emulator):
     assert found["instance_id"] == "2809-20240202000000"
     assert found["state"] in ("queued", "running")
     assert found["graph"]["nodes"]
+
+
+PASSWORD = "pa ss/w+rd&secret"
+
+
+class EchoingHook:
+    """A hook whose platform echoes the request it refused, the password percent-encoded and base64-encoded
+    in it (as a query string and a Basic-style header would carry it)."""
+
+    class _connection:  # what ``redaction.connection_secrets`` reads of a hook
+        password = PASSWORD
+        extra = None
+
+    async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> dict:
+        from base64 import b64encode
+        from urllib.parse import quote
+
+        from airflow_provider_flowinst.errors import FlowPlatformError
+
+        echoed = f"refused ?password={quote(PASSWORD, safe='')} auth={b64encode(PASSWORD.encode()).decode()}"
+        raise FlowPlatformError("enos_batch", "Get Flow Instance", echoed)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_failed_live_read_logs_no_encoded_form_of_the_connections_secret(monkeypatch, caplog):
+    from base64 import b64encode
+    from urllib.parse import quote
+
+    monkeypatch.setattr(live_reads, "_tab_hook", lambda conn_id: (EchoingHook(), "example.com"))
+
+    with caplog.at_level(logging.WARNING), pytest.raises(LiveReadFailed):
+        asyncio.run(read_through_hook("enos_batch_default", "run-1"))
+
+    assert "Get Flow Instance" in caplog.text
+    assert quote(PASSWORD, safe="") not in caplog.text
+    assert b64encode(PASSWORD.encode()).decode() not in caplog.text
+    assert "password=*** auth=***" in caplog.text

@@ -29,8 +29,7 @@ from airflow_provider_flowinst.testing.emulator.credentials import (
     ENOS_ORG_ID,
     ENOS_USER_ID,
 )
-from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
-from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.enos_gateway import BehindGateway, Gateway
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 if TYPE_CHECKING:
@@ -163,16 +162,12 @@ def _fmt(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-#: The paths of its calls (the fault middleware matches faults by platform on these).
-PATH_PREFIXES = ("/batch-processing-service/", "/dataflow-batch-service/")
-
-
-class EnOSBatchEmulator:
+class EnOSBatchEmulator(BehindGateway):
     platform = PLATFORM
+    path_prefixes = ("/batch-processing-service/", "/dataflow-batch-service/")
 
     def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
-        self.state = state
-        self.gateway = gateway
+        super().__init__(state, gateway)
         self.flows = {flow.flow_id: flow for flow in DEFAULT_FLOWS}
         self.instances: dict[str, Instance] = {}
         self.wall_start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -188,9 +183,6 @@ class EnOSBatchEmulator:
 
     def epoch_ms(self, local: dt.datetime) -> int:
         return int(local.replace(tzinfo=self.zone).timestamp() * 1000)
-
-    def serves(self, request: web.Request) -> bool:
-        return request.path.startswith(PATH_PREFIXES)
 
     def expire_tokens(self) -> None:
         """Nothing of its own: the gateway holds the tokens (``Gateway.expire_tokens``)."""
@@ -432,12 +424,7 @@ class EnOSBatchEmulator:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         base = request.path.strip("/").rsplit("/", 1)[0]
         code_key = BASES[base]
-        fault = take(self.state, PLATFORM, request)
-        if fault is not None:
-            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self._expire_and_refuse)
-            if faulted is not None:
-                return faulted
-        refusal = await self.gateway.check(request)
+        refusal = await self.refusal(request)
         if refusal is not None:
             return refusal
         if request.query.get("orgId") != ORG_ID or request.query.get("userId") != USER_ID:
@@ -453,10 +440,6 @@ class EnOSBatchEmulator:
             return self._envelope(code_key, 62102, "Invalid parameter: the body is not JSON")
         code, message, data = handler(request, body)
         return self._envelope(code_key, code, message, data)
-
-    def _expire_and_refuse(self) -> web.Response:
-        self.gateway.expire_all()
-        return self.gateway.expired_response()
 
     @staticmethod
     def _envelope(code_key: str, code: int, message: str, data: Any = None) -> web.Response:

@@ -29,8 +29,7 @@ from airflow_provider_flowinst.testing.emulator.credentials import (
     ENOS_ORG_ID,
     ENOS_USER_ID,
 )
-from airflow_provider_flowinst.testing.emulator.enos_gateway import Gateway, gateway_error
-from airflow_provider_flowinst.testing.emulator.faults import fault_response, take
+from airflow_provider_flowinst.testing.emulator.enos_gateway import BehindGateway, Gateway
 from airflow_provider_flowinst.testing.emulator.state import EmulatorState
 
 if TYPE_CHECKING:
@@ -158,16 +157,12 @@ class BPMSettings:
         )
 
 
-#: The paths of its calls (the fault middleware matches faults by platform on these).
-PATH_PREFIXES = ("/enos-bpm-service/", "/app-portal-service/")
-
-
-class EnOSBPMEmulator:
+class EnOSBPMEmulator(BehindGateway):
     platform = PLATFORM
+    path_prefixes = ("/enos-bpm-service/", "/app-portal-service/")
 
     def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
-        self.state = state
-        self.gateway = gateway
+        super().__init__(state, gateway)
         self.definitions = {definition.definition_id: definition for definition in DEFAULT_DEFINITIONS}
         self.instances: dict[str, ProcessInstance] = {}
         self.sessions: dict[str, UserSession] = {}  # bearer token -> session
@@ -189,9 +184,6 @@ class EnOSBPMEmulator:
             self.instances[instance_id] = ProcessInstance(
                 instance_id, definition, definition.name, created=created, started_by=CALLER
             )
-
-    def serves(self, request: web.Request) -> bool:
-        return request.path.startswith(PATH_PREFIXES)
 
     def expire_tokens(self) -> None:
         """The portal's user sessions end (the gateway's tokens end through ``Gateway.expire_tokens``)."""
@@ -360,12 +352,7 @@ class EnOSBPMEmulator:
     # -- BPM ------------------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        fault = take(self.state, PLATFORM, request)
-        if fault is not None:
-            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self._expire_and_refuse)
-            if faulted is not None:
-                return faulted
-        refusal = await self.gateway.check(request)
+        refusal = await self.refusal(request)
         if refusal is not None:
             return refusal
         _, session = self._session(request)
@@ -386,9 +373,8 @@ class EnOSBPMEmulator:
         return self._start(body)
 
     def _expire_and_refuse(self) -> web.Response:
-        self.gateway.expire_all()
-        self.sessions.clear()
-        return self.gateway.expired_response()
+        self.sessions.clear()  # the portal's sessions end with the gateway's tokens
+        return super()._expire_and_refuse()
 
     @staticmethod
     def _envelope(code: int, message: str, data: Any = None) -> web.Response:

@@ -133,3 +133,33 @@ class Gateway:
         if not secrets.compare_digest(expected, signature):
             return gateway_error(401, "1003", "Signature verification failed.")
         return None
+
+
+class BehindGateway:
+    """An EnOS service the emulated gateway stands in front of: its requests meet the faults asked for first,
+    then the gateway's own checks, before the service reads them."""
+
+    platform: ClassVar[str]
+    #: The paths of its calls (the fault middleware matches faults by platform on these).
+    path_prefixes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, state: EmulatorState, gateway: Gateway) -> None:
+        self.state = state
+        self.gateway = gateway
+
+    def serves(self, request: web.Request) -> bool:
+        return request.path.startswith(self.path_prefixes)
+
+    async def refusal(self, request: web.Request) -> web.StreamResponse | None:
+        """What a fault or the gateway answers instead of the service, if anything."""
+        fault = take(self.state, self.platform, request)
+        if fault is not None:
+            faulted = await fault_response(fault, request, error=gateway_error, expired_token=self._expire_and_refuse)
+            if faulted is not None:
+                return faulted
+        return await self.gateway.check(request)
+
+    def _expire_and_refuse(self) -> web.Response:
+        """A token that expires mid-call: every token the gateway handed out ends, and the call is refused."""
+        self.gateway.expire_all()
+        return self.gateway.expired_response()

@@ -41,7 +41,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
@@ -136,6 +136,14 @@ class FlowRun:
 class Session:
     user: str
     last_used: float  # emulated seconds
+
+
+def form_variables(form: Mapping[str, Any], xml: bool) -> dict[str, str] | web.Response:
+    """A form's ``variables`` (``name=value;...``), or the refusal LSF answers for malformed ones."""
+    try:
+        return parse_variables(str(form.get("variables") or ""))
+    except ValueError as exc:
+        return lsf_error(400, f"The request is not valid: {exc}.", xml=xml)
 
 
 def lsf_error(status: int, message: str, *, xml: bool = False) -> web.Response:
@@ -444,10 +452,9 @@ class LSFEmulator:
         missing = [str(i) for i in ids if i not in self.runs or not self._visible(self.runs[i])]
         if missing:
             return lsf_error(404, f"Flow instance not found: {','.join(missing)}.", xml=xml)
-        try:
-            variables = parse_variables(str(form.get("variables") or ""))
-        except ValueError as exc:
-            return lsf_error(400, f"The request is not valid: {exc}.", xml=xml)
+        variables = form_variables(form, xml)
+        if not isinstance(variables, dict):
+            return variables
         runs = [self.runs[i] for i in ids]
         now = self.state.now()
         act: Callable[[FlowRun, float], str | None] = getattr(self, f"_{action}")
@@ -505,10 +512,9 @@ class LSFEmulator:
         unknown = [name for name in names if name not in self.flows]
         if unknown:
             return lsf_error(404, f"Flow definition not found: {','.join(unknown)}.", xml=xml)
-        try:
-            variables = parse_variables(str(form.get("variables") or ""))
-        except ValueError as exc:
-            return lsf_error(400, f"The request is not valid: {exc}.", xml=xml)
+        variables = form_variables(form, xml)
+        if not isinstance(variables, dict):
+            return variables
         runs = [self._start(self.flows[name], variables=variables) for name in names]
         if self.submit_names_instance:
             started = ", ".join(f"{run.id}:{run.flow.full_name}" for run in runs)
