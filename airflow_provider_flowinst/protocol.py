@@ -55,13 +55,18 @@ class HttpRequest:
 
     @property
     def full_url(self) -> str:
-        return f"{self.url}?{self.query_string}" if self.params else self.url
+        # Worked out once per request (a copy with other headers keeps it): a poll's request is reused.
+        cached = self.__dict__.get("_full_url")
+        if cached is None:
+            cached = f"{self.url}?{self.query_string}" if self.params else self.url
+            self.__dict__["_full_url"] = cached  # a cache, not state: written around the frozen __setattr__
+        return cached  # type: ignore[no-any-return]
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         # A copy of every field but the headers, written around the frozen __setattr__: dataclasses.replace
         # reads the class's fields at each call, and every signed attempt (each poll) comes here.
         signed = object.__new__(type(self))
-        signed.__dict__.update(self.__dict__, headers={**self.headers, **extra})
+        signed.__dict__.update(self.__dict__, headers={**self.headers, **extra}, _full_url=self.full_url)
         return signed
 
 

@@ -866,7 +866,7 @@ class SyncTransport:
             chunks.append(data)
 
 
-#: URLs (without their query) a transport remembers the proxy decision of; a connection calls a few.
+#: URLs (with their query) a transport remembers the target of; a wait polls one, a connection calls a few more.
 MAX_REMEMBERED_URLS = 1024
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
@@ -928,7 +928,8 @@ class AsyncTransport:
             _Exclusive: self._exclusive,
         }
         self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
-        self._proxies: dict[str, str | None] = {}
+        self._proxies: dict[str, str | None] = {}  # by origin
+        self._targets: dict[str, tuple[yarl.URL, str | None]] = {}  # by full URL
         # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout,
@@ -968,13 +969,14 @@ class AsyncTransport:
         request, wire = effect.request, effect.wire
         deadline = time.monotonic() + self.settings.read_timeout
         try:
+            target = self._targets.get(wire.full_url) or self._target(wire)
             async with _shared_session().request(
                 wire.method,
-                yarl.URL(wire.full_url, encoded=True),
+                target[0],
                 headers=wire.headers,
                 data=wire.body,
                 ssl=self._ssl,
-                proxy=self._proxies[wire.url] if wire.url in self._proxies else self._proxy(wire.url),
+                proxy=target[1],
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as raw:
@@ -992,16 +994,17 @@ class AsyncTransport:
             never = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
             raise _lost(exc, never_connected=never) from None
 
-    def _proxy(self, url: str) -> str | None:
-        """The proxy for ``url`` (a request's URL, without its query), decided once per origin and remembered
-        for the URL too: a poll's URL is looked up, not parsed again."""
-        parts = urlsplit(url)
+    def _target(self, wire: HttpRequest) -> tuple[yarl.URL, str | None]:
+        """Where ``wire`` goes: its URL as aiohttp takes it and its proxy (decided once per origin), remembered
+        for the URL with its query: a poll's request is looked up, not parsed again."""
+        parts = urlsplit(wire.url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._proxies:
-            self._proxies[origin] = proxy_for(url)
-        if len(self._proxies) < MAX_REMEMBERED_URLS:
-            self._proxies[url] = self._proxies[origin]
-        return self._proxies[origin]
+            self._proxies[origin] = proxy_for(wire.url)
+        target = (yarl.URL(wire.full_url, encoded=True), self._proxies[origin])
+        if len(self._targets) < MAX_REMEMBERED_URLS:
+            self._targets[wire.full_url] = target
+        return target
 
     async def _read_body(self, raw: aiohttp.ClientResponse, request: HttpRequest, deadline: float) -> bytes:
         """The decompressed body, a chunk at a time, never more than ``max_response_bytes`` of it, and no

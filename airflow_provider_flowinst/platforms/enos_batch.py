@@ -14,6 +14,7 @@ from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms._common import (
+    Hints,
     epoch_ms,
     int_or_text,
     json_request,
@@ -61,6 +62,8 @@ CLOCK_SKEW_MS = 2 * 60 * 1000
 LOG_FETCH_CHARS = 1_000_000
 #: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
 BATCH_MAX_FLOW_SEARCHES = 4
+#: Instances read one by one whose request and last record a client keeps (the newest read).
+MAX_SINGLE_READS = 1024
 
 STATE_BY_CODE: Mapping[int, FlowState] = {
     -1: FlowState.FAILED,
@@ -147,6 +150,9 @@ class EnOSBatchClient:
         self.clock = clock
         #: Whether batched reads have said (once for the connection) that some ids cannot be batched.
         self.told_unbatchable = False
+        #: Per instance read one by one: its Get Flow Instance request (built once) and the last record read with
+        #: what it made, so a wait polling an unchanged instance neither rebuilds the one nor re-reads the other.
+        self._single_reads: Hints[_SingleRead] = Hints(MAX_SINGLE_READS)
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -219,7 +225,7 @@ class EnOSBatchClient:
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
     def get_flow_instance(self, flow_inst_id: str) -> Operation[dict[str, Any]]:
-        request = self._request("GET", "flowInstances", "get", "Get Flow Instance", {"flowInstId": flow_inst_id})
+        request = self._single_read(flow_inst_id).request
         data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
         if data is None:
             raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow instance {flow_inst_id!r}")
@@ -376,8 +382,22 @@ class EnOSBatchClient:
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
         record = yield from self.get_flow_instance(instance_id)
-        yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
-        return self.to_flow_instance(record, include_graph=include_graph)
+        if self.timezone is None:
+            yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
+        read = self._single_read(instance_id)
+        # An answer equal to the last one (a run going on) is the instance read then: reused, not parsed again.
+        if read.instance is None or read.record != record or read.include_graph is not include_graph:
+            instance = self.to_flow_instance(record, include_graph=include_graph)
+            read.record, read.include_graph, read.instance = record, include_graph, instance
+        return read.instance
+
+    def _single_read(self, instance_id: str) -> _SingleRead:
+        read = self._single_reads.get(instance_id)
+        if read is None:
+            request = self._request("GET", "flowInstances", "get", "Get Flow Instance", {"flowInstId": instance_id})
+            read = _SingleRead(request)
+            self._single_reads.remember(instance_id, read)
+        return read
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
@@ -540,6 +560,18 @@ class EnOSBatchClient:
         # EnOS instance ids are "<flowId>-<trigger time>", so the flow id can be read off the instance id.
         flow_id = flow_id or instance_id.rsplit("-", 1)[0]
         return console_link(self.settings.console_url, instance_id=instance_id, flow_id=flow_id)
+
+
+class _SingleRead:
+    """An instance read one by one: its request, and the last record read with the instance made of it."""
+
+    __slots__ = ("include_graph", "instance", "record", "request")
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        self.record: dict[str, Any] | None = None
+        self.include_graph = False
+        self.instance: FlowInstance | None = None
 
 
 def console_link(template: str | None, *, instance_id: str, flow_id: str | None) -> str | None:
