@@ -60,7 +60,7 @@ class HttpRequest:
         if cached is None:
             cached = f"{self.url}?{self.query_string}" if self.params else self.url
             self.__dict__["_full_url"] = cached  # a cache, not state: written around the frozen __setattr__
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         # A copy of every field but the headers, written around the frozen __setattr__: dataclasses.replace
