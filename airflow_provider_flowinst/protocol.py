@@ -359,6 +359,13 @@ def parse_json(document: str | bytes) -> Any:
     (``json.loads`` raises RecursionError on ``[[[[...]]]]`` a few thousand levels deep.)
     """
     try:
+        if isinstance(document, bytes) and document[:1] in (b"{", b"["):
+            # Most answers: UTF-8 text, decoded here rather than by json.loads' encoding detection (a poll's
+            # hot path). Anything that fails so is read again as given (UTF-16 or -32, which json detects).
+            try:
+                return json.loads(document.decode("utf-8"))
+            except ValueError:
+                pass
         return json.loads(document)
     except RecursionError:
         raise JSONTooDeep("the JSON document is nested too deeply") from None

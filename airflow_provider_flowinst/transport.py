@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -937,25 +937,28 @@ class AsyncTransport:
             sock_read=settings.read_timeout,
         )
 
-    async def run(self, operation: Operation[T]) -> T:
-        # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs more
-        # than the call it wraps. Only an error leaving the process is redacted.
-        try:
-            return await self._drive(self._calls.run(operation))
-        except FlowPlatformError as error:
-            self.seen.redact(error)
-            raise
+    def run(self, operation: Operation[T]) -> Coroutine[Any, Any, T]:
+        """Drive ``operation``: ``await transport.run(operation)`` (a plain function returning the coroutine
+        that drives it: one coroutine less a poll)."""
+        return self._drive(self._calls.run(operation))
 
     async def _drive(self, steps: _Steps[T]) -> T:
         carry_out = self._carry_out
-        effect = _resume(steps)
-        while not isinstance(effect, _Done):
-            error: Exception | None = None
-            try:  # _answer written out for awaited effects (no coroutine of its own: one less per request)
-                reply = await carry_out[type(effect)](effect)
-            except Exception as exc:
-                reply, error = None, exc
-            effect = _resume(steps, reply, error)
+        try:
+            effect = _resume(steps)
+            while not isinstance(effect, _Done):
+                fault: Exception | None = None
+                try:  # _answer written out for awaited effects (no coroutine of its own: one less per request)
+                    reply = await carry_out[type(effect)](effect)
+                except Exception as exc:
+                    reply, fault = None, exc
+                effect = _resume(steps, reply, fault)
+        except FlowPlatformError as error:
+            # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs
+            # more than the call it wraps. Only an error leaving the process is redacted (again, harmlessly,
+            # by an outer drive).
+            self.seen.redact(error)
+            raise
         return effect.value  # type: ignore[no-any-return]
 
     async def _exclusive(self, effect: _Exclusive) -> Token | None:
