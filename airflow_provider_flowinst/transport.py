@@ -658,6 +658,11 @@ def _member(auth: Authenticator, name: str) -> Any:
     return own if own is not None else functools.partial(getattr(AuthenticatorDefaults, name), auth)
 
 
+#: Answers judged ordinary that ``_Calls`` remembers (one per request: a wait polls one) and the largest body.
+MAX_JUDGED_ANSWERS = 256
+MAX_JUDGED_BODY = 16 * 1024
+
+
 class _Calls:
     """What both transports do with an operation, sans-I/O: each attempt signed at its own time, transient
     faults retried with backoff (at most ``max_retries`` times, never sooner than the platform asks, never
@@ -676,6 +681,8 @@ class _Calls:
         self.key = settings.auth.cache_key  # a digest of the credentials: taken once, not per call
         self.authorize: Callable[[HttpRequest, Token | None, int], HttpRequest] = _member(self.auth, "authorize")
         self.throttling: ThrottlingReader = _member(self.auth, "throttling")
+        #: The last answer judged ordinary per bodiless request (full URL): (status, content type, body).
+        self._judged: dict[str, tuple[int, str | None, bytes]] = {}
 
     def run(self, operation: Operation[T]) -> _Steps[T]:
         try:
@@ -698,14 +705,35 @@ class _Calls:
             return (yield from self.retrying(request, None))
         token = yield from self.token()
         response = yield from self.retrying(request, token)
-        if self.auth.is_token_expired(response):
-            TOKENS.invalidate(self.key, token)
-            fresh = yield from self.token(refused=token)
-            response = yield from self.retrying(request, fresh)
-            if fresh is not None and self.auth.is_token_expired(response):
-                TOKENS.invalidate(self.key, fresh)
-                raise _credentials_refused(self.settings, request, response)
+        if self._as_before(request, response):
+            return response
+        if not self.auth.is_token_expired(response):
+            self._remember(request, response)
+            return response
+        # The token ran out: a fresh one, and the call sent once more.
+        TOKENS.invalidate(self.key, token)
+        fresh = yield from self.token(refused=token)
+        response = yield from self.retrying(request, fresh)
+        if fresh is not None and self.auth.is_token_expired(response):
+            TOKENS.invalidate(self.key, fresh)
+            raise _credentials_refused(self.settings, request, response)
         return response
+
+    def _as_before(self, request: HttpRequest, response: HttpResponse) -> bool:
+        """Whether ``response`` is, byte for byte, the last answer to ``request`` that was judged ordinary (not
+        a fault, not an expired token): a wait polling a run that goes on gets the same answer each time, and
+        judging a 2xx answer reads only its status, content type and body."""
+        if request.body is not None:
+            return False
+        judged = self._judged.get(request.full_url)
+        return judged is not None and judged == (response.status, response.headers.get("content-type"), response.body)
+
+    def _remember(self, request: HttpRequest, response: HttpResponse) -> None:
+        if request.body is not None or not 200 <= response.status < 300 or len(response.body) > MAX_JUDGED_BODY:
+            return
+        if len(self._judged) >= MAX_JUDGED_ANSWERS and request.full_url not in self._judged:
+            return
+        self._judged[request.full_url] = (response.status, response.headers.get("content-type"), response.body)
 
     def token(self, refused: Token | None = None) -> _Steps[Token | None]:
         token = TOKENS.get(self.key, self.clock.now())
@@ -770,7 +798,8 @@ class _Calls:
         except TransientFault as fault:
             _may_send_again(self.settings, request, fault)
             raise
-        _classify_once(self.settings, request, response, self.throttling, self.clock.now())
+        if not self._as_before(request, response):
+            _classify_once(self.settings, request, response, self.throttling, self.clock.now())
         return response
 
 

@@ -150,7 +150,7 @@ class EnOSBatchClient:
         self.clock = clock
         #: Whether batched reads have said (once for the connection) that some ids cannot be batched.
         self.told_unbatchable = False
-        #: Per instance read one by one: its Get Flow Instance request (built once) and the last record read with
+        #: Per instance read one by one: its Get Flow Instance request (built once) and the last answer read with
         #: what it made, so a wait polling an unchanged instance neither rebuilds the one nor re-reads the other.
         self._single_reads: Hints[_SingleRead] = Hints(MAX_SINGLE_READS)
 
@@ -226,7 +226,11 @@ class EnOSBatchClient:
 
     def get_flow_instance(self, flow_inst_id: str) -> Operation[dict[str, Any]]:
         request = self._single_read(flow_inst_id).request
-        data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
+        response = yield request
+        return self._flow_instance_record(request, response, flow_inst_id)
+
+    def _flow_instance_record(self, request: HttpRequest, response: HttpResponse, flow_inst_id: str) -> dict[str, Any]:
+        data = read_envelope(response, call=request.call, not_found_code=NOT_FOUND_CODE)
         if data is None:
             raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow instance {flow_inst_id!r}")
         if not isinstance(data, dict):
@@ -381,14 +385,16 @@ class EnOSBatchClient:
         return FailureNotes()  # its failed tasks' logs say it all
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
-        record = yield from self.get_flow_instance(instance_id)
-        if self.timezone is None:
-            yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
         read = self._single_read(instance_id)
-        # An answer equal to the last one (a run going on) is the instance read then: reused, not parsed again.
-        if read.instance is None or read.record != record or read.include_graph is not include_graph:
-            instance = self.to_flow_instance(record, include_graph=include_graph)
-            read.record, read.include_graph, read.instance = record, include_graph, instance
+        response = yield read.request
+        # The very answer of the last read (a run going on) is the instance read then: reused, not parsed again.
+        if read.answer != (response.status, response.body) or read.include_graph is not include_graph:
+            record = self._flow_instance_record(read.request, response, instance_id)
+            if self.timezone is None:
+                yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
+            read.instance = self.to_flow_instance(record, include_graph=include_graph)
+            read.answer, read.include_graph = (response.status, response.body), include_graph
+        assert read.instance is not None
         return read.instance
 
     def _single_read(self, instance_id: str) -> _SingleRead:
@@ -563,13 +569,14 @@ class EnOSBatchClient:
 
 
 class _SingleRead:
-    """An instance read one by one: its request, and the last record read with the instance made of it."""
+    """An instance read one by one: its request, and the last answer read (status, body) with the instance made
+    of it."""
 
-    __slots__ = ("include_graph", "instance", "record", "request")
+    __slots__ = ("answer", "include_graph", "instance", "request")
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
-        self.record: dict[str, Any] | None = None
+        self.answer: tuple[int, bytes] | None = None
         self.include_graph = False
         self.instance: FlowInstance | None = None
 
