@@ -25,6 +25,7 @@ from airflow_provider_flowinst.waits import (
     LIMITS,
     ConsecutiveFailures,
     Limit,
+    Verdict,
     WaitEvent,
     Watch,
     describe,
@@ -187,12 +188,15 @@ class FlowInstanceTrigger(BaseTrigger):
         watch = self.watch()
         last: FlowInstance | None = None
         reported: tuple[FlowState, str | None] | None = None
+        judged: tuple[FlowInstance, Verdict] | None = None
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
                 read = poller.get(self.instance_id)
                 last = await (read if self.end_time is None else self._by_end_time(poller, read))
-                verdict = watch.judge(last)
+                # The very instance of the last poll (a client reuses what an unchanged answer made): judged already.
+                verdict = judged[1] if judged is not None and judged[0] is last else watch.judge(last)
+                judged = (last, verdict)
                 if self.include_graph and verdict.done:
                     last = await self._by_end_time(poller, poller.get_full(self.instance_id))
                     verdict = watch.judge(last)
