@@ -55,13 +55,18 @@ class HttpRequest:
 
     @property
     def full_url(self) -> str:
-        return f"{self.url}?{self.query_string}" if self.params else self.url
+        # Worked out once per request (a copy with other headers keeps it): a poll's request is reused.
+        cached = self.__dict__.get("_full_url")
+        if cached is None:
+            cached = f"{self.url}?{self.query_string}" if self.params else self.url
+            self.__dict__["_full_url"] = cached  # a cache, not state: written around the frozen __setattr__
+        return cached
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         # A copy of every field but the headers, written around the frozen __setattr__: dataclasses.replace
         # reads the class's fields at each call, and every signed attempt (each poll) comes here.
         signed = object.__new__(type(self))
-        signed.__dict__.update(self.__dict__, headers={**self.headers, **extra})
+        signed.__dict__.update(self.__dict__, headers={**self.headers, **extra}, _full_url=self.full_url)
         return signed
 
 
@@ -358,6 +363,13 @@ def parse_json(document: str | bytes) -> Any:
     (``json.loads`` raises RecursionError on ``[[[[...]]]]`` a few thousand levels deep.)
     """
     try:
+        if isinstance(document, bytes) and document[:1] in (b"{", b"["):
+            # Most answers: UTF-8 text, decoded here rather than by json.loads' encoding detection (a poll's
+            # hot path). Anything that fails so is read again as given (UTF-16 or -32, which json detects).
+            try:
+                return json.loads(document.decode("utf-8"))
+            except ValueError:
+                pass
         return json.loads(document)
     except RecursionError:
         raise JSONTooDeep("the JSON document is nested too deeply") from None

@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -563,6 +563,11 @@ def _member(auth: Authenticator, name: str) -> Any:
     return own if own is not None else functools.partial(getattr(AuthenticatorDefaults, name), auth)
 
 
+#: Answers judged ordinary that ``_Calls`` remembers (one per request: a wait polls one) and the largest body.
+MAX_JUDGED_ANSWERS = 256
+MAX_JUDGED_BODY = 16 * 1024
+
+
 class _Calls:
     """What both transports do with an operation, sans-I/O: each attempt signed at its own time, transient
     faults retried with backoff (at most ``max_retries`` times, never sooner than the platform asks, never
@@ -581,6 +586,8 @@ class _Calls:
         self.key = settings.auth.cache_key  # a digest of the credentials: taken once, not per call
         self.authorize: Callable[[HttpRequest, Token | None, int], HttpRequest] = _member(self.auth, "authorize")
         self.throttling: ThrottlingReader = _member(self.auth, "throttling")
+        #: The last answer judged ordinary per bodiless request (full URL): (status, content type, body).
+        self._judged: dict[str, tuple[int, str | None, bytes]] = {}
 
     def run(self, operation: Operation[T]) -> _Steps[T]:
         try:
@@ -603,14 +610,35 @@ class _Calls:
             return (yield from self.retrying(request, None))
         token = yield from self.token()
         response = yield from self.retrying(request, token)
-        if self.auth.is_token_expired(response):
-            TOKENS.invalidate(self.key, token)
-            fresh = yield from self.token(refused=token)
-            response = yield from self.retrying(request, fresh)
-            if fresh is not None and self.auth.is_token_expired(response):
-                TOKENS.invalidate(self.key, fresh)
-                raise _credentials_refused(self.settings, request, response)
+        if self._as_before(request, response):
+            return response
+        if not self.auth.is_token_expired(response):
+            self._remember(request, response)
+            return response
+        # The token ran out: a fresh one, and the call sent once more.
+        TOKENS.invalidate(self.key, token)
+        fresh = yield from self.token(refused=token)
+        response = yield from self.retrying(request, fresh)
+        if fresh is not None and self.auth.is_token_expired(response):
+            TOKENS.invalidate(self.key, fresh)
+            raise _credentials_refused(self.settings, request, response)
         return response
+
+    def _as_before(self, request: HttpRequest, response: HttpResponse) -> bool:
+        """Whether ``response`` is, byte for byte, the last answer to ``request`` that was judged ordinary (not
+        a fault, not an expired token): a wait polling a run that goes on gets the same answer each time, and
+        judging a 2xx answer reads only its status, content type and body."""
+        if request.body is not None:
+            return False
+        judged = self._judged.get(request.full_url)
+        return judged is not None and judged == (response.status, response.headers.get("content-type"), response.body)
+
+    def _remember(self, request: HttpRequest, response: HttpResponse) -> None:
+        if request.body is not None or not 200 <= response.status < 300 or len(response.body) > MAX_JUDGED_BODY:
+            return
+        if len(self._judged) >= MAX_JUDGED_ANSWERS and request.full_url not in self._judged:
+            return
+        self._judged[request.full_url] = (response.status, response.headers.get("content-type"), response.body)
 
     def token(self, refused: Token | None = None) -> _Steps[Token | None]:
         token = TOKENS.get(self.key, self.clock.now())
@@ -672,7 +700,8 @@ class _Calls:
         self.seen.sent(request, wire)
         try:
             response: HttpResponse = yield _Exchange(request, wire)
-            _classify(self.settings, request, response, self.throttling, self.clock.now())
+            if not self._as_before(request, response):
+                _classify(self.settings, request, response, self.throttling, self.clock.now())
         except TransientFault as fault:  # a lost answer or a transient one: sent again only where it may be
             _may_send_again(self.settings, request, fault)
             raise
@@ -774,7 +803,7 @@ class SyncTransport:
             chunks.append(data)
 
 
-#: URLs (without their query) a transport remembers the proxy decision of; a connection calls a few.
+#: URLs (with their query) a transport remembers the target of; a wait polls one, a connection calls a few more.
 MAX_REMEMBERED_URLS = 1024
 
 _SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
@@ -836,7 +865,8 @@ class AsyncTransport:
             _Exclusive: self._exclusive,
         }
         self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
-        self._proxies: dict[str, str | None] = {}
+        self._proxies: dict[str, str | None] = {}  # by origin
+        self._targets: dict[str, tuple[yarl.URL, str | None]] = {}  # by full URL
         # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout,
@@ -844,24 +874,28 @@ class AsyncTransport:
             sock_read=settings.read_timeout,
         )
 
-    async def run(self, operation: Operation[T]) -> T:
-        # Only an error leaving the process is redacted (the platform's own text may echo a secret).
-        try:
-            return await self._drive(self._calls.run(operation))
-        except FlowPlatformError as error:
-            self.seen.redact(error)
-            raise
+    def run(self, operation: Operation[T]) -> Coroutine[Any, Any, T]:
+        """Drive ``operation``: ``await transport.run(operation)`` (a plain function returning the coroutine
+        that drives it: one coroutine less a poll)."""
+        return self._drive(self._calls.run(operation))
 
     async def _drive(self, steps: _Steps[T]) -> T:
         carry_out = self._carry_out
-        effect = _resume(steps)
-        while not isinstance(effect, _Done):
-            error: Exception | None = None
-            try:  # _answer written out for awaited effects (no coroutine of its own: one less per request)
-                reply = await carry_out[type(effect)](effect)
-            except Exception as exc:
-                reply, error = None, exc
-            effect = _resume(steps, reply, error)
+        try:
+            effect = _resume(steps)
+            while not isinstance(effect, _Done):
+                fault: Exception | None = None
+                try:  # _answer written out for awaited effects (no coroutine of its own: one less per request)
+                    reply = await carry_out[type(effect)](effect)
+                except Exception as exc:
+                    reply, fault = None, exc
+                effect = _resume(steps, reply, fault)
+        except FlowPlatformError as error:
+            # seen.redacting() written out: a poll's hot path, where a generator-based context manager costs
+            # more than the call it wraps. Only an error leaving the process is redacted (again, harmlessly,
+            # by an outer drive).
+            self.seen.redact(error)
+            raise
         return effect.value  # type: ignore[no-any-return]
 
     async def _exclusive(self, effect: _Exclusive) -> Token | None:
@@ -875,13 +909,14 @@ class AsyncTransport:
         request, wire = effect.request, effect.wire
         deadline = time.monotonic() + self.settings.read_timeout
         try:
+            target = self._targets.get(wire.full_url) or self._target(wire)
             async with _shared_session().request(
                 wire.method,
-                yarl.URL(wire.full_url, encoded=True),
+                target[0],
                 headers=wire.headers,
                 data=wire.body,
                 ssl=self._ssl,
-                proxy=self._proxies[wire.url] if wire.url in self._proxies else self._proxy(wire.url),
+                proxy=target[1],
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as raw:
@@ -899,16 +934,17 @@ class AsyncTransport:
             never = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
             raise _lost(exc, never_connected=never) from None
 
-    def _proxy(self, url: str) -> str | None:
-        """The proxy for ``url`` (a request's URL, without its query), decided once per origin and remembered
-        for the URL too: a poll's URL is looked up, not parsed again."""
-        parts = urlsplit(url)
+    def _target(self, wire: HttpRequest) -> tuple[yarl.URL, str | None]:
+        """Where ``wire`` goes: its URL as aiohttp takes it and its proxy (decided once per origin), remembered
+        for the URL with its query: a poll's request is looked up, not parsed again."""
+        parts = urlsplit(wire.url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._proxies:
-            self._proxies[origin] = proxy_for(url)
-        if len(self._proxies) < MAX_REMEMBERED_URLS:
-            self._proxies[url] = self._proxies[origin]
-        return self._proxies[origin]
+            self._proxies[origin] = proxy_for(wire.url)
+        target = (yarl.URL(wire.full_url, encoded=True), self._proxies[origin])
+        if len(self._targets) < MAX_REMEMBERED_URLS:
+            self._targets[wire.full_url] = target
+        return target
 
     async def _read_body(self, raw: aiohttp.ClientResponse, request: HttpRequest, deadline: float) -> bytes:
         """The decompressed body, a chunk at a time, never more than ``max_response_bytes`` of it, and no

@@ -229,3 +229,36 @@ def test_a_call_refused_for_an_expired_token_logs_in_again_and_is_sent_once_more
     first, second = reads(seen)
     assert first.headers["Authorization"] != second.headers["Authorization"]
     assert seen.sleeps == []  # a renewal is not a retry: no backoff
+
+
+@dataclass
+class CountingAuth(TokenAuth):
+    """TokenAuth that counts the answers it judged for an expired token."""
+
+    judged: int = 0
+
+    def is_token_expired(self, response: HttpResponse) -> bool:
+        self.judged += 1
+        return super().is_token_expired(response)
+
+
+def test_an_answer_like_the_last_ordinary_one_is_not_judged_again_but_any_other_is():
+    auth = CountingAuth()
+    logic = calls(auth)
+    seen = Drive()
+
+    def running() -> HttpResponse:  # a new answer each poll, byte for byte the same
+        return HttpResponse(200, {"content-type": "application/json"}, b'{"state": "running"}')
+
+    for _ in range(3):
+        drive(logic.run(one_call(get())), [running()], auth.clock, seen)
+    assert auth.judged == 1  # a wait polling a run that goes on: judged once
+
+    damaged = HttpResponse(200, {"content-type": "application/json"}, b'{"state": "runn')
+    answer = drive(logic.run(one_call(get())), [damaged, running()], auth.clock, seen)
+    assert answer.json() == {"state": "running"}
+    assert seen.sleeps == [BACKOFF_FIRST + 0.125]  # the damaged one was judged, and sent again
+
+    ended = HttpResponse(200, {"content-type": "application/json"}, b'{"state": "ended"}')
+    assert drive(logic.run(one_call(get())), [ended], auth.clock, seen) is ended
+    assert auth.judged == 2

@@ -302,7 +302,7 @@ class FlowPlatformHook(BaseHook, Generic[ClientT]):
         )
 
     async def aget_instance(self, instance_id: str, *, include_graph: bool = True) -> FlowInstance:
-        client = await self.aclient()
+        client = self._client if self._client is not None else await self.aclient()  # no coroutine a poll
         return await self.aperform(
             client.get_instance(require_id(instance_id, self.platform), include_graph=include_graph)
         )

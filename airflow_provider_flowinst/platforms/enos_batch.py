@@ -14,6 +14,7 @@ from airflow_provider_flowinst.clock import SYSTEM
 from airflow_provider_flowinst.errors import AmbiguousStart, FlowInstanceNotFound, FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.models import FlowInstance, FlowState, GraphEdge, GraphNode, InstanceGraph, NodeKind
 from airflow_provider_flowinst.platforms._common import (
+    Hints,
     epoch_ms,
     int_or_text,
     json_request,
@@ -61,6 +62,8 @@ CLOCK_SKEW_MS = 2 * 60 * 1000
 LOG_FETCH_CHARS = 1_000_000
 #: Up to this many flows among the waits, a batched read searches each flow instead of every active instance.
 BATCH_MAX_FLOW_SEARCHES = 4
+#: Instances read one by one whose request and last record a client keeps (the newest read).
+MAX_SINGLE_READS = 1024
 
 STATE_BY_CODE: Mapping[int, FlowState] = {
     -1: FlowState.FAILED,
@@ -148,6 +151,9 @@ class EnOSBatchClient:
         self.clock = clock
         #: Whether batched reads have said (once for the connection) that some ids cannot be batched.
         self.told_unbatchable = False
+        #: Per instance read one by one: its Get Flow Instance request (built once) and the last answer read with
+        #: what it made, so a wait polling an unchanged instance neither rebuilds the one nor re-reads the other.
+        self._single_reads: Hints[_SingleRead] = Hints(MAX_SINGLE_READS)
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -220,8 +226,12 @@ class EnOSBatchClient:
     # -- calls (each an operation the transport drives) ------------------------------------------------
 
     def get_flow_instance(self, flow_inst_id: str) -> Operation[dict[str, Any]]:
-        request = self._request("GET", "flowInstances", "get", "Get Flow Instance", {"flowInstId": flow_inst_id})
-        data = yield from self._call(request, not_found_code=NOT_FOUND_CODE)
+        request = self._single_read(flow_inst_id).request
+        response = yield request
+        return self._flow_instance_record(request, response, flow_inst_id)
+
+    def _flow_instance_record(self, request: HttpRequest, response: HttpResponse, flow_inst_id: str) -> dict[str, Any]:
+        data = read_envelope(response, call=request.call, not_found_code=NOT_FOUND_CODE)
         if data is None:
             raise FlowInstanceNotFound(PLATFORM, request.call, f"no flow instance {flow_inst_id!r}")
         if not isinstance(data, dict):
@@ -376,9 +386,25 @@ class EnOSBatchClient:
         return FailureNotes()  # its failed tasks' logs say it all
 
     def get_instance(self, instance_id: str, include_graph: bool = True) -> Operation[FlowInstance]:
-        record = yield from self.get_flow_instance(instance_id)
-        yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
-        return self.to_flow_instance(record, include_graph=include_graph)
+        read = self._single_read(instance_id)
+        response = yield read.request
+        # The very answer of the last read (a run going on) is the instance read then: reused, not parsed again.
+        if read.answer != (response.status, response.body) or read.include_graph is not include_graph:
+            record = self._flow_instance_record(read.request, response, instance_id)
+            if self.timezone is None:
+                yield from self.deployment_zone()  # once per hook, after the first answer, so a bad id fails first
+            read.instance = self.to_flow_instance(record, include_graph=include_graph)
+            read.answer, read.include_graph = (response.status, response.body), include_graph
+        assert read.instance is not None
+        return read.instance
+
+    def _single_read(self, instance_id: str) -> _SingleRead:
+        read = self._single_reads.get(instance_id)
+        if read is None:
+            request = self._request("GET", "flowInstances", "get", "Get Flow Instance", {"flowInstId": instance_id})
+            read = _SingleRead(request)
+            self._single_reads.remember(instance_id, read)
+        return read
 
     # -- run control (TriggerFlowOperator, FlowInstanceEventTrigger) ----------------------------------
 
@@ -541,6 +567,19 @@ class EnOSBatchClient:
         # EnOS instance ids are "<flowId>-<trigger time>", so the flow id can be read off the instance id.
         flow_id = flow_id or instance_id.rsplit("-", 1)[0]
         return console_link(self.settings.console_url, instance_id=instance_id, flow_id=flow_id)
+
+
+class _SingleRead:
+    """An instance read one by one: its request, and the last answer read (status, body) with the instance made
+    of it."""
+
+    __slots__ = ("answer", "include_graph", "instance", "request")
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        self.answer: tuple[int, bytes] | None = None
+        self.include_graph = False
+        self.instance: FlowInstance | None = None
 
 
 def console_link(template: str | None, *, instance_id: str, flow_id: str | None) -> str | None:

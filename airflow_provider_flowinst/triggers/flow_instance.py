@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Hashable, Iterable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -35,6 +35,8 @@ from airflow_provider_flowinst.waits import (
 )
 
 log = logging.getLogger(__name__)
+#: ``asyncio.timeout`` (Python 3.11+), else None: ``asyncio.wait_for`` then, which runs the read as a task.
+_timeout: Callable[[float | None], AbstractAsyncContextManager[Any]] | None = getattr(asyncio, "timeout", None)
 
 DEFAULT_POKE_INTERVAL = 60.0
 
@@ -83,6 +85,7 @@ class FlowInstanceTrigger(WaitsOn, BaseTrigger):
         # A trigger started by the scheduler (start_from_trigger) knows no end_time yet: it counts from its start.
         self.timeout_seconds = None if timeout_seconds is None else float(timeout_seconds)
         self.end_from_trigger = end_from_trigger
+        self._attempt_seconds: float | None = None  # the connection's, once its hook is made
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -170,11 +173,19 @@ class FlowInstanceTrigger(WaitsOn, BaseTrigger):
         watch = self.watch()
         last: FlowInstance | None = None
         reported: tuple[FlowState, str | None] | None = None
+        judged: tuple[FlowInstance, Verdict] | None = None
         while True:
             try:
                 # A light read, shared with the connection's other waits; the graph only once it is decided.
-                last = await self._by_end_time(poller, poller.get(self.instance_id))
-                verdict = watch.seen(last)
+                read = poller.get(self.instance_id)
+                last = await (read if self.end_time is None else self._by_end_time(poller, read))
+                if judged is not None and judged[0] is last:
+                    # The very instance of the last poll (a client reuses what an unchanged answer made).
+                    watch.failures.reset()
+                    verdict = judged[1]
+                else:
+                    verdict = watch.seen(last)
+                judged = (last, verdict)
                 if self.include_graph and verdict.done:
                     last = await self._by_end_time(poller, poller.get_full(self.instance_id))
                     verdict = watch.seen(last)
@@ -202,8 +213,13 @@ class FlowInstanceTrigger(WaitsOn, BaseTrigger):
         """A read that ends at the latest one attempt's time after ``end_time`` (its retries are cut short)."""
         if self.end_time is None:
             return await read
-        cutoff = read_cutoff(self.end_time, (await poller.hook()).attempt_seconds)
+        if self._attempt_seconds is None:
+            self._attempt_seconds = (await poller.hook()).attempt_seconds
+        cutoff = read_cutoff(self.end_time, self._attempt_seconds)
         try:
+            if _timeout is not None:  # Python 3.11+: a timer on this task instead of a task for each poll
+                async with _timeout(cutoff):
+                    return await read
             return await asyncio.wait_for(read, timeout=cutoff)
         except asyncio.TimeoutError:
             raise FlowPlatformError(

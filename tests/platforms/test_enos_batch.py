@@ -231,6 +231,33 @@ def test_get_flow_instance_request_on_each_api_version(version, path):
     assert dict(request.params) == {"action": "get", "flowInstId": "2809-20190808093200", "userId": "u1", "orgId": "o1"}
 
 
+def test_polling_an_unchanged_instance_reuses_its_request_and_what_was_read():
+    enos = client()
+    seen = []
+    for status in (2, 2, 1):  # running, running, then succeeded
+        request = next(enos.get_instance("2809-20190808093200", include_graph=False))
+        _, instance = run(
+            enos.get_instance("2809-20190808093200", include_graph=False),
+            answer({"code": 0, "data": SEED["data"] | {"status": status}}),
+        )
+        seen.append((request, instance))
+
+    (first, running), (again, still_running), (last, ended) = seen
+    assert again is first and last is first  # the request of each poll is built once per instance
+    assert still_running is running  # an equal answer is the instance read before
+    assert running.state is FlowState.RUNNING and ended.state is FlowState.SUCCESS  # a changed one is read anew
+
+
+def test_a_graph_asked_for_after_light_polls_is_read_from_the_answer():
+    enos = client()
+    response = answer({"code": 0, "data": SEED["data"]})
+    _, light = run(enos.get_instance("2809-20190808093200", include_graph=False), response)
+    _, full = run(enos.get_instance("2809-20190808093200", include_graph=True), response)
+
+    assert light.graph is None
+    assert full.graph is not None and full.graph.nodes
+
+
 def test_an_unknown_api_version_is_refused():
     with pytest.raises(ValueError, match="api_version must be one of"):
         client(api_version="v3")

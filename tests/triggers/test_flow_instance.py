@@ -63,6 +63,23 @@ async def test_timeout_event_when_end_time_passes(emulator):
     assert f"last seen {event['instance']['state']}" in event["message"]
 
 
+async def test_a_read_still_going_on_at_end_time_is_cut_one_attempt_after_it(emulator, monkeypatch):
+    # Every attempt hangs until its 1 s read timeout: a call of 6 attempts lasts over 6 s, but the wait ends
+    # at end_time + one attempt (connect_timeout + read_timeout = 2 s), as a sensor's deferral timeout expects.
+    emulator.inject_fault("timeout", platform="enos_batch", count=50, delay=5)
+    conn_id = quick_retry_connection(monkeypatch, emulator.url, max_retries=5, connect_timeout=1)
+    started = time.monotonic()
+
+    event = await first_event(
+        FlowInstanceTrigger(
+            conn_id=conn_id, instance_id="4000-20310101000000", poke_interval=0.1, end_time=time.time() + 0.5
+        )
+    )
+
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 4.5
+
+
 async def test_a_missing_instance_is_waited_for(emulator):
     emulator.create_enos_batch_instance("2515", "2515-20310101000000", appear_after=5)
 
