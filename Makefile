@@ -34,11 +34,12 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python scripts/demo.py
 
-## Every test: lint, types, the docs, then the test suite on the newest Airflow and the provider's tests on
-## older releases. The full-stack and browser tests run beside the others; their log is printed at the end.
-test: lint typecheck docs
+## Every test: lint, types, the docs, the test suite on the newest Airflow and the provider's tests on older
+## releases. The full-stack and browser tests run beside all of these, from the start; their log is printed at the end.
+test: install
 	@rm -f $(STACK_LOG) $(STACK_RC); ( $(STACK_TESTS) -p no:cacheprovider > $(STACK_LOG) 2>&1; echo $$? > $(STACK_RC) ) & \
-	status=0; $(PARALLEL_TESTS) || status=1; $(MAKE) --no-print-directory test-compat || status=1; \
+	status=0; $(MAKE) --no-print-directory lint typecheck docs || status=1; \
+	$(PARALLEL_TESTS) || status=1; $(MAKE) --no-print-directory test-compat || status=1; \
 	echo "== waiting for the full-stack and browser tests (run beside the others)"; wait; cat $(STACK_LOG); \
 	[ "$$(cat $(STACK_RC))" = 0 ] || { echo "== the full-stack and browser tests: FAILED"; status=1; }; \
 	echo "== the full-stack and browser tests: $$(grep -E '[0-9]+ (passed|failed)' $(STACK_LOG) | tail -1)"; \
