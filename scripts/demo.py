@@ -8,6 +8,10 @@ of every run is kept under ``.demo/``, and each waited-on run's graph is drawn a
 fail: its log shows the failed remote tasks and the last lines of their logs. The last one repairs a failed
 DataWorks run in place: its graph before (the failed task) and after (the same run, that task rerun to
 success).
+
+The runs mostly wait on their remote runs (a few emulated seconds each), so they run side by side, each in
+an AIRFLOW_HOME of its own (a copy of one migrated database: SQLite lets one writer at a time); what each shows
+is printed when it ends, in the order above.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,49 +68,71 @@ def main() -> int:
         }
         print(f"emulator: {emulator.url}", flush=True)
         _run([sys.executable, "-m", "airflow", "db", "migrate"], env, work / "db-migrate.log")
-        for dag_id, logical_date in DEMO_DAGS:
-            print(f"\n=== {dag_id} ({logical_date}) ===", flush=True)
+        with ThreadPoolExecutor(max_workers=len(DEMO_DAGS) + 1) as pool:
             started = time.monotonic()
-            failing = (dag_id, logical_date) == FAILING
-            runs = fresh_runs(emulator, failing=failing) if dag_id == "example_cross_platform_wait" else {}
-            log_name = f"{dag_id}-{logical_date}.log"
-            code = _run(
-                [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date, "--conf", json.dumps(runs)],
-                env,
-                work / log_name,
-                show=True,
-            )
-            if failing:
-                verdict = "failed, as meant (see above)" if code != 0 else "SUCCEEDED, but was meant to fail"
-            else:
-                verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/{log_name})"
-            print(f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===", flush=True)
-            failures += (code == 0) if failing else (code != 0)
-        # Every run's graphs drawn by one process at the end: each Airflow process costs seconds to start.
-        print("\n=== the remote runs' graphs ===", flush=True)
-        runs = [f"{dag_id}@{logical_date}" for dag_id, logical_date in DEMO_DAGS]
-        graphs = [sys.executable, __file__, "--graphs", str(work / "graphs"), *runs]
-        failures += _run(graphs, env, work / "graphs.log", show=True, everything=True) != 0
-        failures += repair(emulator, env, work)
+            dag_runs: list[Future[tuple[int, str]]] = []
+            for number, (dag_id, logical_date) in enumerate(DEMO_DAGS):
+                failing = (dag_id, logical_date) == FAILING
+                runs = fresh_runs(emulator, failing=failing) if dag_id == "example_cross_platform_wait" else {}
+                command = ["airflow", "dags", "test", dag_id, logical_date, "--conf", json.dumps(runs)]
+                run_env = own_home(env, work, f"run-{number}")
+                log_path = work / f"{dag_id}-{logical_date}.log"
+                dag_runs.append(pool.submit(_run, [sys.executable, "-m", *command], run_env, log_path, show=True))
+            repaired = pool.submit(repair, emulator, own_home(env, work, "repair"), work)
+            for (dag_id, logical_date), dag_run in zip(DEMO_DAGS, dag_runs, strict=True):
+                code, shown = dag_run.result()
+                print(f"\n=== {dag_id} ({logical_date}) ===\n{shown}", end="", flush=True)
+                failing = (dag_id, logical_date) == FAILING
+                if failing:
+                    verdict = "failed, as meant (see above)" if code != 0 else "SUCCEEDED, but was meant to fail"
+                else:
+                    verdict = (
+                        "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/{dag_id}-{logical_date}.log)"
+                    )
+                print(
+                    f"=== {dag_id} {verdict} ({time.monotonic() - started:.1f} s after the runs began) ===", flush=True
+                )
+                failures += (code == 0) if failing else (code != 0)
+            # Every run's graphs drawn by one process at the end: each Airflow process costs seconds to start.
+            print("\n=== the remote runs' graphs ===", flush=True)
+            drawn = [f"{dag_id}@{logical_date}@{number}" for number, (dag_id, logical_date) in enumerate(DEMO_DAGS)]
+            graphs = [sys.executable, __file__, "--graphs", str(work / "graphs"), *drawn]
+            code, shown = _run(graphs, env, work / "graphs.log", show=True, everything=True)
+            print(shown, end="", flush=True)
+            failures += code != 0
+            code, shown = repaired.result()
+            print(shown, end="", flush=True)
+            failures += code
     return 1 if failures else 0
 
 
-def repair(emulator: EmulatorProcess, env: dict[str, str], work: Path) -> int:
-    """A DataWorks run that failed, its graph, the repair DAG run on it, and its graph after: the same run."""
+def own_home(env: dict[str, str], work: Path, name: str) -> dict[str, str]:
+    """``env`` with an AIRFLOW_HOME of its own under ``work``, its database a copy of the migrated one."""
+    home = work / name
+    home.mkdir()
+    shutil.copy2(Path(env["AIRFLOW_HOME"]) / "airflow.db", home / "airflow.db")
+    return {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
+
+
+def repair(emulator: EmulatorProcess, env: dict[str, str], work: Path) -> tuple[int, str]:
+    """A DataWorks run that failed, its graph, the repair DAG run on it, and its graph after: the same run.
+    Returns 1 if any step failed, and what it shows."""
     dag_id, logical_date = REPAIR
-    print(f"\n=== {dag_id} ({logical_date}) ===", flush=True)
     started = time.monotonic()
     failed = emulator.create_dataworks_instance(1002, running_seconds=6)
     show = [sys.executable, __file__, "--show-run", "dataworks_default", failed, str(work / "graphs")]
-    code = _run([*show, "before"], env, work / "repair-before.log", show=True)
-    dag_test = [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date]
-    code = code or _run(
-        [*dag_test, "--conf", json.dumps({"instance_id": failed})], env, work / f"{dag_id}.log", show=True
-    )
-    code = code or _run([*show, "after"], env, work / "repair-after.log", show=True)
+    code, before = _run([*show, "before"], env, work / "repair-before.log", show=True)
+    shown = f"\n=== {dag_id} ({logical_date}) ===\n{before}"
+    if code == 0:
+        dag_test = [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date]
+        conf = json.dumps({"instance_id": failed})
+        code, run = _run([*dag_test, "--conf", conf], env, work / f"{dag_id}.log", show=True)
+        shown += run
+    if code == 0:
+        code, after = _run([*show, "after"], env, work / "repair-after.log", show=True)
+        shown += after
     verdict = "succeeded" if code == 0 else f"FAILED (exit {code}; see .demo/)"
-    print(f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===", flush=True)
-    return int(code != 0)
+    return int(code != 0), shown + f"=== {dag_id} {verdict} in {time.monotonic() - started:.1f} s ===\n"
 
 
 def show_run(conn_id: str, instance_id: str, out_dir: Path, moment: str) -> int:
@@ -139,21 +167,28 @@ def fresh_runs(emulator: EmulatorProcess, *, failing: bool = False) -> dict[str,
 
 
 def write_graphs(out_dir: Path, runs: list[str]) -> int:
-    """Each remote run the tasks of each DAG run (``dag_id@logical_date``) waited on, drawn as the "Remote
-    graph" tab draws it (run inside the demo's AIRFLOW_HOME, with the emulator still up for runs that failed
-    and left no XCom)."""
+    """Each remote run the tasks of each DAG run (``dag_id@logical_date@number``: the one in ``.demo/run-<number>``)
+    waited on, drawn as the "Remote graph" tab draws it (with the emulator still up for runs that failed and
+    left no XCom)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
     for run in runs:
-        dag_id, _, logical_date = run.partition("@")
-        _write_graphs(dag_id, logical_date, out_dir)
+        dag_id, logical_date, number = run.split("@")
+        engine = create_engine(f"sqlite:///{out_dir.parent / f'run-{number}' / 'airflow.db'}")
+        try:
+            with Session(engine) as session:
+                _write_graphs(session, dag_id, logical_date, out_dir)
+        finally:
+            engine.dispose()
     return 0
 
 
-def _write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> None:
+def _write_graphs(session: Any, dag_id: str, logical_date: str, out_dir: Path) -> None:
     import datetime as dt
 
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
     from airflow_provider_flowinst.graph_svg import render_svg
@@ -161,44 +196,43 @@ def _write_graphs(dag_id: str, logical_date: str, out_dir: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     drawn: set[tuple[str, str]] = set()
-    with create_session() as session:
-        moment = dt.datetime.fromisoformat(logical_date).replace(tzinfo=dt.timezone.utc)
-        run_id = session.scalars(
-            select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.logical_date == moment)
-        ).one()
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        ).all()
-        # In the order they ran: a run both waited on and reported is drawn once, under the wait's name.
-        for ti in sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date, ti.task_id)):
-            run = load_task_run(session, dag_id, run_id, ti.task_id, ti.map_index)
-            if run.instance is None or (run.instance["platform"], run.instance["instance_id"]) in drawn:
-                continue
-            drawn.add((run.instance["platform"], run.instance["instance_id"]))
-            path = out_dir / f"{dag_id}-{logical_date}-{ti.task_id}.svg"
-            path.write_text(render_svg(run.instance))
-            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-            print(
-                f"graph: {shown} ({run.instance['platform']} {run.instance['instance_id']}: "
-                f"{run.instance['state']}, from {run.source})"
-            )
+    moment = dt.datetime.fromisoformat(logical_date).replace(tzinfo=dt.timezone.utc)
+    run_id = session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.logical_date == moment)).one()
+    tis = session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+    ).all()
+    # In the order they ran: a run both waited on and reported is drawn once, under the wait's name.
+    for ti in sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date, ti.task_id)):
+        run = load_task_run(session, dag_id, run_id, ti.task_id, ti.map_index)
+        if run.instance is None or (run.instance["platform"], run.instance["instance_id"]) in drawn:
+            continue
+        drawn.add((run.instance["platform"], run.instance["instance_id"]))
+        path = out_dir / f"{dag_id}-{logical_date}-{ti.task_id}.svg"
+        path.write_text(render_svg(run.instance))
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(
+            f"graph: {shown} ({run.instance['platform']} {run.instance['instance_id']}: "
+            f"{run.instance['state']}, from {run.source})"
+        )
 
 
 def _run(
     command: list[str], env: dict[str, str], log_path: Path, *, show: bool = False, everything: bool = False
-) -> int:
+) -> tuple[int, str]:
+    """Run ``command`` with its whole output in ``log_path``; its exit code and the lines worth showing."""
+    shown = []
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
             if everything and line.startswith("graph: "):
-                print(line, end="", flush=True)
+                shown.append(line)
             elif everything:
                 continue
             elif show and (not TIMESTAMP.match(line) or SHOWN.search(line)) and not NOISE.search(line):
-                print(_tidy(line), end="", flush=True)
-        return process.wait()
+                shown.append(_tidy(line))
+        return process.wait(), "".join(shown)
 
 
 def _tidy(line: str) -> str:
