@@ -1,15 +1,29 @@
-"""Running a DAG with ``dag.test()`` and reading what its tasks left behind."""
+"""What many tests share: running a DAG with ``dag.test()`` and reading what its tasks left behind, quick-retry
+connections, driving a platform operation by hand with canned answers, and bounded waits on a condition (a
+test never sleeps a fixed time to let something happen: it waits until it has happened, or fails)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import itertools
+import json
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
+
+from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
+
+T = TypeVar("T")
+#: How often a bounded wait looks again.
+POLL_SECONDS = 0.05
 
 _dates = itertools.count()
 
@@ -61,8 +75,6 @@ def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_d
 
     ``base`` is any platform's default connection id; ``overrides`` replace extras (e.g. ``retry_max_wait``).
     """
-    import json
-
     from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 
     spec = emulator_connection_specs(url)[base]
@@ -81,3 +93,65 @@ def drive(operation: Any, *responses: Any) -> tuple[list[Any], Any]:
         except StopIteration as done:
             return steps, done.value
     raise AssertionError(f"the operation wanted more than {len(responses)} responses")
+
+
+def drive_to_end(operation: Generator[Any, Any, Any], answers: list[HttpResponse], limit: int = 200) -> Any:
+    """Run an operation as the transport does, answering its requests in turn (the last answer repeats) and
+    its pauses at once; what it returned."""
+    step = next(operation)
+    for index in range(limit):
+        if isinstance(step, Sleep):
+            reply = None
+        else:
+            assert isinstance(step, HttpRequest)
+            reply = answers[min(index, len(answers) - 1)]
+        try:
+            step = next(operation) if reply is None else operation.send(reply)
+        except StopIteration as done:
+            return done.value
+    raise AssertionError("the operation never ended")
+
+
+def answer(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
+    """A platform's answer: ``payload`` as JSON (bytes are sent as they are), with ``headers``."""
+    if isinstance(payload, bytes):
+        return HttpResponse(status, dict(headers), payload)
+    return HttpResponse(status, {"content-type": "application/json", **headers}, json.dumps(payload).encode())
+
+
+# -- bounded waits ---------------------------------------------------------------------------------------
+
+
+def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "the condition") -> T:
+    """``check()`` again until it returns something true, which is returned; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        time.sleep(POLL_SECONDS)
+    return value
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+    """``wait_for`` in an event loop: ``check`` may return an awaitable (awaited); the loop keeps running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def instance_reaching(
+    hook: Any, instance_id: str, *states: FlowState, include_graph: bool = True, timeout: float = 15.0
+) -> FlowInstance:
+    """The instance, read through ``hook`` until it is in one of ``states`` (any end state if none given)."""
+
+    def reached() -> FlowInstance | None:
+        instance: FlowInstance = hook.get_instance(instance_id, include_graph=include_graph)
+        return instance if (instance.state in states if states else instance.state.is_terminal) else None
+
+    wanted = ", ".join(state.value for state in states) or "an end state"
+    return wait_for(reached, timeout, f"{instance_id} to reach {wanted}")

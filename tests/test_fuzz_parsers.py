@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -28,12 +28,12 @@ from airflow_provider_flowinst.platforms import dataworks, enos_batch, enos_bpm,
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
-    Sleep,
     Token,
     decode_embedded_json,
     decode_json,
 )
 from airflow_provider_flowinst.transport import TransientFault, _classify, retry_after_seconds
+from tests.helpers import drive_to_end
 
 EXAMPLES = int(os.environ.get("FLOWINST_FUZZ_EXAMPLES", "1000"))
 fuzz = settings(
@@ -146,22 +146,6 @@ HEADERS = st.one_of(
 
 def responses(document: st.SearchStrategy[Any]) -> st.SearchStrategy[HttpResponse]:
     return st.builds(HttpResponse, status=STATUSES, headers=HEADERS, body=bodies(document))
-
-
-def drive(operation: Generator[Any, Any, Any], answers: list[HttpResponse]) -> Any:
-    """Run an operation as the transport does, answering its requests in turn (the last answer repeats)."""
-    step = next(operation)
-    for index in range(200):
-        if isinstance(step, Sleep):
-            reply = None
-        else:
-            assert isinstance(step, HttpRequest)
-            reply = answers[min(index, len(answers) - 1)]
-        try:
-            step = next(operation) if reply is None else operation.send(reply)
-        except StopIteration as done:
-            return done.value
-    raise AssertionError("the operation never ended")
 
 
 def returns(kind: type | tuple[type, ...], call: Callable[[], Any]) -> Any:
@@ -303,7 +287,7 @@ def test_enos_flow_instance_records(record_, include_graph):
 @fuzz
 @given(responses(enos_envelopes))
 def test_enos_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive(enos_client.get_instance("2809-20190808093200"), [response]))
+    returns(FlowInstance, lambda: drive_to_end(enos_client.get_instance("2809-20190808093200"), [response]))
     returns(object, lambda: enos_batch.read_envelope(response, call="Get My Flow"))
 
 
@@ -348,14 +332,14 @@ def test_bpm_process_instance_records(record_, include_graph):
 @fuzz
 @given(responses(bpm_envelopes))
 def test_bpm_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive(bpm_client.get_instance("0b7c5e00"), [response]))
+    returns(FlowInstance, lambda: drive_to_end(bpm_client.get_instance("0b7c5e00"), [response]))
     assert bpm_auth.is_token_expired(response) in (True, False)
 
 
 @fuzz
 @given(responses(gateway_envelopes), responses(portal_envelopes), responses(portal_envelopes))
 def test_bpm_login_reads_any_answers(gateway_answer, login_answer, session_answer):
-    token = returns(Token, lambda: drive(bpm_auth.login(), [gateway_answer, login_answer, session_answer]))
+    token = returns(Token, lambda: drive_to_end(bpm_auth.login(), [gateway_answer, login_answer, session_answer]))
     if token is not None:
         assert token.value and token.payload.bearer
 
@@ -454,7 +438,7 @@ def test_lsf_flow_instance_records(record_):
 @fuzz
 @given(lsf_responses, lsf_responses)
 def test_lsf_get_instance_reads_any_answers(first, second):
-    returns(FlowInstance, lambda: drive(lsf_client.get_instance("101"), [first, second]))
+    returns(FlowInstance, lambda: drive_to_end(lsf_client.get_instance("101"), [first, second]))
 
 
 @fuzz
@@ -532,4 +516,4 @@ def test_dataworks_records_and_graph(record_, tasks, upstream):
 @fuzz
 @given(st.lists(responses(dw_documents), min_size=1, max_size=5))
 def test_dataworks_get_instance_reads_any_answers(answers):
-    returns(FlowInstance, lambda: drive(dw_client.get_instance("700001"), answers))
+    returns(FlowInstance, lambda: drive_to_end(dw_client.get_instance("700001"), answers))

@@ -21,7 +21,7 @@ from airflow_provider_flowinst.protocol import HttpResponse, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.transport import TokenCache, close_shared_session, retry_after_seconds
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
-from tests.helpers import quick_retry_connection
+from tests.helpers import quick_retry_connection, wait_for
 
 
 def enos_hook(emulator, **extra) -> EnOSBatchHook:
@@ -458,9 +458,8 @@ def test_a_stalled_login_holds_up_only_logins_of_the_same_credential(emulator, m
     emulator.inject_fault("act_then_slow", platform="lsf_pm", call_contains="/logon", delay=4)
     stalled = threading.Thread(target=lambda: get_hook(lsf_conn).get_instance("101"), daemon=True)
     stalled.start()
-    deadline = time.monotonic() + 5
-    while emulator.stats()["faults_pending"] and time.monotonic() < deadline:
-        time.sleep(0.02)  # the LSF logon is now under way, held by the emulator
+    # The fault used up: the LSF logon is now under way, held by the emulator.
+    wait_for(lambda: not emulator.stats()["faults_pending"], 5, "the LSF logon to reach the emulator")
 
     started = time.monotonic()
     instance = get_hook("enos_batch_default").get_instance(INSTANCES["enos_batch"])

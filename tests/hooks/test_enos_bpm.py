@@ -24,6 +24,7 @@ from airflow_provider_flowinst.protocol import HttpRequest, StartAttempt, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
+from tests.helpers import wait_for
 
 PURCHASE = "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd"  # two tasks, 2 s each, completes
 LEAVE = "leaveRequest:1:6c0e1a22-e365-11ea-8a6b-be43f0d99bcd"  # one task, 2 s, completes
@@ -58,15 +59,6 @@ def bpm_hook(emulator, *, login: str | None = None, password: str | None = None,
         )
     )
     return hook
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def in_loop(call: Callable[[], Awaitable[Any]]) -> Any:

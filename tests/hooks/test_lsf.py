@@ -28,6 +28,7 @@ from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
+from tests.helpers import instance_reaching
 
 QUERY = "lsf_pm GET /platform/ws/flow/instances"
 DEFAULT_SETTINGS = {"single_session": False, "page_cap": 100, "submit_names_instance": False}
@@ -60,25 +61,12 @@ def lsf_hook(emulator, **changes: Any) -> LSFProcessManagerHook:
     return hook
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def logons(emulator) -> int:
     return int(emulator.stats()["token_requests"].get("lsf_pm", 0))
 
 
 def queries(emulator) -> int:
     return int(emulator.stats()["requests"].get(QUERY, 0))
-
-
-def ends_in(hook: LSFProcessManagerHook, instance_id: str, state: FlowState) -> bool:
-    return bool(wait_for(lambda: hook.get_instance(instance_id).state is state))
 
 
 def raw_logon(emulator, accept: str = "application/json") -> requests.Response:
@@ -226,7 +214,7 @@ def test_instances_run_and_end_as_their_flow_says(emulator, flow, state, raw_sta
 
     first = hook.get_instance(instance_id)
     assert (first.state, first.ended_at) == (FlowState.RUNNING, None)
-    assert ends_in(hook, instance_id, state)
+    assert instance_reaching(hook, instance_id, state).state is state
     last = hook.get_instance(instance_id)
     assert last.raw_state == raw_state
     assert last.ended_at is not None and last.ended_at >= last.started_at
@@ -264,7 +252,7 @@ def test_submit_starts_a_run_found_as_the_newest_instance(emulator):
     assert answer == {"message": {"message": "1 flow(s) submitted."}}
     instance_id = newest_instance_id(hook.list_flow_instances(flowname="flow1"), "jsmith:flow1", newer_than=before)
     assert instance_id is not None and int(instance_id) > int(before)
-    assert ends_in(hook, instance_id, FlowState.SUCCESS)
+    assert instance_reaching(hook, instance_id, FlowState.SUCCESS).state is FlowState.SUCCESS
 
 
 def test_submit_of_an_unknown_flow_is_not_found(emulator):
@@ -293,12 +281,12 @@ def test_suspend_resume_and_kill(emulator):
 def test_rerun_of_a_failed_instance_runs_it_again(emulator):
     hook = lsf_hook(emulator)
     instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit")
-    assert ends_in(hook, instance_id, FlowState.FAILED)
+    assert instance_reaching(hook, instance_id, FlowState.FAILED).state is FlowState.FAILED
 
     assert "rerun" in hook.rerun_flow_instances([instance_id], {"retry": "yes"})
 
     assert hook.get_instance(instance_id).state is FlowState.RUNNING
-    assert ends_in(hook, instance_id, FlowState.SUCCESS)  # the emulated fix made it pass
+    assert instance_reaching(hook, instance_id, FlowState.SUCCESS).state is FlowState.SUCCESS  # the fix made it pass
 
 
 def test_an_operation_the_state_forbids_is_the_platforms_error(emulator):

@@ -20,6 +20,7 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     zone_from_answer,
 )
 from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
+from tests.helpers import answer
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -29,10 +30,6 @@ SEED = json.loads((FIXTURES / "enos_get_flow_instance_v20.json").read_text())
 def client(**overrides) -> EnOSBatchClient:
     settings = {"base_url": "https://gw", "org_id": "o1", "user_id": "u1", "timezone": "UTC", **overrides}
     return EnOSBatchClient(EnOSBatchSettings(**settings))
-
-
-def answer(payload, status: int = 200) -> HttpResponse:
-    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(payload).encode())
 
 
 def test_the_seed_sample_becomes_exactly_the_api_md_dict():
