@@ -22,6 +22,22 @@ from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
 
 T = TypeVar("T")
+#: The keys of the dict a wait pushes to XCom (API.md fixes them), whatever the platform.
+XCOM_KEYS = frozenset(
+    {
+        "platform",
+        "instance_id",
+        "flow_id",
+        "name",
+        "state",
+        "raw_state",
+        "started_at",
+        "ended_at",
+        "url",
+        "graph",
+        "details",
+    }
+)
 #: How often a bounded wait looks again.
 POLL_SECONDS = 0.05
 

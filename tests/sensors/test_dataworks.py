@@ -4,24 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
 from tests.dags import dataworks_dags
-from tests.helpers import run_dag
-
-MODES = ["poke", "deferrable"]
-XCOM_KEYS = {
-    "platform",
-    "instance_id",
-    "flow_id",
-    "name",
-    "state",
-    "raw_state",
-    "started_at",
-    "ended_at",
-    "url",
-    "graph",
-    "details",
-}
+from tests.helpers import XCOM_KEYS, run_dag
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
@@ -50,19 +34,3 @@ def test_a_successful_workflow_instance_returns_its_dict_with_the_graph(emulator
     edges = {(nodes[e["source"]]["name"], nodes[e["target"]]["name"]) for e in instance["graph"]["edges"]}
     assert ("extract_orders", "clean_orders") in edges and ("check_quality", "load_mart") in edges
     assert len(edges) == 4
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_a_failed_workflow_instance_fails_the_task(emulator, mode):
-    result = run_dag(getattr(dataworks_dags, f"dataworks_{mode}_fails"))
-
-    assert result.task_states == {"create": "success", "wait": "failed"}
-    assert result.xcom("wait") is None
-
-
-def test_the_sensor_names_its_arguments_after_dataworks():
-    sensor = DataWorksWorkflowInstanceSensor(task_id="w", workflow_instance_id="700001", dataworks_conn_id="my_dw")
-
-    assert (sensor.workflow_instance_id, sensor.dataworks_conn_id) == ("700001", "my_dw")
-    assert (sensor.instance_id, sensor.conn_id) == ("700001", "my_dw")
-    assert DataWorksWorkflowInstanceSensor(task_id="d", workflow_instance_id="1").conn_id == "dataworks_default"
