@@ -86,6 +86,18 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
     return DagRunResult(state, task_states, xcoms, logical_date, try_numbers, durations)
 
 
+def succeeded_wait(result: DagRunResult, started_by: str, platform: str) -> dict[str, Any]:
+    """The dict a successful ``wait`` task pushed, checked for what every platform's has: the keys API.md
+    fixes, the instance the ``started_by`` task started, state success, UTC start and end times in order."""
+    assert result.state == "success", result.task_states
+    instance: dict[str, Any] = result.xcom("wait")
+    assert set(instance) == XCOM_KEYS
+    assert instance["instance_id"] == result.xcom(started_by)
+    assert (instance["platform"], instance["state"]) == (platform, "success")
+    assert instance["started_at"].endswith("+00:00") and instance["ended_at"] >= instance["started_at"]
+    return instance
+
+
 def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:
     """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick).
 

@@ -99,23 +99,23 @@ def test_looks_may_fail_in_a_row_up_to_max_consecutive_failures(emulator, monkey
     assert result.task_states["wait"] == outcome
 
 
-def test_max_consecutive_failures_reaches_the_trigger(emulator):
+def trigger_kwargs_on_deferral(ti: XComSink | None = None, **sensor_kwargs) -> dict:
+    """What a deferrable FlowInstanceSensor on a long run hands its trigger (its serialized kwargs)."""
     from airflow.sdk.exceptions import TaskDeferred
 
     from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
 
+    instance_id = "4000-20290101000000"  # flow 4000 runs for hours
     sensor = FlowInstanceSensor(
-        task_id="wait",
-        conn_id="enos_batch_default",
-        instance_id="4000-20290101000000",  # flow 4000 runs for hours
-        deferrable=True,
-        max_consecutive_failures=3,
+        task_id="wait", conn_id="enos_batch_default", instance_id=instance_id, deferrable=True, **sensor_kwargs
     )
-
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": XComSink()})
+        sensor.execute({"ti": ti or XComSink()})
+    return deferred.value.trigger.serialize()[1]
 
-    assert deferred.value.trigger.serialize()[1]["max_consecutive_failures"] == 3
+
+def test_max_consecutive_failures_reaches_the_trigger(emulator):
+    assert trigger_kwargs_on_deferral(max_consecutive_failures=3)["max_consecutive_failures"] == 3
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "many", float("nan")])
@@ -140,25 +140,11 @@ def test_a_deferred_wait_ends_at_the_trys_execution_timeout_and_the_try_is_retri
     ("execution_timeout", "limit", "ends_after_start"), [(120, "execution_timeout", 120), (3600, "timeout", 900)]
 )
 def test_execution_timeout_counts_from_the_trys_start(emulator, execution_timeout, limit, ends_after_start):
-    from airflow.sdk.exceptions import TaskDeferred
-
-    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
-
-    sensor = FlowInstanceSensor(
-        task_id="wait",
-        conn_id="enos_batch_default",
-        instance_id="4000-20290101000000",  # flow 4000 runs for hours
-        deferrable=True,
-        timeout=900,
-        execution_timeout=dt.timedelta(seconds=execution_timeout),
-    )
     # The try began 100 s ago (Airflow keeps a try's start_date across a deferral).
     ti = XComSink(start_date=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=100))
 
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": ti})
+    kwargs = trigger_kwargs_on_deferral(ti, timeout=900, execution_timeout=dt.timedelta(seconds=execution_timeout))
 
-    kwargs = deferred.value.trigger.serialize()[1]
     assert kwargs["end_time_limit"] == limit
     expected_end = ti.start_date.timestamp() + ends_after_start if limit == "execution_timeout" else None
     if expected_end is not None:
