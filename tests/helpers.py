@@ -18,10 +18,12 @@ from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
 
+from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
 
 T = TypeVar("T")
+H = TypeVar("H", bound=FlowPlatformHook[Any])
 #: The keys of the dict a wait pushes to XCom (API.md fixes them), whatever the platform.
 XCOM_KEYS = frozenset(
     {
@@ -98,6 +100,37 @@ def succeeded_wait(result: DagRunResult, started_by: str, platform: str) -> dict
     return instance
 
 
+#: The fields of a connection (as against its extras).
+CONNECTION_FIELDS = ("host", "login", "password", "schema", "port")
+
+
+def emulator_hook(hook_class: type[H], emulator: Any, **changes: Any) -> H:
+    """A ``hook_class`` hook on its platform's default emulator connection, retrying quickly (2 retries).
+    ``changes`` replace the connection's fields (``login``, ``password``: None leaves it out) or set extras
+    (None drops one)."""
+    from airflow.sdk import Connection
+
+    from airflow_provider_flowinst.testing.connections import emulator_connection_specs
+
+    conn_id = hook_class.default_conn_name
+    spec = emulator_connection_specs(emulator.url)[conn_id]
+    fields = {name: spec.get(name) for name in CONNECTION_FIELDS} | {
+        name: value for name, value in changes.items() if name in CONNECTION_FIELDS
+    }
+    extra = {**spec.get("extra", {}), "retry_max_wait": 0.2, "max_retries": 2}
+    extra |= {name: value for name, value in changes.items() if name not in CONNECTION_FIELDS}
+    hook = hook_class(conn_id)
+    hook.use_connection(
+        Connection(
+            conn_id=conn_id,
+            conn_type=spec["conn_type"],
+            extra=json.dumps({name: value for name, value in extra.items() if value is not None}),
+            **fields,
+        )
+    )
+    return hook
+
+
 def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:
     """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick).
 
@@ -148,6 +181,20 @@ def answer(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
 
 
 # -- bounded waits ---------------------------------------------------------------------------------------
+
+
+async def read_instance(conn_id: str, instance_id: str, path: str) -> FlowInstance:
+    """The instance by either of a hook's paths: ``"sync"`` (``get_instance``, requests) or ``"async"``
+    (``aget_instance``, aiohttp; its shared HTTP session is closed after)."""
+    from airflow_provider_flowinst.hooks import aget_hook, get_hook
+    from airflow_provider_flowinst.transport import close_shared_session
+
+    if path == "sync":
+        return get_hook(conn_id).get_instance(instance_id)
+    try:
+        return await (await aget_hook(conn_id)).aget_instance(instance_id)
+    finally:
+        await close_shared_session()
 
 
 def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "the condition") -> T:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import os
 import subprocess
 import sys
@@ -25,10 +24,9 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value, newest_instance_id
-from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
-from tests.helpers import instance_reaching
+from tests.helpers import emulator_hook, instance_reaching
 
 QUERY = "lsf_pm GET /platform/ws/flow/instances"
 DEFAULT_SETTINGS = {"single_session": False, "page_cap": 100, "submit_names_instance": False}
@@ -46,19 +44,7 @@ def _default_sessions(emulator) -> Iterator[None]:
 
 def lsf_hook(emulator, **changes: Any) -> LSFProcessManagerHook:
     """An LSF hook on the emulator's connection, with changes; retries kept quick."""
-    spec = emulator_connection_specs(emulator.url)["lsf_pm_default"]
-    fields = {
-        "conn_id": "lsf_pm_default",
-        "conn_type": "lsf_pm",
-        "host": spec["host"],
-        "login": spec["login"],
-        "password": spec["password"],
-        "extra": json.dumps({"retry_max_wait": 0.2, "max_retries": 2}),
-        **changes,
-    }
-    hook = LSFProcessManagerHook("lsf_pm_default")
-    hook.use_connection(Connection(**fields))
-    return hook
+    return emulator_hook(LSFProcessManagerHook, emulator, **changes)
 
 
 def logons(emulator) -> int:
@@ -570,7 +556,7 @@ def runs_of(emulator, flow: str = "jsmith:flow1") -> set[str]:
 @pytest.mark.parametrize("fault", ["act_then_503", "act_then_reset", "act_then_slow"])
 @pytest.mark.parametrize("path", ["sync", "async"])
 def test_a_submit_carried_out_whose_answer_is_lost_starts_exactly_one_run(emulator, fault, path):
-    hook = lsf_hook(emulator, extra=json.dumps({"retry_max_wait": 0.2, "max_retries": 2, "read_timeout": 1}))
+    hook = lsf_hook(emulator, read_timeout=1)
     before = runs_of(emulator)
     emulator.inject_fault(fault, platform="lsf_pm", call_contains="/submit", delay=2)
 
