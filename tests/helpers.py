@@ -180,6 +180,21 @@ def answer(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
     return HttpResponse(status, {"content-type": "application/json", **headers}, json.dumps(payload).encode())
 
 
+def camel_case(name: str) -> str:
+    """``task_inst_id`` -> ``taskInstId``: EnOS answers spell their keys either way."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def camel_cased(value: Any) -> Any:
+    """``value`` with every dict key in it camelCased."""
+    if isinstance(value, dict):
+        return {camel_case(key): camel_cased(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [camel_cased(item) for item in value]
+    return value
+
+
 # -- bounded waits ---------------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from airflow_provider_flowinst.protocol import (
     decode_json,
 )
 from airflow_provider_flowinst.transport import TransientFault, _classify, retry_after_seconds
-from tests.helpers import drive_to_end
+from tests.helpers import camel_case, drive_to_end
 
 EXAMPLES = int(os.environ.get("FLOWINST_FUZZ_EXAMPLES", "1000"))
 fuzz = settings(
@@ -218,24 +218,19 @@ def test_enos_token_answers(response):
 # -- EnOS Batch Processing -------------------------------------------------------------------------------
 
 words = maybe(st.sampled_from(sorted(enos_batch.STATE_BY_WORD)), texts)
+
+
+def either_spelling(**fields: st.SearchStrategy[Any]) -> dict[str, st.SearchStrategy[Any]]:
+    """The fields under their snake_case names and their camelCase ones (EnOS answers spell them either way)."""
+    return {spelling: strategy for name, strategy in fields.items() for spelling in (name, camel_case(name))}
+
+
 graph_task = record(
-    task_name=maybe(texts),
-    taskName=maybe(texts),
-    task_inst_id=maybe(texts),
-    taskInstId=maybe(texts),
-    task_id=maybe(numbers),
-    taskId=maybe(numbers),
-    node_id=maybe(texts),
-    nodeId=maybe(texts),
+    **either_spelling(task_name=maybe(texts), task_inst_id=maybe(texts), task_id=maybe(numbers), node_id=maybe(texts)),
     status=words,
 )
 graph_flow = record(
-    flowId=maybe(numbers),
-    flow_id=maybe(numbers),
-    flowName=maybe(texts),
-    nodeId=maybe(texts),
-    node_id=maybe(texts),
-    flowInstId=maybe(texts),
+    **either_spelling(flow_id=maybe(numbers), flow_name=maybe(texts), node_id=maybe(texts), flow_inst_id=maybe(texts)),
     status=words,
 )
 graph_documents = record(
