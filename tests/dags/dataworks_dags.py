@@ -6,7 +6,6 @@ in Failure, each within a few emulated seconds of its asynchronous creation.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -14,18 +13,14 @@ from airflow.sdk import DAG, task
 from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
+from tests.dags import SENSOR_MODES, TEST_DAG
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 WORKFLOWS = {"succeeds": "1001", "fails": "1002"}
-MODES: dict[str, dict[str, Any]] = {
-    "poke": {"mode": "poke"},
-    "reschedule": {"mode": "reschedule"},
-    "deferrable": {"deferrable": True},
-}
+MODES = SENSOR_MODES
 
 
 def dataworks_sensor_dag(dag_id: str, workflow_id: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
 
         @task
         def create(run_id: str | None = None) -> str:
@@ -48,9 +43,7 @@ for outcome, workflow in WORKFLOWS.items():
 
 
 #: TriggerFlowOperator on a scheduled workflow (1004, hourly_orders): started as a one-day backfill.
-with DAG(
-    dag_id="dataworks_start_scheduled", schedule=None, start_date=START, catchup=False, tags=["test"]
-) as dataworks_start_scheduled:
+with DAG(dag_id="dataworks_start_scheduled", **TEST_DAG) as dataworks_start_scheduled:
     TriggerFlowOperator(
         task_id="run", conn_id="dataworks_default", flow="1004", parameters={"region": "east"}, poke_interval=0.2
     )
