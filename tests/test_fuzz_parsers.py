@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -148,6 +149,12 @@ def responses(document: st.SearchStrategy[Any]) -> st.SearchStrategy[HttpRespons
     return st.builds(HttpResponse, status=STATUSES, headers=HEADERS, body=bodies(document))
 
 
+def get_instance_answers(client: Any, instance_id: str, answers: list[HttpResponse]) -> None:
+    """The client's ``get_instance``, its requests answered with ``answers``, gives a FlowInstance or raises
+    FlowPlatformError."""
+    returns(FlowInstance, lambda: drive_to_end(client.get_instance(instance_id), answers))
+
+
 def returns(kind: type | tuple[type, ...], call: Callable[[], Any]) -> Any:
     """``call()`` returns a ``kind`` or raises FlowPlatformError; anything else fails the test."""
     try:
@@ -274,15 +281,9 @@ def test_enos_graph_in_a_string(text):
 
 
 @fuzz
-@given(enos_records, st.booleans())
-def test_enos_flow_instance_records(record_, include_graph):
-    returns(FlowInstance, lambda: enos_client.to_flow_instance(record_, include_graph=include_graph))
-
-
-@fuzz
 @given(responses(enos_envelopes))
 def test_enos_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive_to_end(enos_client.get_instance("2809-20190808093200"), [response]))
+    get_instance_answers(enos_client, "2809-20190808093200", [response])
     returns(object, lambda: enos_batch.read_envelope(response, call="Get My Flow"))
 
 
@@ -318,16 +319,20 @@ bpm_auth = enos_bpm.EnOSBPMAuth(
 )
 
 
+@pytest.mark.parametrize(
+    ("client", "records"), [(enos_client, enos_records), (bpm_client, bpm_records)], ids=["enos_batch", "enos_bpm"]
+)
 @fuzz
-@given(bpm_records, st.booleans())
-def test_bpm_process_instance_records(record_, include_graph):
-    returns(FlowInstance, lambda: bpm_client.to_flow_instance(record_, include_graph=include_graph))
+@given(data=st.data(), include_graph=st.booleans())
+def test_enos_and_bpm_instance_records_with_or_without_their_graph(client, records, data, include_graph):
+    record_ = data.draw(records)
+    returns(FlowInstance, lambda: client.to_flow_instance(record_, include_graph=include_graph))
 
 
 @fuzz
 @given(responses(bpm_envelopes))
 def test_bpm_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive_to_end(bpm_client.get_instance("0b7c5e00"), [response]))
+    get_instance_answers(bpm_client, "0b7c5e00", [response])
     assert bpm_auth.is_token_expired(response) in (True, False)
 
 
@@ -433,7 +438,7 @@ def test_lsf_flow_instance_records(record_):
 @fuzz
 @given(lsf_responses, lsf_responses)
 def test_lsf_get_instance_reads_any_answers(first, second):
-    returns(FlowInstance, lambda: drive_to_end(lsf_client.get_instance("101"), [first, second]))
+    get_instance_answers(lsf_client, "101", [first, second])
 
 
 @fuzz
@@ -511,4 +516,4 @@ def test_dataworks_records_and_graph(record_, tasks, upstream):
 @fuzz
 @given(st.lists(responses(dw_documents), min_size=1, max_size=5))
 def test_dataworks_get_instance_reads_any_answers(answers):
-    returns(FlowInstance, lambda: drive_to_end(dw_client.get_instance("700001"), answers))
+    get_instance_answers(dw_client, "700001", answers)
