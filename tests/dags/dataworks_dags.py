@@ -26,13 +26,10 @@ def dataworks_sensor_dag(dag_id: str, workflow_id: str, **sensor_kwargs: Any) ->
         def create(run_id: str | None = None) -> str:
             return DataWorksHook().create_workflow_instances(workflow_id=workflow_id, name=run_id)[0]
 
-        created = create()
-        wait = DataWorksWorkflowInstanceSensor(
-            task_id="wait",
-            workflow_instance_id="{{ ti.xcom_pull(task_ids='create') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        # The created instance's id, pushed by ``create``: the sensor waits for that task and then on the id.
+        DataWorksWorkflowInstanceSensor(
+            task_id="wait", workflow_instance_id=create(), poke_interval=0.2, timeout=60, **sensor_kwargs
         )
-        created >> wait
     return dag
 
 

@@ -28,13 +28,9 @@ def bpm_sensor_dag(dag_id: str, definition_id: str, **sensor_kwargs: Any) -> DAG
         def start(run_id: str | None = None) -> str:
             return EnOSBPMHook().start_process_instance(definition_id, {"requested_by": "airflow"}, name=run_id)
 
-        started = start()
-        wait = EnOSProcessInstanceSensor(
-            task_id="wait",
-            process_instance_id="{{ ti.xcom_pull(task_ids='start') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        EnOSProcessInstanceSensor(
+            task_id="wait", process_instance_id=start(), poke_interval=0.2, timeout=60, **sensor_kwargs
         )
-        started >> wait
     return dag
 
 

@@ -36,13 +36,7 @@ def lsf_sensor_dag(dag_id: str, flow: str, **sensor_kwargs: Any) -> DAG:
             finally:
                 hook.close()
 
-        submitted = submit()
-        wait = LSFFlowInstanceSensor(
-            task_id="wait",
-            flow_instance_id="{{ ti.xcom_pull(task_ids='submit') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
-        )
-        submitted >> wait
+        LSFFlowInstanceSensor(task_id="wait", flow_instance_id=submit(), poke_interval=0.2, timeout=60, **sensor_kwargs)
     return dag
 
 
