@@ -41,14 +41,11 @@ PLATFORMS = {
 NO_WAIT_ENOS_FLOW = {"poke": "5303", "deferrable": "5304"}
 
 
-def trigger_dag(dag_id: str, conn_id: str, flow: str, **kwargs: Any) -> DAG:
+def trigger_dag(
+    dag_id: str, conn_id: str, flow: str, operator: type[TriggerFlowOperator] = TriggerFlowOperator, **kwargs: Any
+) -> DAG:
     with DAG(dag_id=dag_id, **TEST_DAG) as dag:
-        TriggerFlowOperator(
-            task_id="run",
-            conn_id=conn_id,
-            flow=flow,
-            **{"poke_interval": 0.2, "timeout": 120, **kwargs},
-        )
+        operator(task_id="run", conn_id=conn_id, flow=flow, **{"poke_interval": 0.2, "timeout": 120, **kwargs})
     return dag
 
 
@@ -125,15 +122,14 @@ class TriggerFlowOperatorBefore33(TriggerFlowOperator):
         return super().execute({key: value for key, value in context.items() if key != "task_state_store"})
 
 
-with DAG(dag_id="trigger_retried_before_33", **TEST_DAG) as trigger_retried_before_33:
-    TriggerFlowOperatorBefore33(
-        task_id="run",
-        conn_id="enos_batch_default_quick_retry",
-        flow="5106",
-        poke_interval=0.2,
-        **retries(2),
-        max_consecutive_failures=1,
-    )
+trigger_retried_before_33 = trigger_dag(
+    "trigger_retried_before_33",
+    "enos_batch_default_quick_retry",
+    "5106",
+    TriggerFlowOperatorBefore33,
+    **retries(2),
+    max_consecutive_failures=1,
+)
 
 
 class CrashAfterStartOperator(TriggerFlowOperator):
@@ -150,23 +146,17 @@ class CrashAfterStartOperator(TriggerFlowOperator):
         return super().execute(context)
 
 
-with DAG(dag_id="trigger_crash_mid_start", **TEST_DAG) as trigger_crash_mid_start:
-    CrashAfterStartOperator(
-        task_id="run",
-        conn_id="lsf_pm_default",
-        # A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no
-        # marker), and another run of the flow in the 2 minutes before the attempt would make it ambiguous.
-        flow="jsmith:flow_retried",
-        poke_interval=0.2,
-        **retries(1),
-    )
+# A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no marker), and
+# another run of the flow in the 2 minutes before the attempt would make it ambiguous.
+trigger_crash_mid_start = trigger_dag(
+    "trigger_crash_mid_start", "lsf_pm_default", "jsmith:flow_retried", CrashAfterStartOperator, **retries(1)
+)
 
 # Poke mode with a connection that does not retry: each failed look counts (the test sets the connection).
-with DAG(dag_id="trigger_tolerates_failed_looks", **TEST_DAG) as trigger_tolerates_failed_looks:
-    TriggerFlowOperator(
-        task_id="run",
-        conn_id="enos_batch_default_quick_retry",
-        flow="5107",
-        poke_interval=0.1,
-        max_consecutive_failures=3,
-    )
+trigger_tolerates_failed_looks = trigger_dag(
+    "trigger_tolerates_failed_looks",
+    "enos_batch_default_quick_retry",
+    "5107",
+    poke_interval=0.1,
+    max_consecutive_failures=3,
+)
