@@ -1,15 +1,47 @@
-"""Running a DAG with ``dag.test()`` and reading what its tasks left behind."""
+"""What many tests share: running a DAG with ``dag.test()`` and reading what its tasks left behind, quick-retry
+connections, driving a platform operation by hand with canned answers, and bounded waits on a condition (a
+test never sleeps a fixed time to let something happen: it waits until it has happened, or fails)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import itertools
+import json
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
+
+from airflow_provider_flowinst.hooks.base import FlowPlatformHook
+from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
+
+T = TypeVar("T")
+H = TypeVar("H", bound=FlowPlatformHook[Any])
+#: The keys of the dict a wait pushes to XCom (API.md fixes them), whatever the platform.
+XCOM_KEYS = frozenset(
+    {
+        "platform",
+        "instance_id",
+        "flow_id",
+        "name",
+        "state",
+        "raw_state",
+        "started_at",
+        "ended_at",
+        "url",
+        "graph",
+        "details",
+    }
+)
+#: How often a bounded wait looks again.
+POLL_SECONDS = 0.05
 
 _dates = itertools.count()
 
@@ -56,13 +88,54 @@ def run_dag(dag: Any, logical_date: dt.datetime | None = None, **kwargs: Any) ->
     return DagRunResult(state, task_states, xcoms, logical_date, try_numbers, durations)
 
 
+def succeeded_wait(result: DagRunResult, started_by: str, platform: str) -> dict[str, Any]:
+    """The dict a successful ``wait`` task pushed, checked for what every platform's has: the keys API.md
+    fixes, the instance the ``started_by`` task started, state success, UTC start and end times in order."""
+    assert result.state == "success", result.task_states
+    instance: dict[str, Any] = result.xcom("wait")
+    assert set(instance) == XCOM_KEYS
+    assert instance["instance_id"] == result.xcom(started_by)
+    assert (instance["platform"], instance["state"]) == (platform, "success")
+    assert instance["started_at"].endswith("+00:00") and instance["ended_at"] >= instance["started_at"]
+    return instance
+
+
+#: The fields of a connection (as against its extras).
+CONNECTION_FIELDS = ("host", "login", "password", "schema", "port")
+
+
+def emulator_hook(hook_class: type[H], emulator: Any, **changes: Any) -> H:
+    """A ``hook_class`` hook on its platform's default emulator connection, retrying quickly (2 retries).
+    ``changes`` replace the connection's fields (``login``, ``password``: None leaves it out) or set extras
+    (None drops one)."""
+    from airflow.sdk import Connection
+
+    from airflow_provider_flowinst.testing.connections import emulator_connection_specs
+
+    conn_id = hook_class.default_conn_name
+    spec = emulator_connection_specs(emulator.url)[conn_id]
+    fields = {name: spec.get(name) for name in CONNECTION_FIELDS} | {
+        name: value for name, value in changes.items() if name in CONNECTION_FIELDS
+    }
+    extra = {**spec.get("extra", {}), "retry_max_wait": 0.2, "max_retries": 2}
+    extra |= {name: value for name, value in changes.items() if name not in CONNECTION_FIELDS}
+    hook = hook_class(conn_id)
+    hook.use_connection(
+        Connection(
+            conn_id=conn_id,
+            conn_type=spec["conn_type"],
+            extra=json.dumps({name: value for name, value in extra.items() if value is not None}),
+            **fields,
+        )
+    )
+    return hook
+
+
 def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_default", **overrides: Any) -> str:
     """A copy of an emulator connection that retries fast (tests of retry behaviour stay quick).
 
     ``base`` is any platform's default connection id; ``overrides`` replace extras (e.g. ``retry_max_wait``).
     """
-    import json
-
     from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 
     spec = emulator_connection_specs(url)[base]
@@ -81,3 +154,94 @@ def drive(operation: Any, *responses: Any) -> tuple[list[Any], Any]:
         except StopIteration as done:
             return steps, done.value
     raise AssertionError(f"the operation wanted more than {len(responses)} responses")
+
+
+def drive_to_end(operation: Generator[Any, Any, Any], answers: list[HttpResponse], limit: int = 200) -> Any:
+    """Run an operation as the transport does, answering its requests in turn (the last answer repeats) and
+    its pauses at once; what it returned."""
+    step = next(operation)
+    for index in range(limit):
+        if isinstance(step, Sleep):
+            reply = None
+        else:
+            assert isinstance(step, HttpRequest)
+            reply = answers[min(index, len(answers) - 1)]
+        try:
+            step = next(operation) if reply is None else operation.send(reply)
+        except StopIteration as done:
+            return done.value
+    raise AssertionError("the operation never ended")
+
+
+def answer(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
+    """A platform's answer: ``payload`` as JSON (bytes are sent as they are), with ``headers``."""
+    if isinstance(payload, bytes):
+        return HttpResponse(status, dict(headers), payload)
+    return HttpResponse(status, {"content-type": "application/json", **headers}, json.dumps(payload).encode())
+
+
+def camel_case(name: str) -> str:
+    """``task_inst_id`` -> ``taskInstId``: EnOS answers spell their keys either way."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def camel_cased(value: Any) -> Any:
+    """``value`` with every dict key in it camelCased."""
+    if isinstance(value, dict):
+        return {camel_case(key): camel_cased(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [camel_cased(item) for item in value]
+    return value
+
+
+# -- bounded waits ---------------------------------------------------------------------------------------
+
+
+async def read_instance(conn_id: str, instance_id: str, path: str) -> FlowInstance:
+    """The instance by either of a hook's paths: ``"sync"`` (``get_instance``, requests) or ``"async"``
+    (``aget_instance``, aiohttp; its shared HTTP session is closed after)."""
+    from airflow_provider_flowinst.hooks import aget_hook, get_hook
+    from airflow_provider_flowinst.transport import close_shared_session
+
+    if path == "sync":
+        return get_hook(conn_id).get_instance(instance_id)
+    try:
+        return await (await aget_hook(conn_id)).aget_instance(instance_id)
+    finally:
+        await close_shared_session()
+
+
+def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "the condition") -> T:
+    """``check()`` again until it returns something true, which is returned; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        time.sleep(POLL_SECONDS)
+    return value
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+    """``wait_for`` in an event loop: ``check`` may return an awaitable (awaited); the loop keeps running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def instance_reaching(
+    hook: Any, instance_id: str, *states: FlowState, include_graph: bool = True, timeout: float = 15.0
+) -> FlowInstance:
+    """The instance, read through ``hook`` until it is in one of ``states`` (any end state if none given)."""
+
+    def reached() -> FlowInstance | None:
+        instance: FlowInstance = hook.get_instance(instance_id, include_graph=include_graph)
+        return instance if (instance.state in states if states else instance.state.is_terminal) else None
+
+    wanted = ", ".join(state.value for state in states) or "an end state"
+    return wait_for(reached, timeout, f"{instance_id} to reach {wanted}")

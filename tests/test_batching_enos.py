@@ -13,8 +13,11 @@ import time
 
 import pytest
 
+from airflow_provider_flowinst.batching import InstancePoller
+from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.transport import close_shared_session
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
+from tests.helpers import eventually
 from tests.hooks import test_enos_batch
 
 WAITS = 200
@@ -30,20 +33,24 @@ def enos_requests(stats: dict) -> int:
     )
 
 
-async def first_reads_done(emulator, quiet: float = 0.3, timeout: float = 30.0) -> None:
-    """Until the waits' first reads have been made: requests arrived, then none for ``quiet`` seconds."""
-    async with asyncio.timeout(timeout):
-        while enos_requests(emulator.stats()) == 0:
-            await asyncio.sleep(0.05)
-        before, now = -1, enos_requests(emulator.stats())
-        while now != before:
-            await asyncio.sleep(quiet)
-            before, now = now, enos_requests(emulator.stats())
+def answered_reads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The ids whose reads the waits' poller has answered (a spy: the reads themselves are the real ones)."""
+    answered: set[str] = set()
+    real_get = InstancePoller.get
+
+    async def get(self: InstancePoller, instance_id: str) -> FlowInstance:
+        instance = await real_get(self, instance_id)
+        answered.add(instance_id)
+        return instance
+
+    monkeypatch.setattr(InstancePoller, "get", get)
+    return answered
 
 
-async def requests_per_interval(emulator, ids: list[str]) -> float:
+async def requests_per_interval(emulator, monkeypatch: pytest.MonkeyPatch, ids: list[str]) -> float:
     """Requests per poll interval once every wait has been read once; fails if any wait ended."""
     ended: list[str] = []
+    answered = answered_reads(monkeypatch)
 
     async def wait(instance_id: str) -> None:
         trigger = FlowInstanceTrigger(conn_id="enos_batch_default", instance_id=instance_id, poke_interval=POKE)
@@ -53,9 +60,9 @@ async def requests_per_interval(emulator, ids: list[str]) -> float:
 
     tasks = [asyncio.ensure_future(wait(instance_id)) for instance_id in ids]
     try:
-        await first_reads_done(emulator)
+        await eventually(lambda: len(answered) == len(ids), 30, "every wait's first read")
         before, started = enos_requests(emulator.stats()), time.perf_counter()
-        await asyncio.sleep(POKE * INTERVALS)
+        await asyncio.sleep(POKE * INTERVALS)  # the span the rate is measured over (the waits poll meanwhile)
         after, elapsed = enos_requests(emulator.stats()), time.perf_counter() - started
     finally:
         for task in tasks:
@@ -71,13 +78,13 @@ async def requests_per_interval(emulator, ids: list[str]) -> float:
     [({"page_cap": 20}, 20, 5), ({"page_cap": 100}, 100, 6), ({"max_page_size": 20}, 20, 7)],
 )
 async def test_capped_pages_cost_about_the_fewest_pages_that_hold_the_waits(
-    emulator, enos_settings, setting, rows, month
+    emulator, monkeypatch, enos_settings, setting, rows, month
 ):
     enos_settings(**setting)
     first = dt.datetime(2043, month, 1)  # each case its own instances: a month apart, past the search's margin
     ids = [f"4000-{first + dt.timedelta(seconds=n):%Y%m%d%H%M%S}" for n in range(WAITS)]  # they run for hours
 
-    per_interval = await requests_per_interval(emulator, ids)
+    per_interval = await requests_per_interval(emulator, monkeypatch, ids)
     print(f"{WAITS} waits, {setting}: {per_interval:.1f} requests per interval")
 
     fewest_pages = math.ceil(WAITS / rows)
@@ -85,14 +92,14 @@ async def test_capped_pages_cost_about_the_fewest_pages_that_hold_the_waits(
     assert per_interval >= fewest_pages * 0.5  # the waits are being read
 
 
-async def test_ids_with_12_and_10_digit_times_are_batched_like_14_digit_ones(emulator, enos_settings):
+async def test_ids_with_12_and_10_digit_times_are_batched_like_14_digit_ones(emulator, monkeypatch, enos_settings):
     # Vendor samples write the time part with 12 or 10 digits too (2438-201907261239, 13774-2022031400).
     enos_settings(page_cap=20)
     first = dt.datetime(2044, 2, 1)
     ids = [f"4000-{first + dt.timedelta(minutes=n):%Y%m%d%H%M}" for n in range(WAITS // 2)]
     ids += [f"4000-{first + dt.timedelta(days=3, hours=n):%Y%m%d%H}" for n in range(WAITS // 2)]
 
-    per_interval = await requests_per_interval(emulator, ids)
+    per_interval = await requests_per_interval(emulator, monkeypatch, ids)
 
     fewest_pages = math.ceil(WAITS / 20)
     assert per_interval <= 1.2 * fewest_pages + 1, per_interval  # not one read per wait

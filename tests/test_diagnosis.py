@@ -12,8 +12,7 @@ from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.redaction import REDACTED, connection_secrets, redact
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from tests.dags import sensor_dags
-from tests.helpers import quick_retry_connection, run_dag, unique_logical_date
-from tests.hooks.test_dataworks import wait_until_finished  # any platform's hook
+from tests.helpers import instance_reaching, quick_retry_connection, run_dag, unique_logical_date
 
 
 class ListLog:
@@ -36,7 +35,7 @@ def enos_failed_run(emulator, conn_id: str = "enos_batch_default") -> tuple[obje
     hook = get_hook(conn_id)
     instance_id = f"3257-{unique_logical_date():%Y%m%d%H%M%S}"
     emulator.create_enos_batch_instance("3257", instance_id)
-    return hook, wait_until_finished(hook, instance_id)
+    return hook, instance_reaching(hook, instance_id)
 
 
 def log_reads(emulator, what: str) -> int:
@@ -62,7 +61,7 @@ def test_a_wait_without_graph_reads_the_graph_once_on_failure(emulator):
     hook = get_hook("enos_batch_default")
     instance_id = f"3257-{unique_logical_date():%Y%m%d%H%M%S}"
     emulator.create_enos_batch_instance("3257", instance_id)
-    instance = wait_until_finished(hook, instance_id, include_graph=False)
+    instance = instance_reaching(hook, instance_id, include_graph=False)
     assert instance.graph is None
 
     message = explain_failure(hook, instance, "failed", ListLog())
@@ -121,7 +120,7 @@ def test_success_costs_no_log_call(emulator, mode):
 
 def test_a_failed_dataworks_run_shows_its_failed_task_log(emulator):
     hook = get_hook("dataworks_default")
-    instance = wait_until_finished(hook, emulator.create_dataworks_instance(1002))
+    instance = instance_reaching(hook, emulator.create_dataworks_instance(1002))
     log = ListLog()
 
     message = explain_failure(hook, instance, "failed", log)
@@ -134,14 +133,14 @@ def test_a_failed_dataworks_run_shows_its_failed_task_log(emulator):
 
 def test_a_successful_dataworks_run_reads_no_log(emulator):
     hook = get_hook("dataworks_default")
-    wait_until_finished(hook, emulator.create_dataworks_instance(1001))
+    instance_reaching(hook, emulator.create_dataworks_instance(1001))
 
     assert "dataworks action GetTaskInstanceLog" not in emulator.stats()["requests"]
 
 
 def test_dataworks_task_instance_log_is_the_platform_call(emulator):
     hook = get_hook("dataworks_default")
-    instance = wait_until_finished(hook, emulator.create_dataworks_instance(1001))
+    instance = instance_reaching(hook, emulator.create_dataworks_instance(1001))
     task = next(node for node in instance.graph.nodes if node.name == "load_mart")
 
     text = hook.get_task_instance_log(task.instance_id)
@@ -177,7 +176,7 @@ def test_a_running_bpm_process_names_its_current_task_and_assignee(emulator):
 
 def test_lsf_says_it_has_no_log_call(emulator):
     hook = get_hook("lsf_pm_default")
-    instance = wait_until_finished(hook, emulator.create_lsf_pm_instance("jsmith:flow_exit"))
+    instance = instance_reaching(hook, emulator.create_lsf_pm_instance("jsmith:flow_exit"))
     assert instance.state.value == "failed"
     log = ListLog()
 

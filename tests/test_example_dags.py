@@ -10,7 +10,7 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.1
     from airflow.models.dagbag import DagBag
 
-from tests.helpers import run_dag
+from tests.helpers import instance_reaching, run_dag
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 
@@ -72,17 +72,12 @@ def test_start_remote_runs_example_starts_and_waits_for_both(emulator):
 
 
 def test_repair_example_reruns_the_failed_nodes_and_starts_nothing_more(emulator, capsys):
-    import time
-
     from airflow_provider_flowinst.hooks import get_hook
     from airflow_provider_flowinst.models import FlowState
 
     failed = emulator.create_dataworks_instance(1002, queued_seconds=0.5, running_seconds=2.0)
     hook = get_hook("dataworks_default")
-    deadline = time.monotonic() + 15
-    while hook.get_instance(failed, include_graph=False).state is not FlowState.FAILED:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    instance_reaching(hook, failed, FlowState.FAILED, include_graph=False)
     creates = emulator.control("GET", "/_emulator/dataworks/actions").get("CreateWorkflowInstances", 0)
 
     result = run_dag(load_example("example_repair_failed_run"), run_conf={"instance_id": failed})

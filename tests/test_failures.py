@@ -15,43 +15,43 @@ from airflow_provider_flowinst.failures import PermanentFailure, failing_fast
 from tests.dags import failure_dags
 from tests.helpers import run_dag
 
-
-@pytest.mark.parametrize("platform", ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"])
-def test_an_unknown_flow_at_start_fails_without_spending_retries(emulator, platform):
-    result = run_dag(getattr(failure_dags, f"fails_fast_{platform}_unknown_flow"))
-
-    assert result.task_states["run"] == "failed"
-    assert result.try_numbers == {"run": 1}
-    assert result.xcom("run", "flow_instance_id") is None
+PLATFORMS = ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"]
 
 
-def test_a_look_the_platform_refuses_fails_without_spending_retries(emulator):
-    emulator.inject_fault("403", platform="lsf_pm", count=1, path_contains="/flow/instances")
-
-    result = run_dag(failure_dags.fails_fast_refused_look)
-
-    assert result.task_states["run"] == "failed"
-    assert result.try_numbers == {"run": 1}
+def fault(kind: str, platform: str, count: int, path: str) -> dict:
+    return {"kind": kind, "platform": platform, "count": count, "path_contains": path}
 
 
-def test_credentials_refused_after_a_fresh_login_fail_without_spending_retries(emulator):
-    # The submit is refused as if the token had run out, and again with the token of a fresh logon.
-    emulator.inject_fault("expired_token", platform="lsf_pm", count=2, path_contains="/flow/definitions/submit")
+@pytest.mark.parametrize(
+    ("dag_name", "task", "faults", "run_started"),
+    [
+        *[(f"fails_fast_{platform}_unknown_flow", "run", None, False) for platform in PLATFORMS],
+        # The platform refuses a look at the run the task started.
+        ("fails_fast_refused_look", "run", fault("403", "lsf_pm", 1, "/flow/instances"), True),
+        # The submit is refused as if the token had run out, and again with the token of a fresh logon.
+        (
+            "fails_fast_credentials_refused",
+            "run",
+            fault("expired_token", "lsf_pm", 2, "/flow/definitions/submit"),
+            False,
+        ),
+        # A deferrable sensor's look is refused.
+        ("fails_fast_sensor_refused", "wait", fault("403", "enos_batch", 1, "flowInstances?action=get"), False),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.startswith("fails_fast") else "",
+)
+def test_a_failure_no_retry_can_change_fails_the_task_without_spending_retries(
+    emulator, dag_name, task, faults, run_started
+):
+    if faults:
+        emulator.inject_fault(**faults)
 
-    result = run_dag(failure_dags.fails_fast_credentials_refused)
+    result = run_dag(getattr(failure_dags, dag_name))
 
-    assert result.task_states["run"] == "failed"
-    assert result.try_numbers == {"run": 1}
-    assert result.xcom("run", "flow_instance_id") is None
-
-
-def test_a_deferrable_sensor_whose_look_is_refused_fails_without_spending_retries(emulator):
-    emulator.inject_fault("403", platform="enos_batch", count=1, path_contains="flowInstances?action=get")
-
-    result = run_dag(failure_dags.fails_fast_sensor_refused)
-
-    assert result.task_states["wait"] == "failed"
-    assert result.try_numbers == {"wait": 1}
+    assert result.task_states[task] == "failed"
+    assert result.try_numbers == {task: 1}
+    if not run_started:
+        assert result.xcom(task, "flow_instance_id") is None
 
 
 def test_a_passing_fault_still_spends_a_retry(emulator, monkeypatch):

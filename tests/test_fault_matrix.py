@@ -24,7 +24,7 @@ from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
 from airflow_provider_flowinst.hooks import aget_hook, get_hook
 from airflow_provider_flowinst.models import FlowInstance
 from airflow_provider_flowinst.transport import close_shared_session
-from tests.helpers import quick_retry_connection
+from tests.helpers import quick_retry_connection, read_instance
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 PLATFORMS = ("enos_batch", "enos_bpm", "lsf_pm", "dataworks")
@@ -135,15 +135,6 @@ def finished(emulator) -> dict[str, FlowInstance]:
     return instances
 
 
-async def read(conn_id: str, instance_id: str, path: str) -> FlowInstance:
-    if path == "sync":
-        return get_hook(conn_id).get_instance(instance_id)
-    try:
-        return await (await aget_hook(conn_id)).aget_instance(instance_id)
-    finally:
-        await close_shared_session()
-
-
 @pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.kind for fault in FAULTS])
@@ -151,14 +142,14 @@ async def test_fault_matrix(emulator, monkeypatch, finished, fault, platform, pa
     expected = finished[platform]
     conn_id = quick_retry_connection(monkeypatch, emulator.url, f"{platform}_default", **fault.extras)
     # Log in first, so the fault meets the instance call itself (token requests have their own tests).
-    await read(conn_id, expected.instance_id, path)
+    await read_instance(conn_id, expected.instance_id, path)
     emulator.control("POST", "/_emulator/reset")
     emulator.inject_fault(fault.kind, platform=platform, **fault.inject)
     promise = outcome(fault.kind, platform)
 
     started = time.monotonic()
     try:
-        got: FlowInstance | FlowPlatformError = await read(conn_id, expected.instance_id, path)
+        got: FlowInstance | FlowPlatformError = await read_instance(conn_id, expected.instance_id, path)
     except FlowPlatformError as error:
         got = error
     elapsed = time.monotonic() - started
@@ -197,7 +188,7 @@ async def test_a_transient_fault_that_does_not_pass_is_a_clear_error_after_bound
 
     started = time.monotonic()
     with pytest.raises(FlowPlatformError) as error:
-        await read(conn_id, finished[platform].instance_id, path)
+        await read_instance(conn_id, finished[platform].instance_id, path)
 
     assert time.monotonic() - started < 3.0
     message = str(error.value)

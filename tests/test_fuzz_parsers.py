@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,12 +29,12 @@ from airflow_provider_flowinst.platforms import dataworks, enos_batch, enos_bpm,
 from airflow_provider_flowinst.protocol import (
     HttpRequest,
     HttpResponse,
-    Sleep,
     Token,
     decode_embedded_json,
     decode_json,
 )
 from airflow_provider_flowinst.transport import TransientFault, _classify, retry_after_seconds
+from tests.helpers import camel_case, drive_to_end
 
 EXAMPLES = int(os.environ.get("FLOWINST_FUZZ_EXAMPLES", "1000"))
 fuzz = settings(
@@ -148,20 +149,10 @@ def responses(document: st.SearchStrategy[Any]) -> st.SearchStrategy[HttpRespons
     return st.builds(HttpResponse, status=STATUSES, headers=HEADERS, body=bodies(document))
 
 
-def drive(operation: Generator[Any, Any, Any], answers: list[HttpResponse]) -> Any:
-    """Run an operation as the transport does, answering its requests in turn (the last answer repeats)."""
-    step = next(operation)
-    for index in range(200):
-        if isinstance(step, Sleep):
-            reply = None
-        else:
-            assert isinstance(step, HttpRequest)
-            reply = answers[min(index, len(answers) - 1)]
-        try:
-            step = next(operation) if reply is None else operation.send(reply)
-        except StopIteration as done:
-            return done.value
-    raise AssertionError("the operation never ended")
+def get_instance_answers(client: Any, instance_id: str, answers: list[HttpResponse]) -> None:
+    """The client's ``get_instance``, its requests answered with ``answers``, gives a FlowInstance or raises
+    FlowPlatformError."""
+    returns(FlowInstance, lambda: drive_to_end(client.get_instance(instance_id), answers))
 
 
 def returns(kind: type | tuple[type, ...], call: Callable[[], Any]) -> Any:
@@ -234,24 +225,19 @@ def test_enos_token_answers(response):
 # -- EnOS Batch Processing -------------------------------------------------------------------------------
 
 words = maybe(st.sampled_from(sorted(enos_batch.STATE_BY_WORD)), texts)
+
+
+def either_spelling(**fields: st.SearchStrategy[Any]) -> dict[str, st.SearchStrategy[Any]]:
+    """The fields under their snake_case names and their camelCase ones (EnOS answers spell them either way)."""
+    return {spelling: strategy for name, strategy in fields.items() for spelling in (name, camel_case(name))}
+
+
 graph_task = record(
-    task_name=maybe(texts),
-    taskName=maybe(texts),
-    task_inst_id=maybe(texts),
-    taskInstId=maybe(texts),
-    task_id=maybe(numbers),
-    taskId=maybe(numbers),
-    node_id=maybe(texts),
-    nodeId=maybe(texts),
+    **either_spelling(task_name=maybe(texts), task_inst_id=maybe(texts), task_id=maybe(numbers), node_id=maybe(texts)),
     status=words,
 )
 graph_flow = record(
-    flowId=maybe(numbers),
-    flow_id=maybe(numbers),
-    flowName=maybe(texts),
-    nodeId=maybe(texts),
-    node_id=maybe(texts),
-    flowInstId=maybe(texts),
+    **either_spelling(flow_id=maybe(numbers), flow_name=maybe(texts), node_id=maybe(texts), flow_inst_id=maybe(texts)),
     status=words,
 )
 graph_documents = record(
@@ -295,15 +281,9 @@ def test_enos_graph_in_a_string(text):
 
 
 @fuzz
-@given(enos_records, st.booleans())
-def test_enos_flow_instance_records(record_, include_graph):
-    returns(FlowInstance, lambda: enos_client.to_flow_instance(record_, include_graph=include_graph))
-
-
-@fuzz
 @given(responses(enos_envelopes))
 def test_enos_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive(enos_client.get_instance("2809-20190808093200"), [response]))
+    get_instance_answers(enos_client, "2809-20190808093200", [response])
     returns(object, lambda: enos_batch.read_envelope(response, call="Get My Flow"))
 
 
@@ -339,23 +319,27 @@ bpm_auth = enos_bpm.EnOSBPMAuth(
 )
 
 
+@pytest.mark.parametrize(
+    ("client", "records"), [(enos_client, enos_records), (bpm_client, bpm_records)], ids=["enos_batch", "enos_bpm"]
+)
 @fuzz
-@given(bpm_records, st.booleans())
-def test_bpm_process_instance_records(record_, include_graph):
-    returns(FlowInstance, lambda: bpm_client.to_flow_instance(record_, include_graph=include_graph))
+@given(data=st.data(), include_graph=st.booleans())
+def test_enos_and_bpm_instance_records_with_or_without_their_graph(client, records, data, include_graph):
+    record_ = data.draw(records)
+    returns(FlowInstance, lambda: client.to_flow_instance(record_, include_graph=include_graph))
 
 
 @fuzz
 @given(responses(bpm_envelopes))
 def test_bpm_get_instance_reads_any_answer(response):
-    returns(FlowInstance, lambda: drive(bpm_client.get_instance("0b7c5e00"), [response]))
+    get_instance_answers(bpm_client, "0b7c5e00", [response])
     assert bpm_auth.is_token_expired(response) in (True, False)
 
 
 @fuzz
 @given(responses(gateway_envelopes), responses(portal_envelopes), responses(portal_envelopes))
 def test_bpm_login_reads_any_answers(gateway_answer, login_answer, session_answer):
-    token = returns(Token, lambda: drive(bpm_auth.login(), [gateway_answer, login_answer, session_answer]))
+    token = returns(Token, lambda: drive_to_end(bpm_auth.login(), [gateway_answer, login_answer, session_answer]))
     if token is not None:
         assert token.value and token.payload.bearer
 
@@ -454,7 +438,7 @@ def test_lsf_flow_instance_records(record_):
 @fuzz
 @given(lsf_responses, lsf_responses)
 def test_lsf_get_instance_reads_any_answers(first, second):
-    returns(FlowInstance, lambda: drive(lsf_client.get_instance("101"), [first, second]))
+    get_instance_answers(lsf_client, "101", [first, second])
 
 
 @fuzz
@@ -532,4 +516,4 @@ def test_dataworks_records_and_graph(record_, tasks, upstream):
 @fuzz
 @given(st.lists(responses(dw_documents), min_size=1, max_size=5))
 def test_dataworks_get_instance_reads_any_answers(answers):
-    returns(FlowInstance, lambda: drive(dw_client.get_instance("700001"), answers))
+    get_instance_answers(dw_client, "700001", answers)

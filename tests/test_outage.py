@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,7 +29,7 @@ from airflow_provider_flowinst.testing.emulator.server import free_port
 from airflow_provider_flowinst.transport import close_shared_session
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
 from tests.dags import outage_dags
-from tests.helpers import run_dag
+from tests.helpers import eventually, run_dag, wait_for
 
 OUTAGE_SECONDS = 3.0
 OUTAGE_CONN_ID = "enos_batch_outage"
@@ -94,14 +94,6 @@ async def first_event(trigger: FlowInstanceTrigger) -> dict:
     raise AssertionError("the trigger ended without an event")
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the condition")
-        await asyncio.sleep(0.05)
-
-
 # -- the trigger through an outage ---------------------------------------------------------------------
 
 
@@ -129,7 +121,7 @@ async def test_a_trigger_polling_through_an_outage_still_succeeds(
         )
     )
 
-    await eventually(lambda: outage_emulator.instance_polls() >= 1)
+    await eventually(lambda: asyncio.to_thread(outage_emulator.instance_polls), what="a first poll")
     await asyncio.to_thread(outage_emulator.stop)
     await asyncio.sleep(OUTAGE_SECONDS)
     assert not waiting.done()
@@ -158,7 +150,10 @@ async def run_for_a_while(trigger: FlowInstanceTrigger, emulator, polls: int) ->
     """Run the trigger until it has polled ``polls`` times, then stop it as a triggerer shutting down does."""
     before = instance_reads(emulator.stats()["requests"])
     task = asyncio.create_task(first_event(trigger))
-    await eventually(lambda: instance_reads(emulator.stats()["requests"]) >= before + polls)
+    await eventually(
+        lambda: asyncio.to_thread(lambda: instance_reads(emulator.stats()["requests"]) >= before + polls),
+        what=f"{polls} polls",
+    )
     assert not task.done()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -213,12 +208,8 @@ def test_a_deferrable_sensor_succeeds_although_its_platform_goes_away(monkeypatc
 
     def outage() -> None:
         try:
-            deadline = time.monotonic() + 60
             # One look by the task itself, then the trigger's first poll: the task has deferred.
-            while emulator.instance_polls() < 2:
-                if time.monotonic() > deadline:
-                    raise AssertionError("the deferred wait never polled")
-                time.sleep(0.05)
+            wait_for(lambda: emulator.instance_polls() >= 2, 60, "the deferred wait's first poll")
             emulator.stop()
             time.sleep(OUTAGE_SECONDS)
             emulator.start()

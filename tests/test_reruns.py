@@ -4,7 +4,6 @@ rule that a rerun whose answer is lost is looked for, never sent again blindly."
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -13,23 +12,13 @@ from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
 from airflow_provider_flowinst.hooks.enos_bpm import EnOSBPMHook
 from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
-from airflow_provider_flowinst.models import FlowInstance, FlowState
+from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse
 from airflow_provider_flowinst.reruns import RerunPlan, look_after_unclear_rerun
-from tests.helpers import drive
+from tests.helpers import drive, instance_reaching
 
 #: A run that fails fast: 0.5 emulated s queued, 2 s running (0.25 wall s at the tests' time scale).
 QUICK = {"queued_seconds": 0.5, "running_seconds": 2.0}
-
-
-def wait_for(hook, instance_id: str, *states: FlowState) -> FlowInstance:
-    deadline = time.monotonic() + 15
-    while True:
-        instance = hook.get_instance(instance_id)
-        if instance.state in states:
-            return instance
-        assert time.monotonic() < deadline, f"{instance_id} stayed {instance.state.value}"
-        time.sleep(0.05)
 
 
 def task_run_numbers(hook: DataWorksHook, instance_id: str) -> dict[str, tuple[str, int]]:
@@ -50,7 +39,7 @@ def dataworks_reruns(emulator, instance_id: str) -> list[list[str]]:
 def test_dataworks_reruns_exactly_the_failed_task_instance_and_the_run_succeeds(emulator):
     hook = DataWorksHook()
     instance_id = emulator.create_dataworks_instance(1001, outcome="Failure", **QUICK)
-    failed = wait_for(hook, instance_id, FlowState.FAILED)
+    failed = instance_reaching(hook, instance_id, FlowState.FAILED)
     failed_nodes = [node.id for node in failed.graph.nodes if node.state is FlowState.FAILED]
     assert len(failed_nodes) == 1
 
@@ -59,7 +48,7 @@ def test_dataworks_reruns_exactly_the_failed_task_instance_and_the_run_succeeds(
     assert rerun == failed_nodes
     assert dataworks_reruns(emulator, instance_id) == [failed_nodes]
     assert hook.get_instance(instance_id).state is FlowState.RUNNING  # the same run, running again
-    done = wait_for(hook, instance_id, FlowState.SUCCESS, FlowState.FAILED)
+    done = instance_reaching(hook, instance_id, FlowState.SUCCESS, FlowState.FAILED)
     assert done.state is FlowState.SUCCESS and done.instance_id == instance_id
     runs = task_run_numbers(hook, instance_id)
     assert runs[failed_nodes[0]] == ("Success", 2)
@@ -73,12 +62,12 @@ def test_dataworks_reruns_exactly_the_failed_task_instance_and_the_run_succeeds(
 def test_dataworks_rerun_that_fails_again_leaves_the_run_failed_with_a_second_run(emulator):
     hook = DataWorksHook()
     instance_id = emulator.create_dataworks_instance(1002, rerun_outcome="Failure", **QUICK)
-    wait_for(hook, instance_id, FlowState.FAILED)
+    instance_reaching(hook, instance_id, FlowState.FAILED)
 
     [node] = asyncio.run(hook.arerun_failed_nodes(instance_id))
 
-    assert wait_for(hook, instance_id, FlowState.RUNNING, FlowState.FAILED).instance_id == instance_id
-    assert wait_for(hook, instance_id, FlowState.FAILED).state is FlowState.FAILED
+    assert instance_reaching(hook, instance_id, FlowState.RUNNING, FlowState.FAILED).instance_id == instance_id
+    assert instance_reaching(hook, instance_id, FlowState.FAILED).state is FlowState.FAILED
     assert task_run_numbers(hook, instance_id)[node] == ("Failure", 2)
 
 
@@ -87,10 +76,10 @@ def test_dataworks_never_touches_a_run_that_is_running_or_succeeded(emulator, ou
     hook = DataWorksHook()
     if outcome == "running":
         instance_id = emulator.create_dataworks_instance(1003)
-        wait_for(hook, instance_id, FlowState.RUNNING)
+        instance_reaching(hook, instance_id, FlowState.RUNNING)
     else:
         instance_id = emulator.create_dataworks_instance(1001, **QUICK)
-        wait_for(hook, instance_id, FlowState.SUCCESS)
+        instance_reaching(hook, instance_id, FlowState.SUCCESS)
 
     with pytest.raises(RerunNotSupported) as refused:
         hook.rerun_failed_nodes(instance_id)
@@ -103,19 +92,19 @@ def test_dataworks_never_touches_a_run_that_is_running_or_succeeded(emulator, ou
 def test_dataworks_rerun_whose_answer_is_lost_is_looked_for_and_not_sent_again(emulator):
     hook = DataWorksHook()
     instance_id = emulator.create_dataworks_instance(1002, **QUICK)
-    wait_for(hook, instance_id, FlowState.FAILED)
+    instance_reaching(hook, instance_id, FlowState.FAILED)
     emulator.inject_fault("act_then_503", platform="dataworks", call_contains="RerunTaskInstances")
 
     rerun = hook.rerun_failed_nodes(instance_id)
 
     assert dataworks_reruns(emulator, instance_id) == [rerun]  # one call: the look saw it had taken
-    assert wait_for(hook, instance_id, FlowState.SUCCESS).instance_id == instance_id
+    assert instance_reaching(hook, instance_id, FlowState.SUCCESS).instance_id == instance_id
 
 
 def test_dataworks_rerun_refused_for_a_task_instance_names_the_platforms_message(emulator):
     hook = DataWorksHook()
     instance_id = emulator.create_dataworks_instance(1003)
-    wait_for(hook, instance_id, FlowState.RUNNING)
+    instance_reaching(hook, instance_id, FlowState.RUNNING)
     running_task = f"{instance_id}01"  # its first task instance
 
     with pytest.raises(FlowPlatformError) as refused:
@@ -137,13 +126,13 @@ def test_lsf_reruns_an_exited_flow_instance_in_place(emulator):
     hook = LSFProcessManagerHook()
     try:
         instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit", running_seconds=2.0)
-        wait_for(hook, instance_id, FlowState.FAILED)
+        instance_reaching(hook, instance_id, FlowState.FAILED)
 
         assert hook.rerun_failed_nodes(instance_id) == []  # no call shows LSF's jobs: no node is named
 
         assert lsf_reruns(emulator, instance_id) == [instance_id]
         assert hook.get_instance(instance_id).state is FlowState.RUNNING
-        assert wait_for(hook, instance_id, FlowState.SUCCESS).raw_state == "Done"
+        assert instance_reaching(hook, instance_id, FlowState.SUCCESS).raw_state == "Done"
     finally:
         hook.close()
 
@@ -152,13 +141,13 @@ def test_lsf_rerun_whose_answer_is_lost_is_looked_for_and_not_sent_again(emulato
     hook = LSFProcessManagerHook()
     try:
         instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit", running_seconds=2.0)
-        wait_for(hook, instance_id, FlowState.FAILED)
+        instance_reaching(hook, instance_id, FlowState.FAILED)
         emulator.inject_fault("act_then_reset", platform="lsf_pm", call_contains="/flow/instances/rerun")
 
         assert hook.rerun_failed_nodes(instance_id) == []
 
         assert lsf_reruns(emulator, instance_id) == [instance_id]  # one call: the look saw the run going again
-        assert wait_for(hook, instance_id, FlowState.SUCCESS).instance_id == instance_id
+        assert instance_reaching(hook, instance_id, FlowState.SUCCESS).instance_id == instance_id
     finally:
         hook.close()
 

@@ -30,11 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from airflow_provider_flowinst.errors import PLATFORM_TITLES, FlowPlatformError
-from airflow_provider_flowinst.hooks import aget_hook, get_hook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import EmulatorServer
-from airflow_provider_flowinst.transport import close_shared_session
+from tests.helpers import read_instance
 
 #: An instance each platform's emulator serves from the start (EnOS periodic ids exist when asked for).
 INSTANCES = {
@@ -126,15 +125,6 @@ def connect(monkeypatch, server: EmulatorServer, platform: str, **extra: Any) ->
     return conn_id
 
 
-async def read(conn_id: str, instance_id: str, path: str):
-    if path == "sync":
-        return get_hook(conn_id).get_instance(instance_id)
-    try:
-        return await (await aget_hook(conn_id)).aget_instance(instance_id)
-    finally:
-        await close_shared_session()
-
-
 PATHS = ["sync", "async"]
 PLATFORMS = sorted(INSTANCES)
 
@@ -147,7 +137,7 @@ async def test_verification_is_on_by_default(https_emulator, monkeypatch, platfo
 
     started = time.monotonic()
     with pytest.raises(FlowPlatformError) as error:
-        await read(conn_id, INSTANCES[platform], path)
+        await read_instance(conn_id, INSTANCES[platform], path)
 
     # Not retried: another attempt would meet the same certificate (retries would back off 15 s in all); the
     # margin holds on a loaded 2-core machine.
@@ -169,7 +159,7 @@ async def test_verify_false_turns_verification_off(https_emulator, monkeypatch, 
     server, _ = https_emulator
     conn_id = connect(monkeypatch, server, platform, verify=verify)
 
-    instance = await read(conn_id, INSTANCES[platform], path)
+    instance = await read_instance(conn_id, INSTANCES[platform], path)
 
     assert (instance.platform, instance.instance_id) == (platform, INSTANCES[platform])
     assert instance.state != FlowState.UNKNOWN
@@ -181,7 +171,7 @@ async def test_verify_with_a_ca_bundle_path_trusts_that_ca(https_emulator, monke
     server, ca = https_emulator
     conn_id = connect(monkeypatch, server, platform, verify=str(ca))
 
-    instance = await read(conn_id, INSTANCES[platform], path)
+    instance = await read_instance(conn_id, INSTANCES[platform], path)
 
     assert (instance.platform, instance.instance_id) == (platform, INSTANCES[platform])
 
@@ -200,7 +190,7 @@ async def test_the_ca_variables_are_honoured_alike_on_both_paths(https_emulator,
     monkeypatch.setenv(variable, str(ca))
     conn_id = connect(monkeypatch, server, "dataworks")
 
-    instance = await read(conn_id, INSTANCES["dataworks"], path)
+    instance = await read_instance(conn_id, INSTANCES["dataworks"], path)
 
     assert instance.instance_id == INSTANCES["dataworks"]
 
@@ -221,7 +211,7 @@ async def test_verify_with_a_ca_directory_trusts_its_cas(https_emulator, monkeyp
     server, ca = https_emulator
     conn_id = connect(monkeypatch, server, platform, verify=str(hashed_ca_directory(ca, tmp_path / "cas")))
 
-    instance = await read(conn_id, INSTANCES[platform], path)
+    instance = await read_instance(conn_id, INSTANCES[platform], path)
 
     assert (instance.platform, instance.instance_id) == (platform, INSTANCES[platform])
 
@@ -297,7 +287,7 @@ async def test_https_proxy_is_used_on_both_paths(https_emulator, monkeypatch, pr
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     conn_id = connect(monkeypatch, server, platform, verify=str(ca))
 
-    instance = await read(conn_id, INSTANCES[platform], path)
+    instance = await read_instance(conn_id, INSTANCES[platform], path)
 
     assert instance.instance_id == INSTANCES[platform]
     assert any(line.startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.") for line in proxy.seen), proxy.seen
@@ -309,7 +299,7 @@ async def test_http_proxy_forwards_plain_http_on_both_paths(emulator, monkeypatc
     spec = emulator_connection_specs(emulator.url)["lsf_pm_default"]
     monkeypatch.setenv("AIRFLOW_CONN_LSF_PM_PROXIED", json.dumps(spec))
 
-    instance = await read("lsf_pm_proxied", "101", path)
+    instance = await read_instance("lsf_pm_proxied", "101", path)
 
     assert instance.instance_id == "101"
     # The logon, then the read on the same kept-alive connection: both in absolute form, through the proxy.
@@ -323,5 +313,5 @@ async def test_no_proxy_is_honoured_on_both_paths(https_emulator, monkeypatch, p
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     conn_id = connect(monkeypatch, server, "dataworks", verify=str(ca))
 
-    assert (await read(conn_id, INSTANCES["dataworks"], path)).instance_id == INSTANCES["dataworks"]
+    assert (await read_instance(conn_id, INSTANCES["dataworks"], path)).instance_id == INSTANCES["dataworks"]
     assert proxy.seen == []

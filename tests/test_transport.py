@@ -15,30 +15,17 @@ import requests
 from airflow.sdk import Connection
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
-from airflow_provider_flowinst.hooks import aget_hook, get_hook
+from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
 from airflow_provider_flowinst.protocol import HttpResponse, Token
-from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.transport import TokenCache, close_shared_session, retry_after_seconds
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
-from tests.helpers import quick_retry_connection
+from tests.helpers import emulator_hook, quick_retry_connection, read_instance, wait_for
 
 
 def enos_hook(emulator, **extra) -> EnOSBatchHook:
     """An EnOS Batch hook on the emulator, retrying quickly so tests stay fast."""
-    spec = emulator_connection_specs(emulator.url)["enos_batch_default"]
-    hook = EnOSBatchHook("enos_batch_default")
-    hook.use_connection(
-        Connection(
-            conn_id="enos_batch_default",
-            conn_type="enos_batch",
-            host=spec["host"],
-            login=spec["login"],
-            password=spec["password"],
-            extra=json.dumps({**spec["extra"], "retry_max_wait": 0.2, "max_retries": 3, "read_timeout": 1, **extra}),
-        )
-    )
-    return hook
+    return emulator_hook(EnOSBatchHook, emulator, **{"max_retries": 3, "read_timeout": 1, **extra})
 
 
 @pytest.mark.parametrize("kind", ["503", "502", "500", "429", "reset", "timeout", "html"])
@@ -255,12 +242,7 @@ PATHS = ["sync", "async"]
 
 async def read(conn_id: str, platform: str, path: str):
     """``get_instance`` (requests) or ``aget_instance`` (aiohttp) of the platform's instance."""
-    if path == "sync":
-        return get_hook(conn_id).get_instance(INSTANCES[platform])
-    try:
-        return await (await aget_hook(conn_id)).aget_instance(INSTANCES[platform])
-    finally:
-        await close_shared_session()
+    return await read_instance(conn_id, INSTANCES[platform], path)
 
 
 class MetAnotherWorker(set):
@@ -458,9 +440,8 @@ def test_a_stalled_login_holds_up_only_logins_of_the_same_credential(emulator, m
     emulator.inject_fault("act_then_slow", platform="lsf_pm", call_contains="/logon", delay=4)
     stalled = threading.Thread(target=lambda: get_hook(lsf_conn).get_instance("101"), daemon=True)
     stalled.start()
-    deadline = time.monotonic() + 5
-    while emulator.stats()["faults_pending"] and time.monotonic() < deadline:
-        time.sleep(0.02)  # the LSF logon is now under way, held by the emulator
+    # The fault used up: the LSF logon is now under way, held by the emulator.
+    wait_for(lambda: not emulator.stats()["faults_pending"], 5, "the LSF logon to reach the emulator")
 
     started = time.monotonic()
     instance = get_hook("enos_batch_default").get_instance(INSTANCES["enos_batch"])

@@ -6,7 +6,6 @@ in Failure, each within a few emulated seconds of its asynchronous creation.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -14,30 +13,23 @@ from airflow.sdk import DAG, task
 from airflow_provider_flowinst.hooks.dataworks import DataWorksHook
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
+from tests.dags import SENSOR_MODES, TEST_DAG
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 WORKFLOWS = {"succeeds": "1001", "fails": "1002"}
-MODES: dict[str, dict[str, Any]] = {
-    "poke": {"mode": "poke"},
-    "reschedule": {"mode": "reschedule"},
-    "deferrable": {"deferrable": True},
-}
+MODES = SENSOR_MODES
 
 
 def dataworks_sensor_dag(dag_id: str, workflow_id: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
 
         @task
         def create(run_id: str | None = None) -> str:
             return DataWorksHook().create_workflow_instances(workflow_id=workflow_id, name=run_id)[0]
 
-        created = create()
-        wait = DataWorksWorkflowInstanceSensor(
-            task_id="wait",
-            workflow_instance_id="{{ ti.xcom_pull(task_ids='create') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        # The created instance's id, pushed by ``create``: the sensor waits for that task and then on the id.
+        DataWorksWorkflowInstanceSensor(
+            task_id="wait", workflow_instance_id=create(), poke_interval=0.2, timeout=60, **sensor_kwargs
         )
-        created >> wait
     return dag
 
 
@@ -48,9 +40,7 @@ for outcome, workflow in WORKFLOWS.items():
 
 
 #: TriggerFlowOperator on a scheduled workflow (1004, hourly_orders): started as a one-day backfill.
-with DAG(
-    dag_id="dataworks_start_scheduled", schedule=None, start_date=START, catchup=False, tags=["test"]
-) as dataworks_start_scheduled:
+with DAG(dag_id="dataworks_start_scheduled", **TEST_DAG) as dataworks_start_scheduled:
     TriggerFlowOperator(
         task_id="run", conn_id="dataworks_default", flow="1004", parameters={"region": "east"}, poke_interval=0.2
     )

@@ -6,40 +6,31 @@ approver (terminated), each within a few emulated seconds.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, task
 
 from airflow_provider_flowinst.hooks.enos_bpm import EnOSBPMHook
 from airflow_provider_flowinst.sensors.enos_bpm import EnOSProcessInstanceSensor
+from tests.dags import SENSOR_MODES, TEST_DAG
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 DEFINITIONS = {
     "completes": "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",
     "terminated": "expenseClaim:2:7d1f2b33-e365-11ea-8a6b-be43f0d99bcd",
 }
-MODES: dict[str, dict[str, Any]] = {
-    "poke": {"mode": "poke"},
-    "reschedule": {"mode": "reschedule"},
-    "deferrable": {"deferrable": True},
-}
+MODES = SENSOR_MODES
 
 
 def bpm_sensor_dag(dag_id: str, definition_id: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
 
         @task
         def start(run_id: str | None = None) -> str:
             return EnOSBPMHook().start_process_instance(definition_id, {"requested_by": "airflow"}, name=run_id)
 
-        started = start()
-        wait = EnOSProcessInstanceSensor(
-            task_id="wait",
-            process_instance_id="{{ ti.xcom_pull(task_ids='start') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
+        EnOSProcessInstanceSensor(
+            task_id="wait", process_instance_id=start(), poke_interval=0.2, timeout=60, **sensor_kwargs
         )
-        started >> wait
     return dag
 
 

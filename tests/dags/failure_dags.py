@@ -6,7 +6,6 @@ In the emulator jsmith:flow1 ends Done; EnOS flow 2809's instances succeed.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -14,13 +13,13 @@ from airflow.sdk import DAG, task
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+from tests.dags import TEST_DAG, retries
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": dt.timedelta(seconds=0)}
+RETRIES = retries(2)
 
 
 def fails_fast_dag(dag_id: str, **operator_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
         TriggerFlowOperator(task_id="run", **{"poke_interval": 0.2, "timeout": 120, **RETRIES, **operator_kwargs})
     return dag
 
@@ -45,9 +44,7 @@ fails_fast_credentials_refused = fails_fast_dag(
 )
 
 # A deferrable sensor whose first look is refused (the test injects a 403).
-with DAG(
-    dag_id="fails_fast_sensor_refused", schedule=None, start_date=START, catchup=False, tags=["test"]
-) as fails_fast_sensor_refused:
+with DAG(dag_id="fails_fast_sensor_refused", **TEST_DAG) as fails_fast_sensor_refused:
     FlowInstanceSensor(
         task_id="wait",
         conn_id="enos_batch_default",
@@ -69,7 +66,7 @@ except RuntimeError:  # Airflow before 3.3: no retry policies
     POLICY = None
 
 if POLICY is not None:
-    with DAG(dag_id="retry_policy", schedule=None, start_date=START, catchup=False, tags=["test"]) as retry_policy:
+    with DAG(dag_id="retry_policy", **TEST_DAG) as retry_policy:
 
         @task(retry_policy=POLICY, **RETRIES)
         def start_unknown_flow() -> str:

@@ -13,7 +13,8 @@ from airflow.sdk import DAG
 from airflow_provider_flowinst.operators.flow_instance import FlowInstanceStatusOperator
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
-from tests.dags.trigger_dags import BPM, START
+from tests.dags import TEST_DAG
+from tests.dags.trigger_dags import BPM
 
 #: platform -> (conn_id, a flow whose run succeeds, one whose run fails or is cancelled)
 FLOWS = {
@@ -26,7 +27,7 @@ STARTED = "{{ ti.xcom_pull(task_ids='run', key='flow_instance_id') }}"
 
 
 def lineage_dag(dag_id: str, conn_id: str, flow: str) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
         run = TriggerFlowOperator(task_id="run", conn_id=conn_id, flow=flow, poke_interval=0.2, timeout=120)
         wait = FlowInstanceSensor(
             task_id="wait",

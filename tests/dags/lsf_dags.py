@@ -6,15 +6,14 @@ each a few emulated seconds after it is submitted.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, task
 
 from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
 from airflow_provider_flowinst.sensors.lsf import LSFFlowInstanceSensor
+from tests.dags import TEST_DAG
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 FLOWS = {"done": "jsmith:flow1", "exit": "jsmith:flow_exit", "killed": "jsmith:flow_killed"}
 SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "lsf_poke_done": ("done", {"mode": "poke"}),
@@ -26,7 +25,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def lsf_sensor_dag(dag_id: str, flow: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
 
         @task
         def submit() -> str:
@@ -37,13 +36,7 @@ def lsf_sensor_dag(dag_id: str, flow: str, **sensor_kwargs: Any) -> DAG:
             finally:
                 hook.close()
 
-        submitted = submit()
-        wait = LSFFlowInstanceSensor(
-            task_id="wait",
-            flow_instance_id="{{ ti.xcom_pull(task_ids='submit') }}",
-            **{"poke_interval": 0.2, "timeout": 60, **sensor_kwargs},
-        )
-        submitted >> wait
+        LSFFlowInstanceSensor(task_id="wait", flow_instance_id=submit(), poke_interval=0.2, timeout=60, **sensor_kwargs)
     return dag
 
 

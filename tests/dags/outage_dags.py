@@ -6,15 +6,12 @@ which the test stops and starts again on the same port while the trigger polls.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG
 
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+from tests.dags import TEST_DAG
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-
-with DAG(dag_id="outage_deferrable_wait", schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+with DAG(dag_id="outage_deferrable_wait", **TEST_DAG) as dag:
     FlowInstanceSensor(
         task_id="wait",
         conn_id="enos_batch_outage",

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG
 
 from airflow_provider_flowinst.operators.rerun import RerunFailedNodesOperator
-
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+from tests.dags import TEST_DAG
 
 
 def rerun_dag(dag_id: str, conn_id: str, **kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
         RerunFailedNodesOperator(
             task_id="repair",
             conn_id=conn_id,

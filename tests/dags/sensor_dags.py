@@ -14,13 +14,13 @@ from airflow.sdk import DAG
 
 from airflow_provider_flowinst.operators.flow_instance import FlowInstanceStatusOperator
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
+from tests.dags import SENSOR_MODES, TEST_DAG, retries
 
 INSTANCE_OF_RUN = "-{{ logical_date.strftime('%Y%m%d%H%M%S') }}"
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def sensor_dag(dag_id: str, flow_id: str, **sensor_kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
         FlowInstanceSensor(
             task_id="wait",
             conn_id="enos_batch_default",
@@ -40,7 +40,7 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "timeout_soft_fail": ("4000", {"timeout": 1, "soft_fail": True}),
     "failure_counts_as_success": ("3257", {"success_states": ["success", "failed"], "failure_states": []}),
 }
-MODES = {"poke": {"mode": "poke"}, "reschedule": {"mode": "reschedule"}, "deferrable": {"deferrable": True}}
+MODES = SENSOR_MODES
 
 for scenario, (flow, kwargs) in SCENARIOS.items():
     for mode, mode_kwargs in MODES.items():
@@ -48,7 +48,7 @@ for scenario, (flow, kwargs) in SCENARIOS.items():
         globals()[dag_id] = sensor_dag(dag_id, flow, **kwargs, **mode_kwargs)
 
 
-with DAG(dag_id="status_operator", schedule=None, start_date=START, catchup=False, tags=["test"]) as status_dag:
+with DAG(dag_id="status_operator", **TEST_DAG) as status_dag:
     FlowInstanceStatusOperator(task_id="status", conn_id="enos_batch_default", instance_id="2809" + INSTANCE_OF_RUN)
     FlowInstanceStatusOperator(
         task_id="status_failing",
@@ -58,7 +58,7 @@ with DAG(dag_id="status_operator", schedule=None, start_date=START, catchup=Fals
     )
 
 
-with DAG(dag_id="find_flows", schedule=None, start_date=START, catchup=False, tags=["test"]) as find_flows_dag:
+with DAG(dag_id="find_flows", **TEST_DAG) as find_flows_dag:
     from airflow_provider_flowinst.operators.enos_batch import EnOSFindFlowsOperator
 
     EnOSFindFlowsOperator(task_id="find", expression="{{ params.expression }}", params={"expression": "shell"})
@@ -66,9 +66,7 @@ with DAG(dag_id="find_flows", schedule=None, start_date=START, catchup=False, ta
 
 # Poke mode with a connection that does not retry (the test sets it): each failed look counts.
 for limit in (2, 3):
-    with DAG(
-        dag_id=f"sensor_poke_failed_looks_{limit}", schedule=None, start_date=START, catchup=False, tags=["test"]
-    ) as looks_dag:
+    with DAG(dag_id=f"sensor_poke_failed_looks_{limit}", **TEST_DAG) as looks_dag:
         FlowInstanceSensor(
             task_id="wait",
             conn_id="enos_batch_default_quick_retry",
@@ -89,6 +87,5 @@ sensor_deferrable_execution_timeout = sensor_dag(
     deferrable=True,
     timeout=120,
     execution_timeout=dt.timedelta(seconds=4),
-    retries=1,
-    retry_delay=dt.timedelta(seconds=0),
+    **retries(1),
 )

@@ -5,16 +5,13 @@ registered, and these DAGs are never run."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG
 
 from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
-
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+from tests.dags import TEST_DAG
 
 for mode in ("poke", "deferrable"):
-    with DAG(dag_id=f"toy_flows_sensor_{mode}", schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
+    with DAG(dag_id=f"toy_flows_sensor_{mode}", **TEST_DAG) as dag:
         FlowInstanceSensor(
             task_id="wait",
             conn_id="toy_flows_default",

@@ -14,8 +14,8 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_provider_flowinst.operators.trigger import TriggerFlowOperator
+from tests.dags import TEST_DAG, retries
 
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 BPM = {
     "success": "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd",
     "failure": "expenseClaim:2:7d1f2b33-e365-11ea-8a6b-be43f0d99bcd",
@@ -41,14 +41,11 @@ PLATFORMS = {
 NO_WAIT_ENOS_FLOW = {"poke": "5303", "deferrable": "5304"}
 
 
-def trigger_dag(dag_id: str, conn_id: str, flow: str, **kwargs: Any) -> DAG:
-    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["test"]) as dag:
-        TriggerFlowOperator(
-            task_id="run",
-            conn_id=conn_id,
-            flow=flow,
-            **{"poke_interval": 0.2, "timeout": 120, **kwargs},
-        )
+def trigger_dag(
+    dag_id: str, conn_id: str, flow: str, operator: type[TriggerFlowOperator] = TriggerFlowOperator, **kwargs: Any
+) -> DAG:
+    with DAG(dag_id=dag_id, **TEST_DAG) as dag:
+        operator(task_id="run", conn_id=conn_id, flow=flow, **{"poke_interval": 0.2, "timeout": 120, **kwargs})
     return dag
 
 
@@ -87,8 +84,7 @@ trigger_deferred_execution_timeout = trigger_dag(
     deferrable=True,
     timeout=300,
     execution_timeout=dt.timedelta(seconds=4),
-    retries=1,
-    retry_delay=dt.timedelta(seconds=0),
+    **retries(1),
 )
 # A first try that fails after the run started, and a retry that must reattach to it. The connection does not
 # retry (the test sets it) and one failed look ends the try: one passing fault fails it.
@@ -96,8 +92,7 @@ trigger_retried = trigger_dag(
     "trigger_retried",
     "enos_batch_default_quick_retry",
     "5105",
-    retries=2,
-    retry_delay=dt.timedelta(seconds=0),
+    **retries(2),
     max_consecutive_failures=1,
 )
 
@@ -114,8 +109,7 @@ for platform, conn_id, flow in (
             dag_id,
             conn_id,
             flow,
-            retries=1,
-            retry_delay=dt.timedelta(seconds=0),
+            **retries(1),
             rerun_failed_on_retry=True,
             deferrable=mode == "deferrable",
         )
@@ -128,18 +122,14 @@ class TriggerFlowOperatorBefore33(TriggerFlowOperator):
         return super().execute({key: value for key, value in context.items() if key != "task_state_store"})
 
 
-with DAG(
-    dag_id="trigger_retried_before_33", schedule=None, start_date=START, catchup=False
-) as trigger_retried_before_33:
-    TriggerFlowOperatorBefore33(
-        task_id="run",
-        conn_id="enos_batch_default_quick_retry",
-        flow="5106",
-        poke_interval=0.2,
-        retries=2,
-        retry_delay=dt.timedelta(seconds=0),
-        max_consecutive_failures=1,
-    )
+trigger_retried_before_33 = trigger_dag(
+    "trigger_retried_before_33",
+    "enos_batch_default_quick_retry",
+    "5106",
+    TriggerFlowOperatorBefore33,
+    **retries(2),
+    max_consecutive_failures=1,
+)
 
 
 class CrashAfterStartOperator(TriggerFlowOperator):
@@ -156,26 +146,17 @@ class CrashAfterStartOperator(TriggerFlowOperator):
         return super().execute(context)
 
 
-with DAG(dag_id="trigger_crash_mid_start", schedule=None, start_date=START, catchup=False) as trigger_crash_mid_start:
-    CrashAfterStartOperator(
-        task_id="run",
-        conn_id="lsf_pm_default",
-        # A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no
-        # marker), and another run of the flow in the 2 minutes before the attempt would make it ambiguous.
-        flow="jsmith:flow_retried",
-        poke_interval=0.2,
-        retries=1,
-        retry_delay=dt.timedelta(seconds=0),
-    )
+# A flow no other test starts: the next try looks for the run by flow and start time (LSF keeps no marker), and
+# another run of the flow in the 2 minutes before the attempt would make it ambiguous.
+trigger_crash_mid_start = trigger_dag(
+    "trigger_crash_mid_start", "lsf_pm_default", "jsmith:flow_retried", CrashAfterStartOperator, **retries(1)
+)
 
 # Poke mode with a connection that does not retry: each failed look counts (the test sets the connection).
-with DAG(
-    dag_id="trigger_tolerates_failed_looks", schedule=None, start_date=START, catchup=False
-) as trigger_tolerates_failed_looks:
-    TriggerFlowOperator(
-        task_id="run",
-        conn_id="enos_batch_default_quick_retry",
-        flow="5107",
-        poke_interval=0.1,
-        max_consecutive_failures=3,
-    )
+trigger_tolerates_failed_looks = trigger_dag(
+    "trigger_tolerates_failed_looks",
+    "enos_batch_default_quick_retry",
+    "5107",
+    poke_interval=0.1,
+    max_consecutive_failures=3,
+)

@@ -33,19 +33,10 @@ from airflow_provider_flowinst.testing.emulator.dataworks import (
     STS_SECURITY_TOKEN,
 )
 from airflow_provider_flowinst.transport import SyncTransport, TransportSettings, close_shared_session
-from tests.helpers import quick_retry_connection
+from tests.helpers import instance_reaching, quick_retry_connection
 
 #: A short run: 0.5 emulated s queued, 2 s running; at time scale 0.1 it ends within 0.3 wall s.
 QUICK = {"queued_seconds": 0.5, "running_seconds": 2.0}
-
-
-def wait_until_finished(hook: DataWorksHook, instance_id: str, include_graph: bool = True):
-    deadline = time.monotonic() + 10
-    while True:
-        instance = hook.get_instance(instance_id, include_graph=include_graph)
-        if instance.state.is_terminal or time.monotonic() > deadline:
-            return instance
-        time.sleep(0.05)
 
 
 def use_connection(monkeypatch, conn_id: str, **fields) -> None:
@@ -69,7 +60,7 @@ def test_get_instance_follows_the_run_to_success_with_its_graph(emulator):
 
     first = hook.get_instance(instance_id)
     assert first.state in (FlowState.QUEUED, FlowState.RUNNING)
-    instance = wait_until_finished(hook, instance_id)
+    instance = instance_reaching(hook, instance_id)
 
     assert instance.state is FlowState.SUCCESS and instance.raw_state == "Success"
     assert instance.platform == "dataworks" and instance.flow_id == "1001" and instance.instance_id == instance_id
@@ -92,7 +83,7 @@ def test_get_instance_follows_the_run_to_success_with_its_graph(emulator):
 def test_a_failing_workflow_ends_failed_with_its_last_task_failed(emulator):
     instance_id = emulator.create_dataworks_instance(1002, **QUICK)
 
-    instance = wait_until_finished(DataWorksHook(), instance_id)
+    instance = instance_reaching(DataWorksHook(), instance_id)
 
     assert instance.state is FlowState.FAILED and instance.raw_state == "Failure"
     assert {node.name: node.raw_state for node in instance.graph.nodes} == {"ingest": "Success", "compute": "Failure"}
@@ -514,7 +505,7 @@ def test_start_run_runs_a_scheduled_workflow_as_a_backfill_of_yesterday(emulator
     assert record["Type"] == "SupplementData" and str(record["WorkflowId"]) == "1004"
     assert record["BizDate"] == int(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp() * 1000)
     assert record["WorkflowParameters"] == "region=east limit=5"
-    assert wait_until_finished(hook, run_id).state is FlowState.SUCCESS
+    assert instance_reaching(hook, run_id).state is FlowState.SUCCESS
 
 
 async def test_astart_run_runs_an_event_triggered_workflow(emulator):

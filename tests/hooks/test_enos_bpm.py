@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests as http_client
-from airflow.sdk import Connection
 from airflow.sdk.log import redact
 
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
@@ -24,6 +23,7 @@ from airflow_provider_flowinst.protocol import HttpRequest, StartAttempt, Token
 from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
+from tests.helpers import emulator_hook, wait_for
 
 PURCHASE = "purchaseApproval:3:5abd9f71-e365-11ea-8a6b-be43f0d99bcd"  # two tasks, 2 s each, completes
 LEAVE = "leaveRequest:1:6c0e1a22-e365-11ea-8a6b-be43f0d99bcd"  # one task, 2 s, completes
@@ -42,31 +42,9 @@ def _one(request: HttpRequest) -> Any:
     return (yield request)
 
 
-def bpm_hook(emulator, *, login: str | None = None, password: str | None = None, **extra: Any) -> EnOSBPMHook:
+def bpm_hook(emulator, **changes: Any) -> EnOSBPMHook:
     """An EnOS BPM hook on the emulator's connection, with changes; retries kept quick."""
-    spec = emulator_connection_specs(emulator.url)["enos_bpm_default"]
-    extras = {**spec["extra"], "retry_max_wait": 0.2, "max_retries": 2, **extra}
-    hook = EnOSBPMHook("enos_bpm_default")
-    hook.use_connection(
-        Connection(
-            conn_id="enos_bpm_default",
-            conn_type="enos_bpm",
-            host=spec["host"],
-            login=spec["login"] if login is None else login,
-            password=spec["password"] if password is None else password,
-            extra=json.dumps({key: value for key, value in extras.items() if value is not None}),
-        )
-    )
-    return hook
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+    return emulator_hook(EnOSBPMHook, emulator, **changes)
 
 
 def in_loop(call: Callable[[], Awaitable[Any]]) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +24,9 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.lsf import LSFProcessManagerHook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.platforms.lsf import XML, LSFClient, cookie_value, newest_instance_id
-from airflow_provider_flowinst.testing.connections import emulator_connection_specs
 from airflow_provider_flowinst.testing.emulator import credentials as creds
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
+from tests.helpers import emulator_hook, instance_reaching
 
 QUERY = "lsf_pm GET /platform/ws/flow/instances"
 DEFAULT_SETTINGS = {"single_session": False, "page_cap": 100, "submit_names_instance": False}
@@ -45,28 +44,7 @@ def _default_sessions(emulator) -> Iterator[None]:
 
 def lsf_hook(emulator, **changes: Any) -> LSFProcessManagerHook:
     """An LSF hook on the emulator's connection, with changes; retries kept quick."""
-    spec = emulator_connection_specs(emulator.url)["lsf_pm_default"]
-    fields = {
-        "conn_id": "lsf_pm_default",
-        "conn_type": "lsf_pm",
-        "host": spec["host"],
-        "login": spec["login"],
-        "password": spec["password"],
-        "extra": json.dumps({"retry_max_wait": 0.2, "max_retries": 2}),
-        **changes,
-    }
-    hook = LSFProcessManagerHook("lsf_pm_default")
-    hook.use_connection(Connection(**fields))
-    return hook
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
+    return emulator_hook(LSFProcessManagerHook, emulator, **changes)
 
 
 def logons(emulator) -> int:
@@ -75,10 +53,6 @@ def logons(emulator) -> int:
 
 def queries(emulator) -> int:
     return int(emulator.stats()["requests"].get(QUERY, 0))
-
-
-def ends_in(hook: LSFProcessManagerHook, instance_id: str, state: FlowState) -> bool:
-    return bool(wait_for(lambda: hook.get_instance(instance_id).state is state))
 
 
 def raw_logon(emulator, accept: str = "application/json") -> requests.Response:
@@ -226,7 +200,7 @@ def test_instances_run_and_end_as_their_flow_says(emulator, flow, state, raw_sta
 
     first = hook.get_instance(instance_id)
     assert (first.state, first.ended_at) == (FlowState.RUNNING, None)
-    assert ends_in(hook, instance_id, state)
+    assert instance_reaching(hook, instance_id, state).state is state
     last = hook.get_instance(instance_id)
     assert last.raw_state == raw_state
     assert last.ended_at is not None and last.ended_at >= last.started_at
@@ -264,7 +238,7 @@ def test_submit_starts_a_run_found_as_the_newest_instance(emulator):
     assert answer == {"message": {"message": "1 flow(s) submitted."}}
     instance_id = newest_instance_id(hook.list_flow_instances(flowname="flow1"), "jsmith:flow1", newer_than=before)
     assert instance_id is not None and int(instance_id) > int(before)
-    assert ends_in(hook, instance_id, FlowState.SUCCESS)
+    assert instance_reaching(hook, instance_id, FlowState.SUCCESS).state is FlowState.SUCCESS
 
 
 def test_submit_of_an_unknown_flow_is_not_found(emulator):
@@ -293,12 +267,12 @@ def test_suspend_resume_and_kill(emulator):
 def test_rerun_of_a_failed_instance_runs_it_again(emulator):
     hook = lsf_hook(emulator)
     instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit")
-    assert ends_in(hook, instance_id, FlowState.FAILED)
+    assert instance_reaching(hook, instance_id, FlowState.FAILED).state is FlowState.FAILED
 
     assert "rerun" in hook.rerun_flow_instances([instance_id], {"retry": "yes"})
 
     assert hook.get_instance(instance_id).state is FlowState.RUNNING
-    assert ends_in(hook, instance_id, FlowState.SUCCESS)  # the emulated fix made it pass
+    assert instance_reaching(hook, instance_id, FlowState.SUCCESS).state is FlowState.SUCCESS  # the fix made it pass
 
 
 def test_an_operation_the_state_forbids_is_the_platforms_error(emulator):
@@ -582,7 +556,7 @@ def runs_of(emulator, flow: str = "jsmith:flow1") -> set[str]:
 @pytest.mark.parametrize("fault", ["act_then_503", "act_then_reset", "act_then_slow"])
 @pytest.mark.parametrize("path", ["sync", "async"])
 def test_a_submit_carried_out_whose_answer_is_lost_starts_exactly_one_run(emulator, fault, path):
-    hook = lsf_hook(emulator, extra=json.dumps({"retry_max_wait": 0.2, "max_retries": 2, "read_timeout": 1}))
+    hook = lsf_hook(emulator, read_timeout=1)
     before = runs_of(emulator)
     emulator.inject_fault(fault, platform="lsf_pm", call_contains="/submit", delay=2)
 

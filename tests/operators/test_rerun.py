@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.operators.rerun import XCOM_RERUN_NODES_KEY
 from tests.dags import rerun_dags
-from tests.helpers import run_dag
+from tests.helpers import instance_reaching, run_dag
 
 QUICK = {"queued_seconds": 0.5, "running_seconds": 2.0}
 
 
-def failed_run(emulator, conn_id: str, instance_id: str):
-    hook = get_hook(conn_id)
-    deadline = time.monotonic() + 15
-    while (instance := hook.get_instance(instance_id)).state is not FlowState.FAILED:
-        assert time.monotonic() < deadline, f"{instance_id} never failed"
-        time.sleep(0.05)
-    return instance
+def failed_run(conn_id: str, instance_id: str):
+    return instance_reaching(get_hook(conn_id), instance_id, FlowState.FAILED)
 
 
 def dataworks_reruns(emulator, instance_id: str) -> list[list[str]]:
@@ -32,7 +25,7 @@ def dataworks_reruns(emulator, instance_id: str) -> list[list[str]]:
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
 def test_a_failed_dataworks_run_is_repaired_and_waited_for(emulator, mode):
     instance_id = emulator.create_dataworks_instance(1001, outcome="Failure", **QUICK)
-    before = failed_run(emulator, "dataworks_default", instance_id)
+    before = failed_run("dataworks_default", instance_id)
     failed_nodes = [node.id for node in before.graph.nodes if node.state is FlowState.FAILED]
 
     result = run_dag(getattr(rerun_dags, f"rerun_dataworks_{mode}"), run_conf={"instance_id": instance_id})
@@ -47,7 +40,7 @@ def test_a_failed_dataworks_run_is_repaired_and_waited_for(emulator, mode):
 
 def test_without_waiting_the_repaired_run_is_returned_running(emulator):
     instance_id = emulator.create_dataworks_instance(1002, **QUICK)
-    failed_run(emulator, "dataworks_default", instance_id)
+    failed_run("dataworks_default", instance_id)
 
     result = run_dag(rerun_dags.rerun_dataworks_no_wait, run_conf={"instance_id": instance_id})
 
@@ -57,7 +50,7 @@ def test_without_waiting_the_repaired_run_is_returned_running(emulator):
 
 def test_a_failed_lsf_flow_instance_is_rerun_and_waited_for(emulator):
     instance_id = emulator.create_lsf_pm_instance("jsmith:flow_exit", running_seconds=2.0)
-    failed_run(emulator, "lsf_pm_default", instance_id)
+    failed_run("lsf_pm_default", instance_id)
 
     result = run_dag(rerun_dags.rerun_lsf_pm_poke, run_conf={"instance_id": instance_id})
 
@@ -68,7 +61,7 @@ def test_a_failed_lsf_flow_instance_is_rerun_and_waited_for(emulator):
 
 def test_a_run_that_fails_again_fails_the_task_with_its_diagnosis(emulator, capsys):
     instance_id = emulator.create_dataworks_instance(1002, rerun_outcome="Failure", **QUICK)
-    failed_run(emulator, "dataworks_default", instance_id)
+    failed_run("dataworks_default", instance_id)
 
     result = run_dag(rerun_dags.rerun_dataworks_poke, run_conf={"instance_id": instance_id})
 

@@ -8,7 +8,7 @@ from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.models import FlowState
 from airflow_provider_flowinst.transport import close_shared_session
 from tests.dags import dataworks_dags, trigger_dags
-from tests.helpers import run_dag
+from tests.helpers import DagRunResult, quick_retry_connection, run_dag
 
 PLATFORMS = ["enos_batch", "lsf_pm", "dataworks", "enos_bpm"]
 MODES = ["poke", "deferrable"]
@@ -42,10 +42,12 @@ def test_the_run_is_started_and_its_final_dict_returned(emulator, platform, mode
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_a_run_that_fails_fails_the_task(emulator, platform, mode):
-    result = run_dag(dag(platform, mode, "failure"))
+@pytest.mark.parametrize("scenario", ["failure", "timeout"])  # the run fails; it runs past the task's timeout
+def test_a_run_that_fails_or_outlasts_the_timeout_fails_the_task_and_is_over(emulator, platform, mode, scenario):
+    result = run_dag(dag(platform, mode, scenario))
 
     assert result.task_states["run"] == "failed"
+    # A run past the timeout is stopped: cancelled (DataWorks has no cancelled state: a stopped one ends failed).
     assert remote_state(platform, result.xcom("run", "flow_instance_id")) in (FlowState.FAILED, FlowState.CANCELLED)
 
 
@@ -55,16 +57,6 @@ def test_an_unknown_flow_fails_at_start_without_a_run(emulator, platform):
 
     assert result.task_states["run"] == "failed"
     assert result.xcom("run", "flow_instance_id") is None
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("platform", PLATFORMS)
-def test_a_run_past_the_timeout_is_stopped(emulator, platform, mode):
-    result = run_dag(dag(platform, mode, "timeout"))
-
-    assert result.task_states["run"] == "failed"
-    # DataWorks has no cancelled state: a stopped instance ends in Failure.
-    assert remote_state(platform, result.xcom("run", "flow_instance_id")) in (FlowState.CANCELLED, FlowState.FAILED)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -104,17 +96,22 @@ def test_a_killed_task_leaves_its_run_going_when_asked_to(emulator):
     assert remote_state("lsf_pm", result.xcom("run", "flow_instance_id")) == FlowState.RUNNING
 
 
-def test_a_retried_task_reattaches_to_its_run_instead_of_starting_another(emulator, monkeypatch):
-    from tests.helpers import quick_retry_connection
-
-    # The first look at the run meets a passing fault: the try fails after the run was started.
+def retried_after_the_run_started(emulator, monkeypatch, dag) -> DagRunResult:
+    """``dag`` run, its first look at the run meeting a passing fault: the try fails after the run was started,
+    and the retry must carry on with that run. It succeeds, with one start in all."""
     quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
     emulator.inject_fault("503", platform="enos_batch", count=1, path_contains="flowInstances")
 
-    result = run_dag(trigger_dags.trigger_retried)
+    result = run_dag(dag)
 
     assert result.state == "success"
     assert emulator.stats()["requests"]["enos_batch POST /batch-processing-service/v2.1/flows"] == 1
+    return result
+
+
+def test_a_retried_task_reattaches_to_its_run_instead_of_starting_another(emulator, monkeypatch):
+    result = retried_after_the_run_started(emulator, monkeypatch, trigger_dags.trigger_retried)
+
     assert result.xcom("run")["instance_id"].startswith("5105-")
 
 
@@ -145,15 +142,8 @@ def test_before_airflow_33_the_run_id_survives_a_retry_in_a_variable(emulator, m
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from tests.helpers import quick_retry_connection
+    retried_after_the_run_started(emulator, monkeypatch, trigger_dags.trigger_retried_before_33)
 
-    quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
-    emulator.inject_fault("503", platform="enos_batch", count=1, path_contains="flowInstances")
-
-    result = run_dag(trigger_dags.trigger_retried_before_33)
-
-    assert result.state == "success"
-    assert emulator.stats()["requests"]["enos_batch POST /batch-processing-service/v2.1/flows"] == 1
     # Once the task has succeeded its bookkeeping is gone.
     with create_session() as session:
         keys = session.scalars(select(Variable.key).where(Variable.key.like("flowinst__trigger_retried_before_33%")))
@@ -171,8 +161,6 @@ def test_a_try_that_died_mid_start_is_followed_by_one_that_finds_its_run(emulato
 
 @pytest.mark.parametrize(("faults", "outcome"), [(2, "success"), (3, "failed")])
 def test_looks_at_the_run_may_fail_in_a_row_up_to_max_consecutive_failures(emulator, monkeypatch, faults, outcome):
-    from tests.helpers import quick_retry_connection
-
     quick_retry_connection(monkeypatch, emulator.url, max_retries=0)
     emulator.inject_fault("503", platform="enos_batch", count=faults, path_contains="flowInstances?action=get")
 

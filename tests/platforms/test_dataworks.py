@@ -37,6 +37,7 @@ from airflow_provider_flowinst.platforms.dataworks import (
     to_epoch_ms,
 )
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep, StartAttempt
+from tests.helpers import answer
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -47,10 +48,6 @@ def client(project_id: str | None = "100") -> DataWorksClient:
     return DataWorksClient(
         DataWorksSettings(endpoint="https://dataworks.cn-hangzhou.aliyuncs.com", project_id=project_id)
     )
-
-
-def answer(payload, status: int = 200, **headers: str) -> HttpResponse:
-    return HttpResponse(status, {"content-type": "application/json", **headers}, json.dumps(payload).encode())
 
 
 def form(request: HttpRequest) -> dict[str, str]:

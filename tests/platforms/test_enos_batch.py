@@ -20,6 +20,7 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     zone_from_answer,
 )
 from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
+from tests.helpers import answer, camel_cased
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -29,10 +30,6 @@ SEED = json.loads((FIXTURES / "enos_get_flow_instance_v20.json").read_text())
 def client(**overrides) -> EnOSBatchClient:
     settings = {"base_url": "https://gw", "org_id": "o1", "user_id": "u1", "timezone": "UTC", **overrides}
     return EnOSBatchClient(EnOSBatchSettings(**settings))
-
-
-def answer(payload, status: int = 200) -> HttpResponse:
-    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(payload).encode())
 
 
 def test_the_seed_sample_becomes_exactly_the_api_md_dict():
@@ -102,23 +99,7 @@ SNAKE_GRAPH = {
     ],
     "relations": [{"source": "f_77", "target": "t_1", "cycleGap": 0}, {"source": "t_1", "target": "t_2"}],
 }
-CAMEL_GRAPH = {
-    "tasks": [
-        {"taskName": "extract", "taskInstId": "1-20240101", "taskId": 1, "nodeId": "t_1", "status": "SUCCESS"},
-        {"taskName": "load", "taskInstId": "2-20240101", "taskId": 2, "nodeId": "t_2", "status": "NONE"},
-    ],
-    "flows": [
-        {
-            "flowId": "77",
-            "flowName": "upstream",
-            "nodeId": "f_77",
-            "isVirtual": False,
-            "flowInstId": "77-20240101",
-            "status": "SUCCESS",
-        },
-    ],
-    "relations": [{"source": "f_77", "target": "t_1"}, {"source": "t_1", "target": "t_2"}],
-}
+CAMEL_GRAPH = camel_cased(SNAKE_GRAPH)
 
 
 @pytest.mark.parametrize("graph", [SNAKE_GRAPH, CAMEL_GRAPH], ids=["snake_case", "camelCase"])

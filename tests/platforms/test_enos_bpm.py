@@ -25,6 +25,7 @@ from airflow_provider_flowinst.platforms.enos_bpm import (
 )
 from airflow_provider_flowinst.platforms.enos_gateway import EnOSGatewayAuth, request_signature, token_encryption
 from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, StartAttempt, Token
+from tests.helpers import answer
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -41,10 +42,6 @@ def auth(org_id: str | None = "o1", **overrides) -> EnOSBPMAuth:
     return EnOSBPMAuth(
         **{"gateway": gateway, "account": "me@example.com", "password": "pw", "org_id": org_id, **overrides}
     )
-
-
-def answer(payload, status: int = 200) -> HttpResponse:
-    return HttpResponse(status, {"content-type": "application/json"}, json.dumps(payload).encode())
 
 
 def body_of(request: HttpRequest):

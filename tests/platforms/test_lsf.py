@@ -26,6 +26,7 @@ from airflow_provider_flowinst.platforms.lsf import (
     submitted_instance_ids,
 )
 from airflow_provider_flowinst.protocol import AuthenticatorDefaults, HttpResponse, StartAttempt, Token
+from tests.helpers import answer
 from tests.helpers import drive as run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -42,11 +43,6 @@ def client(**overrides) -> LSFClient:
 
 def auth() -> LSFLogonAuth:
     return LSFLogonAuth(base_url=BASE, user="jsmith", password="s3cret<&>")
-
-
-def answer(payload, status: int = 200) -> HttpResponse:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return HttpResponse(status, {}, body)
 
 
 def error(status: int, message: str) -> HttpResponse:

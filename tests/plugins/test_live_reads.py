@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_flowinst.plugins import live_reads
 from airflow_provider_flowinst.plugins.live_reads import LiveReadFailed, LiveReads, read_through_hook
+from tests.helpers import eventually
 
 
 class Clock:
@@ -97,7 +98,7 @@ def test_a_viewer_who_leaves_does_not_cancel_the_read_others_wait_for():
     async def one_leaves() -> dict:
         leaving = asyncio.ensure_future(reads.read("conn", "run-1"))
         staying = asyncio.ensure_future(reads.read("conn", "run-1"))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: reader.calls, 5, "the shared read to begin")  # both viewers are in it
         leaving.cancel()
         return await staying
 

@@ -7,7 +7,11 @@ import time
 
 import pytest
 
-from tests.dags import sensor_dags
+from airflow_provider_flowinst.sensors.dataworks import DataWorksWorkflowInstanceSensor
+from airflow_provider_flowinst.sensors.enos_batch import EnOSFlowInstanceSensor
+from airflow_provider_flowinst.sensors.enos_bpm import EnOSProcessInstanceSensor
+from airflow_provider_flowinst.sensors.lsf import LSFFlowInstanceSensor
+from tests.dags import dataworks_dags, enos_bpm_dags, lsf_dags, sensor_dags
 from tests.helpers import run_dag, unique_logical_date
 
 MODES = ["poke", "reschedule", "deferrable"]
@@ -32,25 +36,21 @@ def test_success_returns_the_instance_dict(emulator, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_failure_state_fails_the_task(emulator, mode):
-    result = run_dag(dag_for(mode, "failure"))
+@pytest.mark.parametrize(
+    ("scenario", "wait_state"),
+    [
+        ("failure", "failed"),  # the run failed
+        ("soft_fail", "skipped"),  # ... under soft_fail
+        ("missing_fails", "failed"),  # no such instance, and fail_if_missing: at once
+        ("timeout", "failed"),  # still running at the sensor's timeout
+        ("timeout_soft_fail", "skipped"),  # ... under soft_fail
+    ],
+)
+def test_a_wait_that_cannot_succeed_fails_or_skips_the_task(emulator, mode, scenario, wait_state):
+    result = run_dag(dag_for(mode, scenario))
 
-    assert result.task_states["wait"] == "failed"
+    assert result.task_states["wait"] == wait_state
     assert result.xcom("wait") is None
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_failure_under_soft_fail_skips(emulator, mode):
-    result = run_dag(dag_for(mode, "soft_fail"))
-
-    assert result.task_states["wait"] == "skipped"
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_missing_instance_fails_fast_with_fail_if_missing(emulator, mode):
-    result = run_dag(dag_for(mode, "missing_fails"))
-
-    assert result.task_states["wait"] == "failed"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -63,20 +63,6 @@ def test_missing_instance_is_waited_for_until_it_appears(emulator, mode):
 
     assert result.task_states["wait"] == "success"
     assert result.xcom("wait")["instance_id"] == instance_id
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_timeout_fails_the_task(emulator, mode):
-    result = run_dag(dag_for(mode, "timeout"))
-
-    assert result.task_states["wait"] == "failed"
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_timeout_under_soft_fail_skips(emulator, mode):
-    result = run_dag(dag_for(mode, "timeout_soft_fail"))
-
-    assert result.task_states["wait"] == "skipped"
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
@@ -113,23 +99,23 @@ def test_looks_may_fail_in_a_row_up_to_max_consecutive_failures(emulator, monkey
     assert result.task_states["wait"] == outcome
 
 
-def test_max_consecutive_failures_reaches_the_trigger(emulator):
+def trigger_kwargs_on_deferral(ti: XComSink | None = None, **sensor_kwargs) -> dict:
+    """What a deferrable FlowInstanceSensor on a long run hands its trigger (its serialized kwargs)."""
     from airflow.sdk.exceptions import TaskDeferred
 
     from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
 
+    instance_id = "4000-20290101000000"  # flow 4000 runs for hours
     sensor = FlowInstanceSensor(
-        task_id="wait",
-        conn_id="enos_batch_default",
-        instance_id="4000-20290101000000",  # flow 4000 runs for hours
-        deferrable=True,
-        max_consecutive_failures=3,
+        task_id="wait", conn_id="enos_batch_default", instance_id=instance_id, deferrable=True, **sensor_kwargs
     )
-
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": XComSink()})
+        sensor.execute({"ti": ti or XComSink()})
+    return deferred.value.trigger.serialize()[1]
 
-    assert deferred.value.trigger.serialize()[1]["max_consecutive_failures"] == 3
+
+def test_max_consecutive_failures_reaches_the_trigger(emulator):
+    assert trigger_kwargs_on_deferral(max_consecutive_failures=3)["max_consecutive_failures"] == 3
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "many", float("nan")])
@@ -154,31 +140,61 @@ def test_a_deferred_wait_ends_at_the_trys_execution_timeout_and_the_try_is_retri
     ("execution_timeout", "limit", "ends_after_start"), [(120, "execution_timeout", 120), (3600, "timeout", 900)]
 )
 def test_execution_timeout_counts_from_the_trys_start(emulator, execution_timeout, limit, ends_after_start):
-    from airflow.sdk.exceptions import TaskDeferred
-
-    from airflow_provider_flowinst.sensors.flow_instance import FlowInstanceSensor
-
-    sensor = FlowInstanceSensor(
-        task_id="wait",
-        conn_id="enos_batch_default",
-        instance_id="4000-20290101000000",  # flow 4000 runs for hours
-        deferrable=True,
-        timeout=900,
-        execution_timeout=dt.timedelta(seconds=execution_timeout),
-    )
     # The try began 100 s ago (Airflow keeps a try's start_date across a deferral).
     ti = XComSink(start_date=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=100))
 
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": ti})
+    kwargs = trigger_kwargs_on_deferral(ti, timeout=900, execution_timeout=dt.timedelta(seconds=execution_timeout))
 
-    kwargs = deferred.value.trigger.serialize()[1]
     assert kwargs["end_time_limit"] == limit
     expected_end = ti.start_date.timestamp() + ends_after_start if limit == "execution_timeout" else None
     if expected_end is not None:
         assert kwargs["end_time"] == pytest.approx(expected_end)
     else:
         assert kwargs["end_time"] == pytest.approx(time.time() + ends_after_start, abs=30)
+
+
+# -- each platform's own sensor: FlowInstanceSensor with the platform's names --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dag", "starter"),
+    [
+        (dataworks_dags.dataworks_poke_fails, "create"),
+        (dataworks_dags.dataworks_deferrable_fails, "create"),
+        (enos_bpm_dags.enos_bpm_poke_terminated, "start"),
+        (enos_bpm_dags.enos_bpm_deferrable_terminated, "start"),
+        (lsf_dags.lsf_poke_exit, "submit"),  # LSF: Exit
+        (lsf_dags.lsf_deferrable_killed, "submit"),  # LSF: Killed
+    ],
+    ids=lambda value: getattr(value, "dag_id", value),
+)
+def test_a_platform_sensor_fails_its_task_when_the_run_fails(emulator, dag, starter):
+    result = run_dag(dag)
+
+    assert result.state == "failed"
+    assert result.task_states == {starter: "success", "wait": "failed"}
+    assert result.xcom("wait") is None
+
+
+@pytest.mark.parametrize(
+    ("sensor_class", "id_argument", "conn_argument", "default_conn_id"),
+    [
+        (DataWorksWorkflowInstanceSensor, "workflow_instance_id", "dataworks_conn_id", "dataworks_default"),
+        (EnOSProcessInstanceSensor, "process_instance_id", "enos_bpm_conn_id", "enos_bpm_default"),
+        (LSFFlowInstanceSensor, "flow_instance_id", "lsf_pm_conn_id", "lsf_pm_default"),
+        (EnOSFlowInstanceSensor, "flow_inst_id", "enos_batch_conn_id", "enos_batch_default"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+def test_a_platform_sensor_names_its_arguments_after_its_platform(
+    sensor_class, id_argument, conn_argument, default_conn_id
+):
+    sensor = sensor_class(task_id="w", **{id_argument: "700001", conn_argument: "my_conn"})
+
+    assert (getattr(sensor, id_argument), getattr(sensor, conn_argument)) == ("700001", "my_conn")
+    assert (sensor.instance_id, sensor.conn_id) == ("700001", "my_conn")
+    assert sensor_class(task_id="d", **{id_argument: "1"}).conn_id == default_conn_id
+    assert "instance_id" in sensor_class.template_fields
 
 
 class XComSink:

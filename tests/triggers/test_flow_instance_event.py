@@ -18,6 +18,7 @@ from airflow_provider_flowinst.testing.emulator.credentials import (
 from airflow_provider_flowinst.transport import TOKENS, close_shared_session
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceEventTrigger
 from tests.dags.trigger_dags import BPM
+from tests.helpers import eventually
 
 #: platform -> (conn_id, a flow to watch and start runs of)
 WATCHED = {
@@ -58,9 +59,7 @@ class Watch:
             self.events.append(event.payload)
 
     async def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.events) < count:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: len(self.events) >= count, timeout, f"{count} events")
 
     async def baseline_taken(self, timeout: float = 20.0) -> None:
         await self.more_polls(1, timeout)
@@ -68,9 +67,7 @@ class Watch:
     async def more_polls(self, count: int, timeout: float = 20.0) -> None:
         """Until the trigger has looked at ``count`` more snapshots than now."""
         target = self.polls + count
-        async with asyncio.timeout(timeout):
-            while self.polls < target:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: self.polls >= target, timeout, f"{count} more polls")
 
     async def __aexit__(self, *exc) -> None:
         self.task.cancel()
@@ -166,15 +163,14 @@ async def test_with_a_state_store_a_restart_neither_refires_nor_misses(emulator)
 
 
 async def ended(hook, instance_id: str, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not (await hook.aget_instance(instance_id, include_graph=False)).state.is_terminal:
-            await asyncio.sleep(0.1)
+    async def is_terminal() -> bool:
+        return (await hook.aget_instance(instance_id, include_graph=False)).state.is_terminal
+
+    await eventually(is_terminal, timeout, f"{instance_id} to end")
 
 
 async def fired(watch: Watch, instance_id: str, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while instance_id not in [event["instance_id"] for event in watch.events]:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: instance_id in [event["instance_id"] for event in watch.events], timeout, instance_id)
 
 
 async def test_without_a_state_store_a_restart_takes_a_new_baseline(emulator):
@@ -245,13 +241,9 @@ async def test_watchers_of_one_flow_share_one_poll(emulator):
         asyncio.create_task(consume(1, anything_ended)),
     ]
     try:
-        async with asyncio.timeout(20):  # both filters took their baseline
-            while succeeded._seen is None or anything_ended._seen is None:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: succeeded._seen is not None and anything_ended._seen is not None, what="baselines")
         new = await hook.astart_run(BPM["success"])
-        async with asyncio.timeout(20):
-            while not (fired[0] and fired[1]):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: fired[0] and fired[1], what="both filters to fire")
     finally:
         for task in tasks:
             task.cancel()
