@@ -54,6 +54,8 @@ class InstancePoller:
         self._pending: dict[str, list[asyncio.Future[FlowInstance]]] = {}
         self._flush: asyncio.Task[None] | None = None
         self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        #: One batch read in flight at a time (see ``_flush_soon``).
+        self._reading = asyncio.Lock()
         #: Instances the latest batch read with their graph, for their waits' ``get_full`` (only the latest
         #: batch's: a wait asks right after its poll, and nothing is held for waits that never ask).
         self._with_graph: dict[str, FlowInstance] = {}
@@ -87,15 +89,19 @@ class InstancePoller:
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(COALESCE_WINDOW_SECONDS)
-        batch, self._pending, self._flush = self._pending, {}, None
-        try:
-            outcomes = await self._read(list(batch))
-        except BaseException as exc:  # no waiter may be left hanging, whatever happened
-            outcomes = dict.fromkeys(batch, exc)
-            if not isinstance(exc, Exception):
-                self._settle(batch, outcomes)
-                raise
-        self._settle(batch, outcomes)
+        # One batch read in flight at a time: reads asked for while one goes on gather and go out together when
+        # it ends. Otherwise a burst of first reads (a triggerer starting a thousand waits over some seconds) is a
+        # whole listing every coalescing window, each paging through every running instance of the flow.
+        async with self._reading:
+            batch, self._pending, self._flush = self._pending, {}, None
+            try:
+                outcomes = await self._read(list(batch))
+            except BaseException as exc:  # no waiter may be left hanging, whatever happened
+                outcomes = dict.fromkeys(batch, exc)
+                if not isinstance(exc, Exception):
+                    self._settle(batch, outcomes)
+                    raise
+            self._settle(batch, outcomes)
 
     def _settle(
         self, batch: dict[str, list[asyncio.Future[FlowInstance]]], outcomes: dict[str, FlowInstance | BaseException]
