@@ -39,7 +39,8 @@ def test_a_failed_dataworks_run_is_repaired_and_waited_for(emulator, mode):
 
 
 def test_without_waiting_the_repaired_run_is_returned_running(emulator):
-    instance_id = emulator.create_dataworks_instance(1002, **QUICK)
+    # The rerun goes on for an hour: the task returns while it runs, however loaded the machine.
+    instance_id = emulator.create_dataworks_instance(1002, rerun_seconds=3600, **QUICK)
     failed_run("dataworks_default", instance_id)
 
     result = run_dag(rerun_dags.rerun_dataworks_no_wait, run_conf={"instance_id": instance_id})
