@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,6 +31,7 @@ import requests
 import urllib3
 import yarl
 
+from airflow_provider_flowinst import http1
 from airflow_provider_flowinst.clock import SYSTEM, Clock
 from airflow_provider_flowinst.errors import FlowPlatformError, RunOutcomeUnknown
 from airflow_provider_flowinst.protocol import (
@@ -55,6 +56,10 @@ NOT_THROTTLED = Throttling()
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: ``asyncio.timeout`` (Python 3.11+), else None: ``asyncio.wait_for`` then, which runs the attempt as a task.
+_timeout: Callable[[float | None], contextlib.AbstractAsyncContextManager[Any]] | None = getattr(
+    asyncio, "timeout", None
+)
 
 #: Tokens are renewed this long before the platform says they expire.
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
@@ -826,7 +831,8 @@ def _shared_session() -> aiohttp.ClientSession:
 
 
 async def close_shared_session() -> None:
-    """Close this loop's session (tests and the triggerer's shutdown)."""
+    """Close this loop's session and ``http1`` pool (tests and the triggerer's shutdown)."""
+    await http1.close_shared_pool()
     session = _SESSIONS.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
@@ -852,6 +858,12 @@ async def shared_session_lease() -> AsyncIterator[None]:
             await close_shared_session()
 
 
+class _Target(NamedTuple):
+    url: yarl.URL  # as aiohttp takes it
+    proxy: str | None
+    direct: http1.Target | None  # None: through aiohttp (a proxy, or a URL http1 does not send)
+
+
 class AsyncTransport:
     """Runs the same operations on aiohttp without blocking the event loop."""
 
@@ -866,13 +878,14 @@ class AsyncTransport:
         }
         self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
         self._proxies: dict[str, str | None] = {}  # by origin
-        self._targets: dict[str, tuple[yarl.URL, str | None]] = {}  # by full URL
+        self._targets: dict[str, _Target] = {}  # by full URL
         # total: one attempt, connecting and the whole answer (the headers too); sock_read: each wait for a byte.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout,
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         )
+        self._attempt_seconds = settings.connect_timeout + settings.read_timeout
 
     def run(self, operation: Operation[T]) -> Coroutine[Any, Any, T]:
         """Drive ``operation``: ``await transport.run(operation)`` (a plain function returning the coroutine
@@ -908,15 +921,17 @@ class AsyncTransport:
     async def _exchange(self, effect: _Exchange) -> HttpResponse:
         request, wire = effect.request, effect.wire
         deadline = time.monotonic() + self.settings.read_timeout
+        target = self._targets.get(wire.full_url) or self._target(wire)
+        if target.direct is not None and request.repeatable:
+            return await self._exchange_direct(request, wire, target.direct, deadline)
         try:
-            target = self._targets.get(wire.full_url) or self._target(wire)
             async with _shared_session().request(
                 wire.method,
-                target[0],
+                target.url,
                 headers=wire.headers,
                 data=wire.body,
                 ssl=self._ssl,
-                proxy=target[1],
+                proxy=target.proxy,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as raw:
@@ -934,14 +949,51 @@ class AsyncTransport:
             never = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
             raise _lost(exc, never_connected=never) from None
 
-    def _target(self, wire: HttpRequest) -> tuple[yarl.URL, str | None]:
-        """Where ``wire`` goes: its URL as aiohttp takes it and its proxy (decided once per origin), remembered
-        for the URL with its query: a poll's request is looked up, not parsed again."""
+    async def _exchange_direct(
+        self, request: HttpRequest, wire: HttpRequest, direct: http1.Target, deadline: float
+    ) -> HttpResponse:
+        """A request that may be sent twice, with no proxy on its way: over ``http1`` (a poll's path)."""
+        exchange = http1.shared_pool().exchange(
+            direct,
+            wire.method,
+            wire.headers,
+            wire.body,
+            ssl_context=self._ssl,
+            connect_timeout=self.settings.connect_timeout,
+            max_body=self.settings.max_response_bytes,
+            deadline=deadline,
+        )
+        try:
+            if _timeout is None:  # Python 3.10
+                answer = await asyncio.wait_for(exchange, self._attempt_seconds)
+            else:
+                async with _timeout(self._attempt_seconds):
+                    answer = await exchange
+        except ssl.SSLError as exc:
+            raise tls_error(self.settings, request, exc) from None
+        except http1.Unsendable as exc:
+            raise _unsendable(self.settings, request, exc) from None
+        except http1.BodyTooLarge:
+            raise _too_large(self.settings, request) from None
+        except http1.DeadlinePassed:
+            raise _read_deadline_passed(self.settings) from None
+        except http1.ConnectFailed as exc:
+            raise _lost(exc, never_connected=True) from None
+        except (http1.MalformedAnswer, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError) as exc:
+            raise _lost(exc, never_connected=False) from None
+        return HttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
+
+    def _target(self, wire: HttpRequest) -> _Target:
+        """Where ``wire`` goes: its URL as aiohttp takes it, its proxy (decided once per origin) and, without
+        one, its ``http1`` target; remembered for the URL with its query: a poll's request is looked up, not
+        parsed again."""
         parts = urlsplit(wire.url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._proxies:
             self._proxies[origin] = proxy_for(wire.url)
-        target = (yarl.URL(wire.full_url, encoded=True), self._proxies[origin])
+        proxy = self._proxies[origin]
+        direct = None if proxy else http1.target_of(wire.full_url)
+        target = _Target(yarl.URL(wire.full_url, encoded=True), proxy, direct)
         if len(self._targets) < MAX_REMEMBERED_URLS:
             self._targets[wire.full_url] = target
         return target

@@ -101,7 +101,7 @@ async def first_event(trigger: FlowInstanceTrigger) -> dict:
     ("who_retries", "extra", "log_line"),
     [
         # Default connection settings: the transport's backoff (0.5, 1, 2, 4... s) bridges the outage in one poll.
-        ("transport", {}, "Transient fault (ClientConnectorError"),
+        ("transport", {}, "Transient fault (ConnectFailed: ConnectionRefusedError"),
         # Quick retries: whole polls fail; the trigger counts them and keeps polling.
         ("trigger", {"max_retries": 1, "retry_max_wait": 0.05, "read_timeout": 1}, "Poll 1 failed"),
     ],

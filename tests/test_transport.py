@@ -14,6 +14,7 @@ import pytest
 import requests
 from airflow.sdk import Connection
 
+from airflow_provider_flowinst import http1
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
@@ -508,3 +509,26 @@ def test_a_token_inherited_from_the_parent_process_is_used_but_never_ended(monke
     cache.end_at_exit()
 
     assert ended == [] and cache.get("a") is inherited
+
+
+async def test_only_requests_that_may_be_sent_twice_take_the_kept_alive_http1_path(emulator, monkeypatch):
+    # http1 sends a request once more when its kept-alive connection turns out closed as it is sent: a start
+    # (never sent twice blindly) goes over aiohttp on a connection of its own instead.
+    over_http1: list[str] = []
+    exchange = http1.Pool.exchange
+
+    async def recording(self, target, method, headers, body, **kwargs):
+        over_http1.append(f"{method} {target.path.decode()}")
+        return await exchange(self, target, method, headers, body, **kwargs)
+
+    monkeypatch.setattr(http1.Pool, "exchange", recording)
+    hook = EnOSBatchHook(quick_retry_connection(monkeypatch, emulator.url))
+    try:
+        instance_id = await hook.astart_run("5303")
+        instance = await hook.aget_instance(instance_id, include_graph=False)
+    finally:
+        await close_shared_session()
+
+    assert instance.instance_id == instance_id
+    assert any(request.startswith("GET ") and instance_id in request for request in over_http1)
+    assert not any("action=trigger" in request for request in over_http1), over_http1
