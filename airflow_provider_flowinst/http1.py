@@ -34,11 +34,10 @@ from urllib.parse import urlsplit
 MAX_CONNECTIONS_PER_ORIGIN = 100
 #: An idle connection is closed after this long, as aiohttp's connector does (servers drop idle ones anyway).
 IDLE_SECONDS = 15.0
-#: Bounds on an answer's head: lines, and bytes in all (each line is also bounded by the stream's 64 KiB).
+#: Bytes read from the socket at a time, and the stream's limit: the longest head (status line and headers).
+READ_CHUNK_BYTES = MAX_HEAD_BYTES = 64 * 1024
+#: The most lines an answer's head (or a chunked body's trailer) may have.
 MAX_HEADER_LINES = 128
-MAX_HEAD_BYTES = 64 * 1024
-#: Bytes read from the socket at a time.
-READ_CHUNK_BYTES = 64 * 1024
 #: A compressed body may be a little longer than what it decodes to: this much slack on the wire.
 WIRE_SLACK_BYTES = 4096
 
@@ -228,20 +227,18 @@ async def _attempt(
 ) -> tuple[Answer, bool] | None:
     """The answer and whether the connection may be kept; None where a reused connection turned out closed
     before any of the answer came (the request is then sent again on a fresh one)."""
-    status_line = b""
+    head = b""
     try:
         writer = connection.writer
         writer.write(message)
         if writer.transport.get_write_buffer_size() > READ_CHUNK_BYTES:
             await writer.drain()
-        status_line = await _line(connection.reader)
-        if not status_line and reused:
-            connection.close()
-            return None
-        return await _read_answer(connection.reader, status_line, method, max_body, deadline)
-    except (ConnectionResetError, BrokenPipeError):
+        head = await _head(connection.reader)
+        return await _read_answer(connection.reader, head, method, max_body, deadline)
+    except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
         connection.close()
-        if reused and not status_line:
+        nothing_came = not head and not getattr(exc, "partial", b"")
+        if reused and nothing_came:
             return None
         raise
     except BaseException:
@@ -311,15 +308,11 @@ def _request_head(method: str, target: Target, headers: Mapping[str, str], body:
 
 
 async def _read_answer(
-    reader: asyncio.StreamReader, status_line: bytes, method: str, max_body: int, deadline: float
+    reader: asyncio.StreamReader, head: bytes, method: str, max_body: int, deadline: float
 ) -> tuple[Answer, bool]:
-    while True:
-        version, status = _parse_status_line(status_line)
-        headers = await _read_headers(reader)
-        if 100 <= status < 200 and status != 101:  # an interim answer (100 Continue): the real one follows
-            status_line = await _line(reader)
-            continue
-        break
+    version, status, headers = _parse_head(head)
+    while 100 <= status < 200 and status != 101:  # an interim answer (100 Continue): the real one follows
+        version, status, headers = _parse_head(await _head(reader))
     connection_header = headers.get("connection", "").lower()
     keep = "close" not in connection_header and (version == "HTTP/1.1" or "keep-alive" in connection_header)
     if status < 200:  # 101 Switching Protocols: nothing this client speaks
@@ -342,40 +335,37 @@ async def _read_answer(
     return Answer(status, headers, body.finish()), keep
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    """One line of the answer's head (or a chunk's size), at most the stream's limit (64 KiB) long."""
+async def _head(reader: asyncio.StreamReader) -> bytes:
+    """The status line and headers, up to the blank line: at most the stream's limit (64 KiB) in all."""
     try:
-        return await reader.readline()
-    except ValueError:  # the stream's LimitOverrunError, as readline raises it
-        raise MalformedAnswer(f"a line of the answer's head is longer than {READ_CHUNK_BYTES} bytes") from None
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise MalformedAnswer(f"the answer's head is longer than {MAX_HEAD_BYTES} bytes") from None
 
 
-def _parse_status_line(line: bytes) -> tuple[str, int]:
-    if not line:
-        raise asyncio.IncompleteReadError(b"", None)
-    parts = line.split(None, 2)
+def _parse_head(head: bytes) -> tuple[str, int, dict[str, str]]:
+    """(HTTP version, status, headers) of a head that ends with its blank line."""
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-        raise MalformedAnswer(f"not an HTTP/1.x status line: {line[:60]!r}")
-    return parts[0].decode("ascii"), int(parts[1])
-
-
-async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
+        raise MalformedAnswer(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
+    if len(lines) > MAX_HEADER_LINES:
+        raise MalformedAnswer(f"the answer's head is longer than {MAX_HEADER_LINES} lines")
     headers: dict[str, str] = {}
-    size = 0
-    for _ in range(MAX_HEADER_LINES):
-        line = await _line(reader)
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line.endswith(b"\n"):
-            raise asyncio.IncompleteReadError(line, None)
-        size += len(line)
-        if size > MAX_HEAD_BYTES:
-            break
+    for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not name.strip() or name != name.strip():
             raise MalformedAnswer(f"not a header line: {line[:60]!r}")
         headers[name.decode("latin-1").lower()] = value.strip().decode("latin-1")
-    raise MalformedAnswer(f"the answer's head is longer than {MAX_HEADER_LINES} lines or {MAX_HEAD_BYTES} bytes")
+    return parts[0].decode("ascii"), int(parts[1]), headers
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    """One line of a chunked body's framing, at most the stream's limit (64 KiB) long."""
+    try:
+        return await reader.readline()
+    except ValueError:  # the stream's LimitOverrunError, as readline raises it
+        raise MalformedAnswer(f"a chunk's framing line is longer than {READ_CHUNK_BYTES} bytes") from None
 
 
 class _Body:
@@ -460,8 +450,10 @@ async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
         except ValueError:
             raise MalformedAnswer(f"not a chunk size line: {line[:40]!r}") from None
         if size == 0:
-            await _read_headers(reader)  # trailers, if any: read and dropped
-            return
+            for _ in range(MAX_HEADER_LINES):  # trailers, if any: read and dropped
+                if await _line(reader) in (b"\r\n", b"\n", b""):
+                    return
+            raise MalformedAnswer(f"more than {MAX_HEADER_LINES} trailer lines")
         await _read_exactly(reader, size, body)
         if await _line(reader) not in (b"\r\n", b"\n"):
             raise MalformedAnswer("a chunk does not end with a line break")
