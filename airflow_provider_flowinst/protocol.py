@@ -141,7 +141,19 @@ class Sleep:
     seconds: float
 
 
-Operation = Generator[HttpRequest | Sleep, HttpResponse, T]
+@dataclass(frozen=True)
+class Together:
+    """An operation asks for several operations at once (the pages of a listing it knows it must read) and is
+    resumed with their results, in order, as if it had run each with ``yield from``: the first failure, in
+    that order, is thrown into it instead. The async transport runs them side by side, the sync one in turn.
+
+    ``results = yield Together((page(2), page(3)))``: every one is sent, so ask only for what is needed.
+    """
+
+    operations: tuple[Generator[Any, Any, Any], ...]
+
+
+Operation = Generator[HttpRequest | Sleep | Together, HttpResponse, T]
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from airflow_provider_flowinst.protocol import (
     Operation,
     Sleep,
     Throttling,
+    Together,
     Token,
     retry_after_header,
     snippet,
@@ -531,7 +532,17 @@ class _Exclusive:
         self.steps = steps
 
 
-_Effect = _Exchange | _Exclusive | Sleep
+class _Together:
+    """An effect: drive each of ``steps`` (an operation's ``Together``) and answer with their results, in order,
+    or throw in the first failure."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: tuple[_Steps[Any], ...]) -> None:
+        self.steps = steps
+
+
+_Effect = _Exchange | _Exclusive | _Together | Sleep
 #: What ``_Calls`` yields (each effect, answered by the executor) and returns.
 _Steps = Generator[_Effect, Any, T]
 
@@ -579,7 +590,7 @@ class _Calls:
     again where a call may have acted), one login per credential at a time, a refused token renewed and the
     call sent once more, every answer judged (``_classify``) before the operation reads it.
 
-    ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``); an executor carries out
+    ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``, ``_Together``); an executor carries out
     each and sends back its result, or throws its error in.
     """
 
@@ -600,13 +611,19 @@ class _Calls:
         except StopIteration as done:  # an operation that needed no request at all
             return done.value  # type: ignore[no-any-return]
         while True:
-            response = None
+            response: Any = None
+            failure: Exception | None = None
             if isinstance(step, Sleep):
                 yield step
+            elif isinstance(step, Together):
+                try:
+                    response = yield _Together(tuple(self.run(part) for part in step.operations))
+                except Exception as exc:  # where ``yield from`` each would have raised it
+                    failure = exc
             else:
                 response = yield from self.send(step)
-            try:
-                step = next(operation) if response is None else operation.send(response)
+            try:  # send(None) is next()
+                step = operation.send(response) if failure is None else operation.throw(failure)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
@@ -725,6 +742,7 @@ class SyncTransport:
             _Exchange: self._exchange,
             Sleep: self._sleep,
             _Exclusive: self._exclusive,
+            _Together: self._together,
         }
         self._verify = trust_store(settings.verify)  # read once: the environment as the hook was set up
 
@@ -743,6 +761,9 @@ class SyncTransport:
         while not isinstance(effect, _Done):
             effect = _resume(steps, *_answer(self._carry_out[type(effect)], effect))
         return effect.value  # type: ignore[no-any-return]
+
+    def _together(self, effect: _Together) -> list[Any]:
+        return [self._drive(steps) for steps in effect.steps]  # in turn: this path waits on each anyway
 
     def _exclusive(self, effect: _Exclusive) -> Token | None:
         with TOKENS.sync_lock(effect.key):
@@ -875,6 +896,7 @@ class AsyncTransport:
             _Exchange: self._exchange,
             Sleep: self._sleep,
             _Exclusive: self._exclusive,
+            _Together: self._together,
         }
         self._ssl = ssl_context(settings.verify)  # read once: the environment as the hook was set up
         self._proxies: dict[str, str | None] = {}  # by origin
@@ -914,6 +936,14 @@ class AsyncTransport:
     async def _exclusive(self, effect: _Exclusive) -> Token | None:
         async with TOKENS.async_lock(effect.key):
             return await self._drive(effect.steps)
+
+    async def _together(self, effect: _Together) -> list[Any]:
+        """Side by side; every part runs to its end (none is left half done), then the first failure is raised."""
+        outcomes = await asyncio.gather(*(self._drive(steps) for steps in effect.steps), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes
 
     async def _sleep(self, effect: Sleep) -> None:
         await asyncio.sleep(max(0.0, effect.seconds))

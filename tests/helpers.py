@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from airflow_provider_flowinst.hooks.base import FlowPlatformHook
 from airflow_provider_flowinst.models import FlowInstance, FlowState
-from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep
+from airflow_provider_flowinst.protocol import HttpRequest, HttpResponse, Sleep, Together
 
 T = TypeVar("T")
 H = TypeVar("H", bound=FlowPlatformHook[Any])
@@ -146,31 +146,65 @@ def quick_retry_connection(monkeypatch: Any, url: str, base: str = "enos_batch_d
 
 
 def drive(operation: Any, *responses: Any) -> tuple[list[Any], Any]:
-    """Drive a platform operation by hand: what it yielded (requests, sleeps) and what it returned."""
-    steps = [next(operation)]
-    for response in responses:
+    """Drive a platform operation by hand: what it yielded (requests, sleeps; for a ``Together``, its parts'
+    requests, its parts driven one after another) and what it returned."""
+    steps: list[Any] = []
+    given = iter(responses)
+
+    def run(current: Any) -> Any:
         try:
-            steps.append(operation.send(response))
+            step = next(current)
         except StopIteration as done:
-            return steps, done.value
-    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
+            return done.value
+        while True:
+            if isinstance(step, Together):
+                reply = [run(part) for part in step.operations]
+            else:
+                steps.append(step)
+                reply = next(given, given)
+                if reply is given:
+                    raise AssertionError(f"the operation wanted more than {len(responses)} responses")
+            try:
+                step = current.send(reply)
+            except StopIteration as done:
+                return done.value
+
+    return steps, run(operation)
 
 
 def drive_to_end(operation: Generator[Any, Any, Any], answers: list[HttpResponse], limit: int = 200) -> Any:
-    """Run an operation as the transport does, answering its requests in turn (the last answer repeats) and
-    its pauses at once; what it returned."""
-    step = next(operation)
-    for index in range(limit):
-        if isinstance(step, Sleep):
-            reply = None
-        else:
-            assert isinstance(step, HttpRequest)
-            reply = answers[min(index, len(answers) - 1)]
+    """Run an operation as the sync transport does, answering its requests in turn (the last answer repeats),
+    its pauses at once and the operations it asks for ``Together`` one after another; what it returned."""
+    steps = iter(range(limit))
+
+    def drive(current: Generator[Any, Any, Any]) -> Any:
         try:
-            step = next(operation) if reply is None else operation.send(reply)
+            step = next(current)
         except StopIteration as done:
             return done.value
-    raise AssertionError("the operation never ended")
+        while True:
+            reply: Any = None
+            failure: Exception | None = None
+            # A pause takes its turn in ``answers`` as a request does (a Together's parts take theirs).
+            index = -1 if isinstance(step, Together) else next(steps, None)
+            if index is None:
+                raise AssertionError("the operation never ended")
+            if isinstance(step, Together):
+                try:
+                    reply = [drive(part) for part in step.operations]
+                except AssertionError:
+                    raise
+                except Exception as exc:  # into the operation, where ``yield from`` would have raised it
+                    failure = exc
+            elif not isinstance(step, Sleep):
+                assert isinstance(step, HttpRequest)
+                reply = answers[min(index, len(answers) - 1)]
+            try:  # send(None) is next()
+                step = current.send(reply) if failure is None else current.throw(failure)
+            except StopIteration as done:
+                return done.value
+
+    return drive(operation)
 
 
 def answer(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
@@ -245,3 +279,78 @@ def instance_reaching(
 
     wanted = ", ".join(state.value for state in states) or "an end state"
     return wait_for(reached, timeout, f"{instance_id} to reach {wanted}")
+
+
+# -- a socket server scripted per test -------------------------------------------------------------------
+
+#: What a scripted server does with the n-th request (counted over all connections) on its connection's
+#: m-th request: the bytes to answer, or None to close the connection without an answer.
+Script = Callable[[int, int, bytes], bytes | None]
+
+
+def scripted_answer(body: bytes = b'{"ok": true}', *, status: str = "200 OK", headers: str = "") -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+
+
+class ScriptedServer:
+    """A socket server that reads each request's head and body and answers as its script says: the ways a
+    platform's proxy or load balancer may answer (``tests/test_http1.py``)."""
+
+    def __init__(self, script: Script, *, delay: float = 0.0, close_after: bool = False) -> None:
+        self.script = script
+        self.delay = delay
+        self.close_after = close_after
+        self.requests: list[bytes] = []
+        self.events: list[str] = []  # "request n" as each arrives, "answer n" as each is sent
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.closed_by_client = 0
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> ScriptedServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        on_this_connection = 0
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                on_this_connection += 1
+                self.events.append(f"request {len(self.requests)}")
+                number = len(self.requests)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                reply = self.script(number, on_this_connection, request)
+                if reply is None:
+                    break
+                writer.write(reply)
+                self.events.append(f"answer {number}")
+                await writer.drain()
+                if self.close_after:
+                    break
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                self.closed_by_client += 1
+        finally:
+            self.open -= 1
+            writer.close()

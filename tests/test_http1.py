@@ -10,79 +10,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from airflow_provider_flowinst import http1
-from tests.helpers import eventually
-
-#: What a scripted server does with the n-th request (counted over all connections) on its connection's
-#: m-th request: the bytes to answer, or None to close the connection without an answer.
-Script = Callable[[int, int, bytes], bytes | None]
-
-
-def answer(body: bytes = b'{"ok": true}', *, status: str = "200 OK", headers: str = "") -> bytes:
-    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
-
-
-class ScriptedServer:
-    """A socket server that reads each request's head and body and answers as its script says."""
-
-    def __init__(self, script: Script, *, delay: float = 0.0, close_after: bool = False) -> None:
-        self.script = script
-        self.delay = delay
-        self.close_after = close_after
-        self.requests: list[bytes] = []
-        self.connections = 0
-        self.open = 0
-        self.most_open = 0
-        self.closed_by_client = 0
-        self.server: asyncio.Server | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open += 1
-        self.most_open = max(self.most_open, self.open)
-        on_this_connection = 0
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = next(
-                    (
-                        int(line.split(b":")[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length")
-                    ),
-                    0,
-                )
-                request = head + await reader.readexactly(length)
-                self.requests.append(request)
-                on_this_connection += 1
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                reply = self.script(len(self.requests), on_this_connection, request)
-                if reply is None:
-                    break
-                writer.write(reply)
-                await writer.drain()
-                if self.close_after:
-                    break
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                self.closed_by_client += 1
-        finally:
-            self.open -= 1
-            writer.close()
+from tests.helpers import ScriptedServer, eventually
+from tests.helpers import scripted_answer as answer
 
 
 async def get(server: ScriptedServer, path: str = "/flows/1", *, max_body: int = 1 << 20, **kwargs) -> http1.Answer:

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import tracemalloc
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -18,10 +19,31 @@ from airflow_provider_flowinst import http1
 from airflow_provider_flowinst.errors import FlowInstanceNotFound, FlowPlatformError
 from airflow_provider_flowinst.hooks import get_hook
 from airflow_provider_flowinst.hooks.enos_batch import EnOSBatchHook
-from airflow_provider_flowinst.protocol import HttpResponse, Token
-from airflow_provider_flowinst.transport import TokenCache, close_shared_session, retry_after_seconds
+from airflow_provider_flowinst.protocol import (
+    AuthenticatorDefaults,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Together,
+    Token,
+)
+from airflow_provider_flowinst.transport import (
+    AsyncTransport,
+    SyncTransport,
+    TokenCache,
+    TransportSettings,
+    close_shared_session,
+    retry_after_seconds,
+)
 from airflow_provider_flowinst.triggers.flow_instance import FlowInstanceTrigger
-from tests.helpers import emulator_hook, quick_retry_connection, read_instance, wait_for
+from tests.helpers import (
+    ScriptedServer,
+    emulator_hook,
+    quick_retry_connection,
+    read_instance,
+    scripted_answer,
+    wait_for,
+)
 
 
 def enos_hook(emulator, **extra) -> EnOSBatchHook:
@@ -532,3 +554,82 @@ async def test_only_requests_that_may_be_sent_twice_take_the_kept_alive_http1_pa
     assert instance.instance_id == instance_id
     assert any(request.startswith("GET ") and instance_id in request for request in over_http1)
     assert not any("action=trigger" in request for request in over_http1), over_http1
+
+
+# -- Together: operations an operation asks for at once ------------------------------------------------------
+
+
+@dataclass
+class Anonymous(AuthenticatorDefaults):
+    platform: str = "toy"
+    cache_key: str = "anonymous"
+
+    def login(self) -> None:
+        return None
+
+    def secrets(self) -> tuple[str, ...]:
+        return ()
+
+
+def get_body(url: str) -> Operation[bytes]:
+    response = yield HttpRequest("GET", url, call="Read", authenticated=False)
+    if response.status != 200:
+        raise FlowPlatformError("toy", "Read", f"HTTP {response.status}")
+    return response.body
+
+
+def reads_together(server: ScriptedServer) -> Operation[list[bytes]]:
+    bodies = yield Together(tuple(get_body(f"{server.url}/{name}") for name in ("a", "b", "c")))
+    return bodies  # type: ignore[return-value]
+
+
+async def test_operations_asked_for_together_run_side_by_side_on_the_async_path():
+    settings = TransportSettings(platform="toy", auth=Anonymous())
+    async with ScriptedServer(lambda n, m, request: scripted_answer(request.split(b" ")[1]), delay=0.2) as server:
+        try:
+            bodies = await AsyncTransport(settings).run(reads_together(server))
+        finally:
+            await close_shared_session()
+
+    assert bodies == [b"/a", b"/b", b"/c"]  # each its own answer, in the order asked
+    assert server.events[:3] == ["request 1", "request 2", "request 3"]  # all sent before any was answered
+
+
+def test_operations_asked_for_together_run_in_turn_on_the_sync_path():
+    settings = TransportSettings(platform="toy", auth=Anonymous())
+
+    async def serve_and_read() -> tuple[list[bytes], list[str]]:
+        async with ScriptedServer(lambda n, m, request: scripted_answer(request.split(b" ")[1])) as server:
+            bodies = await asyncio.to_thread(SyncTransport(settings).run, reads_together(server))
+        return bodies, server.events
+
+    bodies, events = asyncio.run(serve_and_read())
+
+    assert bodies == [b"/a", b"/b", b"/c"]
+    assert events == ["request 1", "answer 1", "request 2", "answer 2", "request 3", "answer 3"]
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_the_first_failure_of_operations_asked_for_together_reaches_the_operation(path):
+    settings = TransportSettings(platform="toy", auth=Anonymous(), max_retries=0)
+
+    def caught(server: ScriptedServer) -> Operation[str]:
+        try:
+            yield from reads_together(server)
+        except FlowPlatformError as error:
+            return str(error)
+        return "no error"
+
+    async def serve_and_read() -> str:
+        def script(n: int, m: int, request: bytes) -> bytes:
+            return scripted_answer(status="404 Not Found" if b"/b " in request else "200 OK")
+
+        async with ScriptedServer(script) as server:
+            if path == "sync":
+                return await asyncio.to_thread(SyncTransport(settings).run, caught(server))
+            try:
+                return await AsyncTransport(settings).run(caught(server))
+            finally:
+                await close_shared_session()
+
+    assert "Read failed" in asyncio.run(serve_and_read())

@@ -19,7 +19,7 @@ from airflow_provider_flowinst.platforms.enos_batch import (
     split_instance_id,
     zone_from_answer,
 )
-from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt
+from airflow_provider_flowinst.protocol import HttpResponse, StartAttempt, Together
 from tests.helpers import answer, camel_cased
 from tests.helpers import drive as run
 
@@ -345,6 +345,60 @@ def test_count_as_a_total_reads_past_pages_the_server_cut_short_and_remembers_th
         (3, 20),
     ]
     assert client.page_size == 20  # the next listing asks for 20 rows at once
+
+
+def paged(total_rows: int, cap: int, count_is_total: bool):
+    """A search service with ``total_rows`` rows served ``cap`` a page (whatever ``pageSize`` asks)."""
+
+    def serve(request) -> HttpResponse:
+        number = json.loads(request.body)["pagination"]["pageNo"]
+        ids = range((number - 1) * cap, min(number * cap, total_rows))
+        return page(ids, total_rows if count_is_total else None)
+
+    return serve
+
+
+def answered(operation, serve):
+    """What ``operation`` returns with each of its requests answered by ``serve``."""
+    step = next(operation)
+    while True:
+        try:
+            step = operation.send(serve(step))
+        except StopIteration as done:
+            return done.value
+
+
+def groups_of_pages(listing, serve) -> tuple[list[int], list]:
+    """Drive a listing against ``serve``: how many pages it asked for at each step, and what it returned."""
+    groups: list[int] = []
+    step = next(listing)
+    while True:
+        if isinstance(step, Together):
+            groups.append(len(step.operations))
+            reply = [answered(part, serve) for part in step.operations]
+        else:
+            groups.append(1)
+            reply = serve(step)
+        try:
+            step = listing.send(reply)
+        except StopIteration as done:
+            return groups, done.value
+
+
+@pytest.mark.parametrize(
+    ("count_is_total", "rows", "groups"),
+    [
+        (True, 200, [1, 4, 4, 1]),  # 10 pages: the first, then the nine it still needs, four at a time
+        (True, 20, [1, 1]),  # a count equal to the page's length may be either: the empty page after it says
+        (False, 95, [1, 1, 2, 4]),  # no total: as many at once as read so far; two pages past the end
+        (False, 45, [1, 1, 2]),  # as many requests as one page at a time makes: 20 + 20 + 5 + the empty page
+    ],
+)
+def test_once_the_page_size_is_settled_pages_are_asked_for_several_at_once(count_is_total, rows, groups):
+    asked, found = groups_of_pages(fixed_client().search_flow_instances(type=1), paged(rows, 20, count_is_total))
+
+    assert asked == groups
+    assert sorted(int(row["instanceId"]) for row in found) == list(range(rows))
 
 
 def test_count_as_the_pages_length_reads_on_until_an_empty_page():
