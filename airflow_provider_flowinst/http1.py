@@ -13,7 +13,7 @@ is found out only by sending on it, and a request may be resent on a fresh conne
 it twice does no harm.
 
 The caller bounds each attempt as a whole (``asyncio.timeout``); connecting is bounded here by
-``connect_timeout``. Errors: ``ConnectFailed`` (nothing was sent), ``ssl.SSLError`` (TLS refused),
+``connect_timeout``. Errors: ``ConnectFailed`` (nothing was sent), ``TlsFailed`` (the handshake),
 ``BodyTooLarge``, ``DeadlinePassed``, ``MalformedAnswer``, ``Unsendable``, and ``OSError`` or
 ``asyncio.IncompleteReadError`` when the connection broke during the exchange.
 """
@@ -47,6 +47,11 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 
 class ConnectFailed(Exception):
     """The connection could not be made (refused, unresolvable, not set up in time): nothing was sent."""
+
+
+class TlsFailed(Exception):
+    """The TLS handshake failed (most often an unverifiable certificate): its ``ssl.SSLError`` is the cause.
+    A TLS error later, on a connection that was set up, is a broken connection like any other."""
 
 
 class BodyTooLarge(Exception):
@@ -261,8 +266,8 @@ async def _connect(origin: Origin, ssl_context: ssl.SSLContext | bool, timeout: 
             ),
             timeout,
         )
-    except ssl.SSLError:
-        raise
+    except ssl.SSLError as exc:
+        raise TlsFailed(str(exc)) from exc
     except asyncio.TimeoutError as exc:
         raise ConnectFailed(f"no connection within connect_timeout ({timeout:g} s)") from exc
     except OSError as exc:

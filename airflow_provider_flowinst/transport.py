@@ -999,8 +999,8 @@ class AsyncTransport:
             else:
                 async with _timeout(self._attempt_seconds):
                     answer = await exchange
-        except ssl.SSLError as exc:
-            raise tls_error(self.settings, request, exc) from None
+        except http1.TlsFailed as exc:
+            raise tls_error(self.settings, request, exc.__cause__ or exc) from None
         except http1.Unsendable as exc:
             raise _unsendable(self.settings, request, exc) from None
         except http1.BodyTooLarge:

@@ -315,3 +315,70 @@ async def test_no_proxy_is_honoured_on_both_paths(https_emulator, monkeypatch, p
 
     assert (await read_instance(conn_id, INSTANCES["dataworks"], path)).instance_id == INSTANCES["dataworks"]
     assert proxy.seen == []
+
+
+class TlsThenPlainText:
+    """A server that completes the TLS handshake (with the test CA's certificate), reads the request, then
+    answers in plain text: a TLS error on a connection that was set up, as a broken middlebox makes one."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.handshakes = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
+                received, shaken = b"", False
+                try:
+                    while b"\r\n\r\n" not in received:
+                        try:
+                            if not shaken:
+                                tls.do_handshake()
+                                shaken = True
+                                self.handshakes += 1
+                            received += tls.read(65536)
+                        except ssl.SSLWantReadError:
+                            if outgoing.pending:
+                                connection.sendall(outgoing.read())
+                            data = connection.recv(65536)
+                            if not data:
+                                break
+                            incoming.write(data)
+                    if outgoing.pending:
+                        connection.sendall(outgoing.read())
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                except (OSError, ssl.SSLError):
+                    pass  # the client gave up first
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+async def test_a_tls_error_after_the_handshake_is_a_broken_connection_not_a_certificate_error(tmp_path, monkeypatch):
+    # The async path only: requests wraps a TLS error the same whether the handshake failed or a record after it,
+    # so the sync path still reports either as a TLS error.
+    ca, cert, key = issue_certificates(tmp_path)
+    server = TlsThenPlainText(cert, key)
+    spec = emulator_connection_specs(server.url)["enos_batch_default"]
+    spec = {**spec, "extra": {**spec.get("extra", {}), "verify": str(ca), "max_retries": 1, "retry_max_wait": 0.05}}
+    monkeypatch.setenv("AIRFLOW_CONN_ENOS_BATCH_GARBLED", json.dumps(spec))
+    try:
+        with pytest.raises(FlowPlatformError) as error:
+            await read_instance("enos_batch_garbled", INSTANCES["enos_batch"], "async")
+    finally:
+        server.close()
+
+    assert server.handshakes == 2  # the certificate was verified and accepted each time
+    assert "still failing after 2 attempts" in str(error.value)
+    assert error.value.retryable
+    assert "TLS certificates are verified by default" not in str(error.value)
