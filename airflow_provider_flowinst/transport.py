@@ -1,11 +1,11 @@
-"""The only module that touches the network.
+"""The only module that touches the network (with ``http1.py``, the HTTP/1.1 client it sends reads over).
 
 It drives the platforms' sans-I/O operations (see ``protocol.py``) with a sync executor on ``requests``
-and an async one on ``aiohttp``. What they do with an operation (sign each attempt, retry with backoff,
-log in once per credential, renew a refused token, judge every answer) is written once, in ``_Calls``: a
-generator that yields only what needs I/O (send this, sleep this long, hold this login lock while that
-runs). Each executor carries those out, and nothing else. Both share one process-wide token cache and
-one notion of timeouts and TLS settings.
+and an async one on ``http1.py`` (reads) and ``aiohttp`` (the rest). What they do with an operation (sign
+each attempt, retry with backoff, log in once per credential, renew a refused token, judge every answer) is
+written once, in ``_Calls``: a generator that yields only what needs I/O (send this, sleep this long, hold
+this login lock while that runs, run these at once). Each executor carries those out, and nothing else. Both
+share one process-wide token cache and one notion of timeouts and TLS settings.
 """
 
 from __future__ import annotations
@@ -590,8 +590,8 @@ class _Calls:
     again where a call may have acted), one login per credential at a time, a refused token renewed and the
     call sent once more, every answer judged (``_classify``) before the operation reads it.
 
-    ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``, ``_Together``); an executor carries out
-    each and sends back its result, or throws its error in.
+    ``run`` is a generator of effects (``_Exchange``, ``Sleep``, ``_Exclusive``, ``_Together``); an executor
+    carries out each and sends back its result, or throws its error in.
     """
 
     def __init__(self, settings: TransportSettings, seen: SecretsSeen, clock: Clock = SYSTEM) -> None:
@@ -886,7 +886,8 @@ class _Target(NamedTuple):
 
 
 class AsyncTransport:
-    """Runs the same operations on aiohttp without blocking the event loop."""
+    """Runs the same operations without blocking the event loop: over ``http1`` where a request may be sent twice
+    and no proxy is on its way (a poll), over aiohttp otherwise."""
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings

@@ -45,6 +45,7 @@ def test_without_the_entry_point_the_registry_holds_the_four_built_in_platforms(
 SHARED_MODULES = [
     "diagnosis.py",
     "transport.py",
+    "http1.py",
     "protocol.py",
     "batching.py",
     "waits.py",
