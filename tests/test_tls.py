@@ -369,12 +369,10 @@ async def test_a_tls_error_after_the_handshake_is_a_broken_connection_not_a_cert
     # so the sync path still reports either as a TLS error.
     ca, cert, key = issue_certificates(tmp_path)
     server = TlsThenPlainText(cert, key)
-    spec = emulator_connection_specs(server.url)["enos_batch_default"]
-    spec = {**spec, "extra": {**spec.get("extra", {}), "verify": str(ca), "max_retries": 1, "retry_max_wait": 0.05}}
-    monkeypatch.setenv("AIRFLOW_CONN_ENOS_BATCH_GARBLED", json.dumps(spec))
+    conn_id = connect(monkeypatch, server, "enos_batch", verify=str(ca), max_retries=1)
     try:
         with pytest.raises(FlowPlatformError) as error:
-            await read_instance("enos_batch_garbled", INSTANCES["enos_batch"], "async")
+            await read_instance(conn_id, INSTANCES["enos_batch"], "async")
     finally:
         server.close()
 
