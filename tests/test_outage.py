@@ -161,8 +161,10 @@ async def run_for_a_while(trigger: FlowInstanceTrigger, emulator, polls: int) ->
 
 
 async def test_a_trigger_rebuilt_from_serialize_carries_on_to_success(emulator):
+    # 5 s of wall time in all: long enough that a loaded machine sees the original's two polls before it ends
+    # (1.5 s was not: the original had already fired), short enough for the rebuilt trigger to see it end.
     instance_id = emulator.create_enos_batch_instance(
-        "2809", "2809-20350501000000", queued_seconds=5, running_seconds=10
+        "2809", "2809-20350501000000", queued_seconds=10, running_seconds=40
     )
     original = FlowInstanceTrigger(
         conn_id="enos_batch_default", instance_id=instance_id, poke_interval=0.2, end_time=time.time() + 60
